@@ -1,0 +1,18 @@
+// Schemas of the raw compiled kernels (namespace hrops_C). The public,
+// differentiable ops live in the `hrops` namespace and are defined in Python
+// (hrops/ops/); they call these kernels. Backend files add implementations
+// with TORCH_LIBRARY_IMPL(hrops_C, CPU|CUDA, m).
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(hrops_C, m) {
+  m.def("haar_dwt(Tensor x) -> Tensor");
+  m.def("haar_idwt(Tensor low, Tensor high, int out_h, int out_w) -> Tensor");
+}
+
+// An importable, empty Python module: importing hrops._C loads this library
+// and runs the static registrations above (no pybind11 needed).
+extern "C" PyObject* PyInit__C(void) {
+  static PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}

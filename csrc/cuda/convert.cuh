@@ -1,0 +1,36 @@
+// Storage <-> float conversions for CUDA half types. torch's nvcc flags define
+// __CUDA_NO_HALF_CONVERSIONS__, so the generic static_cast in common/haar.h
+// cannot be used for them.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "common/haar.h"
+
+namespace hrops {
+
+template <>
+struct Convert<__half> {
+  template <typename Acc>
+  HROPS_HD static Acc load(__half v) { return static_cast<Acc>(__half2float(v)); }
+  template <typename Acc>
+  HROPS_HD static __half store(Acc v) { return __float2half_rn(static_cast<float>(v)); }
+};
+
+template <>
+struct Convert<__nv_bfloat16> {
+  template <typename Acc>
+  HROPS_HD static Acc load(__nv_bfloat16 v) {
+    return static_cast<Acc>(__bfloat162float(v));
+  }
+  template <typename Acc>
+  HROPS_HD static __nv_bfloat16 store(Acc v) {
+    return __float2bfloat16_rn(static_cast<float>(v));
+  }
+};
+
+// Accumulation type: float for every storage type but double.
+template <typename T> struct AccOf { using type = float; };
+template <> struct AccOf<double> { using type = double; };
+
+}  // namespace hrops

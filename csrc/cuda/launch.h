@@ -1,0 +1,22 @@
+// Raw-pointer launchers implemented in the .cu files. This header is shared by
+// the .cu kernels and the .cpp tensor glue, so it includes no torch headers
+// (torch headers in a .cu cost ~100 s of compile time each).
+#pragma once
+#include <cuda_runtime_api.h>
+#include <cstdint>
+
+namespace hrops {
+
+enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16 };
+
+// x: (N, C, H, W) with strides xs; out: contiguous (N, 4C, ceil(H/2), ceil(W/2)).
+cudaError_t launch_haar_dwt(DType dtype, const void* x, const int64_t xs[4], void* out, int64_t N,
+                            int64_t C, int64_t H, int64_t W, cudaStream_t stream);
+
+// low: (N, C, h, w) strides ls; high: (N, C, 3, h, w) strides hs;
+// out: contiguous (N, C, H, W) with h = ceil(H/2), w = ceil(W/2).
+cudaError_t launch_haar_idwt(DType dtype, const void* low, const int64_t ls[4], const void* high,
+                             const int64_t hs[5], void* out, int64_t N, int64_t C, int64_t H,
+                             int64_t W, cudaStream_t stream);
+
+}  // namespace hrops

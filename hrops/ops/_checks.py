@@ -1,0 +1,24 @@
+"""Argument validation shared by the functional ops: clear ValueErrors that
+name the argument and what was expected, raised before any kernel runs."""
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_tensor(t, name, ndim=None, shape_doc=None):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if ndim is not None and t.dim() != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D tensor of shape {shape_doc}, "
+                         f"got shape {tuple(t.shape)}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be float32, float64, float16 or bfloat16, got {t.dtype}")
+
+
+def check_same_device_dtype(a, a_name, b, b_name):
+    if a.device != b.device:
+        raise ValueError(f"{a_name} and {b_name} must be on the same device, "
+                         f"got {a.device} and {b.device}")
+    if a.dtype != b.dtype:
+        raise ValueError(f"{a_name} and {b_name} must have the same dtype, "
+                         f"got {a.dtype} and {b.dtype}")

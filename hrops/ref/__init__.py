@@ -1,0 +1,6 @@
+"""Pure-PyTorch reference implementations: the oracle every kernel is tested
+against. They follow SEEDS.md's math directly and are never changed to match
+a kernel."""
+from .haar import haar_dwt, haar_idwt
+
+__all__ = ["haar_dwt", "haar_idwt"]
