@@ -10,6 +10,7 @@
 #include "common/haar.h"
 #include "common/tensor_checks.h"
 #include "common/haar_shapes.h"
+#include "cpu/output_alloc.h"
 
 namespace hrops {
 namespace {
@@ -53,7 +54,7 @@ at::Tensor haar_dwt_cpu(const at::Tensor& x) {
   check_dim(x, 4, "x", "(N, C, H, W)");
   check_floating(x, "x");
   const HaarDims d = haar_dims_from_input(x);
-  at::Tensor out = at::empty({d.N, 4 * d.C, d.h, d.w}, x.options());
+  at::Tensor out = empty_output({d.N, 4 * d.C, d.h, d.w}, x.options());
   if (out.numel() == 0) return out;
   const int64_t xs[4] = {x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "haar_dwt_cpu", [&] {
@@ -106,7 +107,7 @@ void idwt_rows(const scalar_t* low, const int64_t* ls, const scalar_t* high, con
 at::Tensor haar_idwt_cpu(const at::Tensor& low, const at::Tensor& high, int64_t out_h,
                          int64_t out_w) {
   const HaarDims d = haar_dims_from_coeffs(low, high, out_h, out_w);
-  at::Tensor out = at::empty({d.N, d.C, d.H, d.W}, low.options());
+  at::Tensor out = empty_output({d.N, d.C, d.H, d.W}, low.options());
   if (out.numel() == 0) return out;
   const int64_t ls[4] = {low.stride(0), low.stride(1), low.stride(2), low.stride(3)};
   const int64_t hs[5] = {high.stride(0), high.stride(1), high.stride(2), high.stride(3),

@@ -1,0 +1,128 @@
+#include "cpu/output_alloc.h"
+
+#include <ATen/EmptyTensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/util/Exception.h>
+#include <sys/mman.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace hrops {
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+bool huge_pages_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("HROPS_THP");
+    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string mode;
+    if (!std::getline(f, mode)) return false;  // no THP on this system
+    return mode.find("[never]") == std::string::npos;
+  }();
+  return enabled;
+}
+
+size_t cache_limit_bytes() {
+  static const size_t limit = [] {
+    const char* env = std::getenv("HROPS_CPU_CACHE_MB");
+    return size_t(env != nullptr ? std::strtoull(env, nullptr, 10) : 1024) << 20;
+  }();
+  return limit;
+}
+
+struct Block {
+  void* ptr;
+  size_t size;  // multiple of kHugePage
+};
+
+// Freed blocks by size. Guarded by mutex_; bytes_ is their total size.
+class BlockCache {
+ public:
+  void* take(size_t size) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.find(size);
+    if (it == free_.end()) return nullptr;
+    void* p = it->second;
+    free_.erase(it);
+    bytes_ -= size;
+    return p;
+  }
+  void give(Block* b) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (bytes_ + b->size <= cache_limit_bytes()) {
+        free_.emplace(b->size, b->ptr);
+        bytes_ += b->size;
+        b->ptr = nullptr;
+      }
+    }
+    std::free(b->ptr);
+    delete b;
+  }
+  int64_t clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& kv : free_) std::free(kv.second);
+    free_.clear();
+    const size_t released = bytes_;
+    bytes_ = 0;
+    return int64_t(released);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  size_t bytes_ = 0;
+};
+
+BlockCache& cache() {
+  static BlockCache* c = new BlockCache();  // leaked: outlives tensors freed at exit
+  return *c;
+}
+
+void release_block(void* ctx) { cache().give(static_cast<Block*>(ctx)); }
+
+class OutputAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t nbytes) override {
+    if (nbytes < kHugePage) return c10::GetDefaultCPUAllocator()->allocate(nbytes);
+    const size_t size = (nbytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = cache().take(size);
+    if (p == nullptr) {
+      if (posix_memalign(&p, kHugePage, size) != 0 || p == nullptr) {
+        TORCH_CHECK_WITH(OutOfMemoryError, false, "hrops: failed to allocate ", nbytes,
+                         " bytes of CPU memory");
+      }
+      if (huge_pages_enabled()) madvise(p, size, MADV_HUGEPAGE);  // advisory
+    }
+    return {p, new Block{p, size}, &release_block, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  void copy_data(void* dest, const void* src, size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+};
+
+}  // namespace
+
+at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  static OutputAllocator allocator;
+  return at::detail::empty_generic(sizes, &allocator, c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                   c10::typeMetaToScalarType(options.dtype()), std::nullopt);
+}
+
+int64_t release_cached_outputs() { return cache().clear(); }
+
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def("release_cached_outputs() -> int", &release_cached_outputs);
+}
+
+}  // namespace hrops
