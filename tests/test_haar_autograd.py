@@ -51,6 +51,7 @@ def test_opcheck(impl, device):
     y = torch.randn(2, 12, 3, 3, device=device)
     low, high = y[:, :3].requires_grad_(), y[:, 3:].unflatten(1, (3, 3)).requires_grad_()
     torch.library.opcheck(torch.ops.hrops.haar_idwt.default, (low, high, 5, 6, impl))
+    torch.library.opcheck(torch.ops.hrops.haar_idwt_packed.default, (y.requires_grad_(), 5, 6, impl))
 
 
 @pytest.mark.compile

@@ -1,11 +1,16 @@
 """Haar DWT/IDWT ops (MobileStyleGAN's packing; SEEDS.md section 1).
 
-Two custom ops carry autograd and fake (meta) implementations:
+Custom ops with autograd and fake (meta) implementations:
   hrops::haar_dwt(x, impl)                        -> packed (N, 4C, h, w)
-  hrops::haar_idwt(low, high, out_h, out_w, impl) -> (N, C, out_h, out_w)
-The transform is orthonormal, so each op's backward is the other op applied
-to the gradient (its adjoint): nothing is saved for backward and double
-backward works. `impl` picks the kernel (see hrops._backends).
+  hrops::haar_idwt_packed(y, out_h, out_w, impl)  -> (N, C, out_h, out_w)
+  hrops::haar_idwt(low, high, out_h, out_w, impl) -> the same from
+      pytorch_wavelets' separate (low, high) layout
+The packed IDWT is its own op so that its gradient is one packed tensor:
+slicing y outside the op would make autograd zero-fill and add two
+full-size gradients. The transform is orthonormal, so each op's backward is
+the other op applied to the gradient (its adjoint): nothing is saved for
+backward and double backward works. `impl` picks the kernel (see
+hrops._backends).
 """
 import importlib
 
@@ -40,6 +45,16 @@ def _(x, impl):
     return x.new_empty((n, 4 * c, (height + 1) // 2, (width + 1) // 2))
 
 
+@torch.library.custom_op("hrops::haar_idwt_packed", mutates_args=())
+def _haar_idwt_packed(y: torch.Tensor, out_h: int, out_w: int, impl: str) -> torch.Tensor:
+    return _kernel(impl, "haar_idwt")(*_split_packed(y), out_h, out_w)
+
+
+@_haar_idwt_packed.register_fake
+def _(y, out_h, out_w, impl):
+    return y.new_empty((y.shape[0], y.shape[1] // 4, out_h, out_w))
+
+
 @torch.library.custom_op("hrops::haar_idwt", mutates_args=())
 def _haar_idwt(low: torch.Tensor, high: torch.Tensor, out_h: int, out_w: int,
                impl: str) -> torch.Tensor:
@@ -58,12 +73,15 @@ def _dwt_setup(ctx, inputs, output):
 
 
 def _dwt_backward(ctx, grad):
-    low, high = _split_packed(grad)
-    return _haar_idwt(low, high, ctx.size[0], ctx.size[1], ctx.impl), None
+    return _haar_idwt_packed(grad, ctx.size[0], ctx.size[1], ctx.impl), None
 
 
 def _idwt_setup(ctx, inputs, output):
-    ctx.impl = inputs[4]
+    ctx.impl = inputs[-1]
+
+
+def _idwt_packed_backward(ctx, grad):
+    return _haar_dwt(grad, ctx.impl), None, None, None
 
 
 def _idwt_backward(ctx, grad):
@@ -72,6 +90,7 @@ def _idwt_backward(ctx, grad):
 
 
 _haar_dwt.register_autograd(_dwt_backward, setup_context=_dwt_setup)
+_haar_idwt_packed.register_autograd(_idwt_packed_backward, setup_context=_idwt_setup)
 _haar_idwt.register_autograd(_idwt_backward, setup_context=_idwt_setup)
 
 
@@ -124,5 +143,8 @@ def haar_idwt(y: torch.Tensor, output_size=None, *, impl: str | None = None) -> 
     check_tensor(y, "y", 4, "(N, 4C, h, w)")
     if y.shape[1] % 4:
         raise ValueError(f"y must have 4C channels (packed LL | LH, HL, HH), got {y.shape[1]}")
-    low, high = _split_packed(y)
-    return haar_idwt_bands(low, high, output_size, impl=impl)
+    out_h, out_w = _output_size(output_size, y.shape[2], y.shape[3])
+    impl = _backends.resolve("haar_idwt", impl, y.device)
+    if impl == "ref":
+        return ref.haar_idwt(*_split_packed(y), out_h, out_w)
+    return _haar_idwt_packed(y, out_h, out_w, impl)

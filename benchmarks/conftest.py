@@ -1,0 +1,85 @@
+"""pytest-benchmark suite setup: thread count, size set, and the
+parametrization of every test_bench_<op>.py over its op's registered cases
+(hrops.bench.cases.CASES[module.OP]): size x device x impl x mode.
+
+Environment:
+  HROPS_BENCH_THREADS     torch.set_num_threads for the whole run (default 1)
+  HROPS_BENCH_QUICK=1|0   the small smoke-test sizes (default: on under
+                          --benchmark-disable, the correctness-only CI run)
+  HROPS_BENCH_NO_COMPILE=1  skip the torch.compile impls
+"""
+import os
+from time import perf_counter
+
+import pytest
+import torch
+
+from hrops.bench import harness
+from hrops.bench.cases import CASES
+
+THREADS = int(os.environ.get("HROPS_BENCH_THREADS", "1"))
+NO_COMPILE = os.environ.get("HROPS_BENCH_NO_COMPILE") == "1"
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SLOW_CALL_S = 0.05  # above this, a fixed number of pedantic rounds instead of calibration
+
+
+def pytest_configure(config):
+    torch.set_num_threads(THREADS)
+
+
+def pytest_generate_tests(metafunc):
+    if "bench_case" not in metafunc.fixturenames:
+        return
+    quick = os.environ.get("HROPS_BENCH_QUICK",
+                           "1" if metafunc.config.getoption("benchmark_disable") else "0") == "1"
+    params = []
+    for case in CASES[metafunc.module.OP](quick=quick):
+        for device in DEVICES:
+            for name, impl in case.impls(torch.device(device), case.dtype).items():
+                marks = [pytest.mark.compile] if impl.compiled else []
+                if impl.fn is None:
+                    marks.append(pytest.mark.skip(reason=impl.why_unavailable))
+                elif impl.compiled and NO_COMPILE:
+                    marks.append(pytest.mark.skip(reason="HROPS_BENCH_NO_COMPILE=1"))
+                for mode in case.modes:
+                    params.append(pytest.param((case, device, name, impl, mode), marks=marks,
+                                               id=f"{case.op}-{case.size}-{device}-{name}-{mode}"))
+    metafunc.parametrize("bench_case", params)
+
+
+_current = {}  # inputs and ref results of the current (case, device, mode)
+
+
+def _prepared(case, device, mode):
+    key = (id(case), device, mode)
+    if key not in _current:
+        _current.clear()
+        inputs = case.make_inputs(torch.device(device), case.dtype)
+        ref = case.impls(torch.device(device), case.dtype)["ref"]
+        _current[key] = inputs, harness.reference(ref, inputs, mode)
+    return _current[key]
+
+
+@pytest.fixture
+def run_case(benchmark):
+    """Checks one (case, device, impl, mode) against ref (a failure fails the
+    test), benchmarks it, and records floor and memory in extra_info."""
+    def run(case, device, name, impl, mode):
+        inputs, expected = _prepared(case, device, mode)
+        bench = harness.Bench(impl, inputs, mode, expected)
+        start = perf_counter()
+        bench()
+        benchmark.group = f"{case.op} {case.size} {device} {mode}"
+        if perf_counter() - start > SLOW_CALL_S:
+            benchmark.pedantic(bench, rounds=5, iterations=1, warmup_rounds=1)
+        else:
+            benchmark(bench)
+        floor = harness.floor_ms(case, mode, torch.device(device))
+        benchmark.extra_info.update(
+            impl=name, threads=THREADS, dtype=str(case.dtype), floor_ms=floor,
+            ideal_bytes=case.ideal_bytes(mode),
+            saved_bytes=harness.saved_bytes(bench) if mode == "fwdbwd" else None,
+            peak_bytes=harness.peak_bytes(bench))
+        if benchmark.stats is not None:  # None under --benchmark-disable
+            benchmark.extra_info["x_floor"] = benchmark.stats.stats.min * 1e3 / floor
+    return run

@@ -1,0 +1,7 @@
+"""Benchmark cases per op family: CASES[name](quick) -> list of harness.Case.
+A new op adds a module here and one line below."""
+from . import haar
+
+CASES = {
+    "haar": haar.cases,
+}

@@ -1,0 +1,350 @@
+"""Op-agnostic benchmark machinery: what a case is, the correctness check
+against ref, timing, the memory-bandwidth floor and memory use.
+
+An op contributes `Case`s (hrops.bench.cases.<op>); the hrops-bench CLI
+(`run` below) and the pytest-benchmark suite (benchmarks/) both measure them
+with the functions here.
+"""
+import ctypes
+import dataclasses
+import gc
+import math
+import statistics
+from collections.abc import Callable
+from time import perf_counter
+
+import torch
+
+MODES = ("fwd", "fwdbwd")
+MIN_RUNS = 3
+MAX_RUNS = 10_000
+
+
+def nbytes(shape, dtype=torch.float32):
+    return math.prod(shape) * dtype.itemsize
+
+
+@dataclasses.dataclass
+class Impl:
+    """One implementation of a case: fn(*inputs) returns the output tensor(s),
+    possibly nested in tuples/lists (a peer's native layout)."""
+    fn: Callable | None
+    why_unavailable: str | None = None
+    # Maps fn's output to ref's layout, differentiably; used by the correctness
+    # check only, so a peer is timed in its own layout.
+    to_ref: Callable | None = None
+    compiled: bool = False  # a torch.compile impl (skipped by --no-compile)
+
+    @classmethod
+    def missing(cls, reason):
+        return cls(None, why_unavailable=reason)
+
+
+def compiled(fn):
+    """Impl running torch.compile(fn), compiled on its first call (10-60 s on a
+    2-core CPU; the correctness check and the warm-up absorb it).
+
+    Dynamo compiles one graph per input shape, requires_grad and thread count
+    (Inductor bakes the OpenMP thread count into CPU code) and silently runs
+    eager past 8 graphs per function, so the first call of each compiled()
+    impl resets Dynamo (torch.compiler.reset): every case starts afresh.
+    """
+    state = {}
+
+    def call(*args):
+        if not state:
+            torch.compiler.reset()
+            state["fn"] = torch.compile(fn, dynamic=False)
+        return state["fn"](*args)
+    return Impl(call, compiled=True)
+
+
+@dataclasses.dataclass
+class Case:
+    """One op at one size."""
+    op: str                  # e.g. "haar_dwt"
+    size: str                # label, e.g. "B2xC32x512^2"
+    make_inputs: Callable    # (device, dtype) -> tuple of input tensors
+    impls: Callable          # (device, dtype) -> {name: Impl}; needs "ref" (the oracle) and "hrops"
+    # Ideal bytes moved: the forward reads each input and writes each output
+    # once; the backward alone reads grad_out and writes grad_in (None: the op
+    # has no backward, so no fwdbwd mode).
+    fwd_bytes: int
+    bwd_bytes: int | None
+    dtype: torch.dtype = torch.float32  # the bytes above are for this dtype
+    flops: int | None = None            # forward FLOPs, where meaningful
+
+    @property
+    def modes(self):
+        return MODES if self.bwd_bytes is not None else ("fwd",)
+
+    def ideal_bytes(self, mode):
+        return self.fwd_bytes + (self.bwd_bytes if mode == "fwdbwd" else 0)
+
+
+class Mismatch(AssertionError):
+    """An implementation disagrees with ref; its numbers must not be reported."""
+
+
+def _flat(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for item in out for t in _flat(item)]
+
+
+def _leaves(inputs, mode):
+    """Leaf views of the inputs; floating ones require grad in fwdbwd mode."""
+    return [t.detach().requires_grad_(mode == "fwdbwd" and t.is_floating_point())
+            for t in inputs]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclasses.dataclass
+class Expected:
+    outputs: list
+    grad_outputs: list | None = None  # random, in ref's layout (fwdbwd)
+    grad_inputs: list | None = None   # what grad_outputs give (fwdbwd)
+
+
+def reference(ref, inputs, mode):
+    """Ref's outputs and, in fwdbwd mode, seeded random output grads and the
+    input grads they produce."""
+    leaves = _leaves(inputs, mode)
+    outs = _flat(ref.fn(*leaves))
+    if mode == "fwd":
+        return Expected([o.detach() for o in outs])
+    gen = torch.Generator(outs[0].device).manual_seed(1)
+    grad_outputs = [torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype)
+                    for o in outs]
+    torch.autograd.backward(outs, grad_outputs)
+    return Expected([o.detach() for o in outs], grad_outputs,
+                    [t.grad for t in leaves if t.requires_grad])
+
+
+def _assert_close(what, got, want):
+    try:
+        torch.testing.assert_close(got, want)
+    except AssertionError as e:
+        raise Mismatch(f"{what} disagree with ref: {e}") from None
+
+
+class Bench:
+    """One impl of one case in one mode, checked against ref on construction
+    (raises Mismatch) and then ready to time: bench() runs one forward (fwd)
+    or forward + backward(grad) (fwdbwd) and waits for the device."""
+
+    def __init__(self, impl, inputs, mode, expected):
+        self.fn = impl.fn
+        self.mode = mode
+        self.leaves = _leaves(inputs, mode)
+        self.device = inputs[0].device
+        out = self.fn(*self.leaves)  # the first call: compiles a compiled impl
+        got = _flat(impl.to_ref(out) if impl.to_ref else out)
+        _assert_close("outputs", got, expected.outputs)
+        self.grads = None
+        if mode == "fwdbwd":
+            torch.autograd.backward(got, expected.grad_outputs)
+            _assert_close("input grads", [t.grad for t in self.leaves if t.requires_grad],
+                          expected.grad_inputs)
+            self.grads = [torch.randn_like(t.detach()) for t in _flat(out)]  # fn's own layout
+
+    def __call__(self):
+        if self.grads is None:
+            self.fn(*self.leaves)
+        else:
+            for t in self.leaves:
+                t.grad = None
+            torch.autograd.backward(_flat(self.fn(*self.leaves)), self.grads)
+        _sync(self.device)
+
+
+def time_call(call, budget_s):
+    """(best ms, median ms, runs) of a synchronizing call(): warm-up for ~10%
+    of the budget (at least one call), then timed runs until budget_s is
+    spent, at least MIN_RUNS of them."""
+    warm_until = perf_counter() + 0.1 * budget_s
+    call()
+    while perf_counter() < warm_until:
+        call()
+    times = []
+    stop = perf_counter() + budget_s
+    while len(times) < MIN_RUNS or (perf_counter() < stop and len(times) < MAX_RUNS):
+        start = perf_counter()
+        call()
+        times.append(perf_counter() - start)
+    return 1e3 * min(times), 1e3 * statistics.median(times), len(times)
+
+
+_bandwidth = {}
+
+
+def copy_bandwidth(device, size):
+    """Bytes/s (read + write) of dst.copy_(src), src of `size` bytes, into a
+    preallocated and already written dst, at the current thread count: the
+    rate at which this device actually streams memory now. Best of ~0.2 s of
+    runs, cached per (device, size, threads)."""
+    key = (str(device), size, torch.get_num_threads())
+    if key not in _bandwidth:
+        src = torch.rand(max(size // 4, 1), device=device)
+        dst = torch.empty_like(src)
+
+        def copy():
+            dst.copy_(src)
+            _sync(device)
+        best_ms, _, _ = time_call(copy, budget_s=0.2)
+        _bandwidth[key] = 2 * src.nbytes / (best_ms * 1e-3)
+    return _bandwidth[key]
+
+
+def floor_ms(case, mode, device):
+    """The case's ideal bytes at copy bandwidth: the practical lower bound for
+    a memory-bound op that reads its inputs and writes its outputs once. The
+    copy moves as many bytes as the forward, so a case that fits in cache
+    gets a cache-speed floor."""
+    return 1e3 * case.ideal_bytes(mode) / copy_bandwidth(device, case.fwd_bytes // 2)
+
+
+def saved_bytes(bench):
+    """Bytes autograd saves for backward in one forward: every saved storage,
+    once, except the inputs' (the caller holds those anyway, so saving them
+    costs nothing)."""
+    skip = {t.untyped_storage().data_ptr() for t in bench.leaves}
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        bench.fn(*bench.leaves)
+    return sum(seen.values())
+
+
+def _proc_status_bytes(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _release_hrops_cache():
+    """Empties hrops' CPU output cache, whose blocks would otherwise serve the
+    call's allocations without raising the high-water mark."""
+    release = getattr(torch.ops.hrops_C, "release_cached_outputs", None)
+    if release is not None:
+        release()
+
+
+def _malloc_trim():
+    """Returns free malloc memory to the OS (glibc), so that reusing it shows
+    in RSS again: glibc raises its mmap threshold up to 32 MiB as big blocks
+    are freed, and then keeps such blocks resident for reuse."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def peak_bytes(bench):
+    """High-water mark of memory during one bench() above what was in use
+    just before it (inputs, and grads cleared), or None where unmeasurable.
+
+    CUDA: the caching allocator's peak allocated bytes. CPU: the process RSS
+    high-water mark (VmHWM, reset by writing 5 to /proc/self/clear_refs),
+    after trimming malloc's free memory; memory freed and reused within the
+    call counts once, as it should, but pages malloc keeps despite the trim
+    (fragments below a page, thread arenas) can hide a little.
+    """
+    for t in bench.leaves:
+        t.grad = None
+    gc.collect()
+    _release_hrops_cache()
+    if bench.device.type == "cuda":
+        _sync(bench.device)
+        before = torch.cuda.memory_allocated(bench.device)
+        torch.cuda.reset_peak_memory_stats(bench.device)
+        bench()
+        return torch.cuda.max_memory_allocated(bench.device) - before
+    _malloc_trim()
+    before = _proc_status_bytes("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    bench()
+    return _proc_status_bytes("VmHWM") - before
+
+
+@dataclasses.dataclass
+class Row:
+    op: str
+    size: str
+    mode: str
+    impl: str
+    device: str
+    dtype: str
+    threads: int
+    best_ms: float
+    median_ms: float
+    runs: int
+    floor_ms: float
+    x_floor: float               # best_ms / floor_ms
+    saved_bytes: int | None      # fwdbwd only
+    peak_bytes: int | None
+    gflop_s: float | None = None       # fwd, when the case gives FLOPs
+    hrops_speedup: float | None = None  # this impl's best / hrops' best (report.add_speedups)
+
+
+@dataclasses.dataclass
+class Skip:
+    op: str
+    size: str
+    device: str
+    mode: str
+    impl: str
+    reason: str
+    failed: bool = False  # wrong results or an error, not merely unavailable
+
+
+def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print):
+    """Measures every available impl of every case: (rows, skips). CUDA runs
+    use only the first thread count, which doesn't change GPU kernels."""
+    rows, skips = [], []
+    for case in cases:
+        dtype = str(case.dtype).removeprefix("torch.")
+        for device in devices:
+            inputs = case.make_inputs(device, case.dtype)
+            impls = case.impls(device, case.dtype)
+            for mode in (m for m in modes if m in case.modes):
+                expected = reference(impls["ref"], inputs, mode)
+                for n_threads in (threads if device.type == "cpu" else threads[:1]):
+                    torch.set_num_threads(n_threads)
+                    floor = floor_ms(case, mode, device)
+                    for name, impl in impls.items():
+                        where = (case.op, case.size, str(device), mode, name)
+                        if impl.fn is None or (impl.compiled and not use_compile):
+                            skips.append(Skip(*where, impl.why_unavailable or "--no-compile"))
+                            continue
+                        try:
+                            bench = Bench(impl, inputs, mode, expected)
+                        except Exception as e:  # Mismatch, or the impl can't run this case
+                            reason = " ".join(f"{type(e).__name__}: {e}".split())
+                            skips.append(Skip(*where, reason, failed=True))
+                            log(f"FAILED {' '.join(where)}: {reason}")
+                            continue
+                        best, median, runs = time_call(bench, budget_s)
+                        rows.append(Row(
+                            case.op, case.size, mode, name, str(device), dtype, n_threads,
+                            best, median, runs, floor, best / floor,
+                            saved_bytes(bench) if mode == "fwdbwd" else None, peak_bytes(bench),
+                            case.flops / (best * 1e6) if case.flops and mode == "fwd" else None))
+                        log(f"{' '.join(where)} threads={n_threads}: best {best:.3f} ms "
+                            f"({best / floor:.2f}x floor), {runs} runs")
+    return rows, skips
