@@ -42,40 +42,82 @@ HROPS_HD void haar_butterfly(Acc p, Acc q, Acc r, Acc s, Acc& o0, Acc& o1, Acc& 
   o3 = Acc(0.5) * (d0 - d1);
 }
 
-// Forward transform of the block whose top-left element is x[0].
-// sh/sw: row/column strides; bottom/right: whether the second row/column
-// exists (false at the last row/column of an odd-sized input).
+// Forward transform of the block whose top-left element is x[0], into
+// o[0..3] = (LL, LH, HL, HH). sh/sw: row/column strides; bottom/right:
+// whether the second row/column exists (false at the last row/column of an
+// odd-sized input).
 template <typename Acc, typename T>
-HROPS_HD void haar_dwt_block(const T* x, int64_t sh, int64_t sw, bool bottom, bool right,
-                             T* ll, T* lh, T* hl, T* hh) {
+HROPS_HD void haar_dwt_values(const T* x, int64_t sh, int64_t sw, bool bottom, bool right,
+                              Acc o[4]) {
   using Cv = Convert<T>;
   const Acc a = Cv::template load<Acc>(x[0]);
   const Acc b = right ? Cv::template load<Acc>(x[sw]) : Acc(0);
   const Acc c = bottom ? Cv::template load<Acc>(x[sh]) : Acc(0);
   const Acc d = (bottom && right) ? Cv::template load<Acc>(x[sh + sw]) : Acc(0);
-  Acc o0, o1, o2, o3;
-  haar_butterfly<Acc>(a, b, c, d, o0, o1, o2, o3);
-  *ll = Cv::template store<Acc>(o0);
-  *lh = Cv::template store<Acc>(o1);
-  *hl = Cv::template store<Acc>(o2);
-  *hh = Cv::template store<Acc>(o3);
+  haar_butterfly<Acc>(a, b, c, d, o[0], o[1], o[2], o[3]);
 }
 
-// Inverse transform of one coefficient quadruple into the block whose
-// top-left element is y[0]; outputs outside an odd-sized (cropped) image are
-// not written.
 template <typename Acc, typename T>
-HROPS_HD void haar_idwt_block(T ll, T lh, T hl, T hh, T* y, int64_t sh, int64_t sw,
-                              bool bottom, bool right) {
+HROPS_HD void haar_dwt_block(const T* x, int64_t sh, int64_t sw, bool bottom, bool right,
+                             T* ll, T* lh, T* hl, T* hh) {
   using Cv = Convert<T>;
-  Acc a, b, c, d;
-  haar_butterfly<Acc>(Cv::template load<Acc>(ll), Cv::template load<Acc>(lh),
-                      Cv::template load<Acc>(hl), Cv::template load<Acc>(hh), a, b, c, d);
+  Acc o[4];
+  haar_dwt_values<Acc>(x, sh, sw, bottom, right, o);
+  *ll = Cv::template store<Acc>(o[0]);
+  *lh = Cv::template store<Acc>(o[1]);
+  *hl = Cv::template store<Acc>(o[2]);
+  *hh = Cv::template store<Acc>(o[3]);
+}
+
+// Inverse transform of the coefficients (LL, LH, HL, HH) = c[0..3] into the
+// block whose top-left element is y[0]; outputs outside an odd-sized
+// (cropped) image are not written.
+template <typename Acc, typename T>
+HROPS_HD void haar_idwt_store(const Acc c[4], T* y, int64_t sh, int64_t sw, bool bottom,
+                              bool right) {
+  using Cv = Convert<T>;
+  Acc a, b, cc, d;
+  haar_butterfly<Acc>(c[0], c[1], c[2], c[3], a, b, cc, d);
   y[0] = Cv::template store<Acc>(a);
   if (right) y[sw] = Cv::template store<Acc>(b);
   if (bottom) {
-    y[sh] = Cv::template store<Acc>(c);
+    y[sh] = Cv::template store<Acc>(cc);
     if (right) y[sh + sw] = Cv::template store<Acc>(d);
+  }
+}
+
+template <typename Acc, typename T>
+HROPS_HD void haar_idwt_block(T ll, T lh, T hl, T hh, T* y, int64_t sh, int64_t sw, bool bottom,
+                              bool right) {
+  using Cv = Convert<T>;
+  const Acc c[4] = {Cv::template load<Acc>(ll), Cv::template load<Acc>(lh),
+                    Cv::template load<Acc>(hl), Cv::template load<Acc>(hh)};
+  haar_idwt_store<Acc>(c, y, sh, sw, bottom, right);
+}
+
+// MobileStyleGAN's modulated IDWT upsampling (SEEDS.md 2.4) of one block:
+// the four coefficients are first scaled by their channels' modulation s[0..3].
+template <typename Acc, typename T>
+HROPS_HD void modulated_idwt_block(T ll, T lh, T hl, T hh, const Acc s[4], T* y, int64_t sh,
+                                   int64_t sw, bool bottom, bool right) {
+  using Cv = Convert<T>;
+  const Acc c[4] = {s[0] * Cv::template load<Acc>(ll), s[1] * Cv::template load<Acc>(lh),
+                    s[2] * Cv::template load<Acc>(hl), s[3] * Cv::template load<Acc>(hh)};
+  haar_idwt_store<Acc>(c, y, sh, sw, bottom, right);
+}
+
+// Its backward for one block: with g = DWT of the output gradient block,
+// grad_x[q] = s[q] * g[q] and the modulation gradient gains x[q] * g[q].
+template <typename Acc, typename T>
+HROPS_HD void modulated_idwt_block_backward(const T* gy, int64_t sh, int64_t sw, bool bottom,
+                                            bool right, const T x[4], const Acc s[4],
+                                            T grad_x[4], Acc grad_s[4]) {
+  using Cv = Convert<T>;
+  Acc g[4];
+  haar_dwt_values<Acc>(gy, sh, sw, bottom, right, g);
+  for (int q = 0; q < 4; ++q) {
+    grad_x[q] = Cv::template store<Acc>(s[q] * g[q]);
+    grad_s[q] += Cv::template load<Acc>(x[q]) * g[q];
   }
 }
 

@@ -10,6 +10,7 @@
 #include "common/haar.h"
 #include "common/tensor_checks.h"
 #include "common/haar_shapes.h"
+#include "cpu/isa.h"
 #include "cpu/output_alloc.h"
 
 namespace hrops {
@@ -72,7 +73,7 @@ at::Tensor haar_dwt_cpu(const at::Tensor& x) {
 }
 
 template <typename scalar_t, bool kUnitW, bool kBottom>
-void idwt_row(const scalar_t* ll, int64_t lsw_arg, const scalar_t* lh, const scalar_t* hl,
+HROPS_INLINE void idwt_row(const scalar_t* ll, int64_t lsw_arg, const scalar_t* lh, const scalar_t* hl,
               const scalar_t* hh, int64_t hsw_arg, scalar_t* y, int64_t W, int64_t w) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t lsw = kUnitW ? 1 : lsw_arg, hsw = kUnitW ? 1 : hsw_arg;
@@ -88,7 +89,7 @@ void idwt_row(const scalar_t* ll, int64_t lsw_arg, const scalar_t* lh, const sca
 }
 
 template <typename scalar_t, bool kUnitW>
-void idwt_rows(const scalar_t* low, const int64_t* ls, const scalar_t* high, const int64_t* hs,
+HROPS_INLINE void idwt_rows(const scalar_t* low, const int64_t* ls, const scalar_t* high, const int64_t* hs,
                const HaarDims& d, scalar_t* out, int64_t begin, int64_t end) {
   for (int64_t r = begin; r < end; ++r) {
     const int64_t i = r % d.h, nc = r / d.h, c = nc % d.C, n = nc / d.C;
@@ -102,6 +103,16 @@ void idwt_rows(const scalar_t* low, const int64_t* ls, const scalar_t* high, con
                                          d.w);
     }
   }
+}
+
+// The unit-stride IDWT loop gains ~25% from AVX2 (the forward loop does not:
+// its stride-2 deinterleave is cheaper with SSE shuffles), so only it is
+// compiled twice (see isa.h).
+template <typename scalar_t>
+HROPS_TARGET_AVX2 void idwt_rows_avx2(const scalar_t* low, const int64_t* ls, const scalar_t* high,
+                                      const int64_t* hs, const HaarDims& d, scalar_t* out,
+                                      int64_t begin, int64_t end) {
+  idwt_rows<scalar_t, true>(low, ls, high, hs, d, out, begin, end);
 }
 
 at::Tensor haar_idwt_cpu(const at::Tensor& low, const at::Tensor& high, int64_t out_h,
@@ -118,7 +129,11 @@ at::Tensor haar_idwt_cpu(const at::Tensor& low, const at::Tensor& high, int64_t 
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, d.N * d.C * d.h, row_grain(4 * d.w), [&](int64_t b, int64_t e) {
       if (ls[3] == 1 && hs[4] == 1) {
-        idwt_rows<scalar_t, true>(lp, ls, hp, hs, d, op, b, e);
+        if (cpu_has_avx2_fma()) {
+          idwt_rows_avx2<scalar_t>(lp, ls, hp, hs, d, op, b, e);
+        } else {
+          idwt_rows<scalar_t, true>(lp, ls, hp, hs, d, op, b, e);
+        }
       } else {
         idwt_rows<scalar_t, false>(lp, ls, hp, hs, d, op, b, e);
       }

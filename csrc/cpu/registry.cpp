@@ -8,6 +8,16 @@
 TORCH_LIBRARY(hrops_C, m) {
   m.def("haar_dwt(Tensor x) -> Tensor");
   m.def("haar_idwt(Tensor low, Tensor high, int out_h, int out_w) -> Tensor");
+  m.def(
+      "modulated_dwconv2d(Tensor x, Tensor modulation, Tensor weight_dw, Tensor weight_pw, "
+      "Tensor? demod, int padding) -> Tensor");
+  m.def(
+      "modulated_dwconv2d_backward(Tensor grad, Tensor x, Tensor modulation, Tensor weight_dw, "
+      "Tensor weight_pw, Tensor? demod, int padding) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("modulated_idwt_upsample(Tensor x, Tensor modulation) -> Tensor");
+  m.def(
+      "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "
+      "(Tensor, Tensor)");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library

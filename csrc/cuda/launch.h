@@ -19,4 +19,18 @@ cudaError_t launch_haar_idwt(DType dtype, const void* low, const int64_t ls[4], 
                              const int64_t hs[5], void* out, int64_t N, int64_t C, int64_t H,
                              int64_t W, cudaStream_t stream);
 
+// x: (N, 4C, h, w) with strides xs; mod: contiguous (N, 4C);
+// out: contiguous (N, C, 2h, 2w).
+cudaError_t launch_modulated_idwt(DType dtype, const void* x, const int64_t xs[4], const void* mod,
+                                  void* out, int64_t N, int64_t C, int64_t h, int64_t w,
+                                  cudaStream_t stream);
+
+// grad: contiguous (N, C, 2h, 2w); x: contiguous (N, 4C, h, w); mod: contiguous
+// (N, 4C). grad_x: contiguous like x; grad_mod: contiguous (N, 4C) in float
+// (double for double inputs).
+cudaError_t launch_modulated_idwt_backward(DType dtype, const void* grad, const void* x,
+                                           const void* mod, void* grad_x, void* grad_mod,
+                                           int64_t N, int64_t C, int64_t h, int64_t w,
+                                           cudaStream_t stream);
+
 }  // namespace hrops

@@ -1,5 +1,7 @@
 """Functional ops: argument checks, implementation choice, custom ops with
 autograd and fake implementations."""
 from .haar import haar_dwt, haar_idwt, haar_idwt_bands
+from .modulated_conv import modulated_dwconv2d, modulated_idwt_upsample
 
-__all__ = ["haar_dwt", "haar_idwt", "haar_idwt_bands"]
+__all__ = ["haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
+           "modulated_idwt_upsample"]

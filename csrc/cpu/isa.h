@@ -1,0 +1,29 @@
+// Runtime ISA dispatch for hot CPU loops without special build flags: the
+// loop is an HROPS_INLINE template, instantiated in one function compiled
+// for AVX2+FMA (HROPS_TARGET_AVX2) and one for baseline x86-64; callers pick
+// with cpu_has_avx2_fma(). (GCC's automatic function multiversioning does
+// not dispatch calls from other translation units, hence the explicit pair.)
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HROPS_X86 1
+#define HROPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define HROPS_X86 0
+#define HROPS_TARGET_AVX2
+#endif
+
+#define HROPS_INLINE inline __attribute__((always_inline))
+
+namespace hrops {
+
+inline bool cpu_has_avx2_fma() {
+#if HROPS_X86
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace hrops

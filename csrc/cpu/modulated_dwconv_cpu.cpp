@@ -1,0 +1,290 @@
+// Fused modulated depthwise-separable convolution (MobileStyleGAN's
+// ModulatedDWConv2d; SEEDS.md section 2.2) on the CPU:
+//   y[n,o] = d[o] * sum_i Wpw[o,i] * (m[n,i] * (Wdw[i] (*) x[n,i]))
+// Forward: per (sample, band of output rows) the depthwise output of every
+// input channel is built in a cache-resident tile and fed to one GEMM with
+// the pointwise weights (demodulation folded in). The (N, Cin, H, W)
+// intermediate is never materialised.
+// Backward recomputes the depthwise tile instead of saving it: phase 1 (per
+// row band) forms the pointwise-weight and modulation gradients and the
+// depthwise-output gradient; phase 2 (per channel) applies the adjoint
+// stencil for the input gradient and reduces the depthwise-weight gradient.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "common/tensor_checks.h"
+#include "cpu/dw_stencil.h"
+#include "cpu/output_alloc.h"
+
+namespace hrops {
+namespace {
+
+struct DwDims {
+  int64_t N, Cin, Cout, H, W, k, p, Ho, Wo;
+};
+
+DwDims check_dwconv_args(const at::Tensor& x, const at::Tensor& mod, const at::Tensor& wdw,
+                         const at::Tensor& wpw, const std::optional<at::Tensor>& demod,
+                         int64_t padding) {
+  check_dim(x, 4, "x", "(N, Cin, H, W)");
+  check_floating(x, "x");
+  check_dim(mod, 2, "modulation", "(N, Cin)");
+  check_dim(wdw, 4, "weight_dw", "(Cin, 1, k, k)");
+  check_dim(wpw, 4, "weight_pw", "(Cout, Cin, 1, 1)");
+  check_same(x, "x", mod, "modulation");
+  check_same(x, "x", wdw, "weight_dw");
+  check_same(x, "x", wpw, "weight_pw");
+  const int64_t N = x.size(0), Cin = x.size(1), k = wdw.size(2), Cout = wpw.size(0);
+  TORCH_CHECK(mod.size(0) == N && mod.size(1) == Cin, "modulation must have shape (N, Cin) = (",
+              N, ", ", Cin, "), got ", mod.sizes());
+  TORCH_CHECK(wdw.size(0) == Cin && wdw.size(1) == 1 && wdw.size(3) == k && k % 2 == 1,
+              "weight_dw must have shape (Cin, 1, k, k) with Cin = ", Cin, " and odd k, got ",
+              wdw.sizes());
+  TORCH_CHECK(wpw.size(1) == Cin && wpw.size(2) == 1 && wpw.size(3) == 1,
+              "weight_pw must have shape (Cout, Cin, 1, 1) with Cin = ", Cin, ", got ", wpw.sizes());
+  if (demod.has_value()) {
+    check_same(x, "x", *demod, "demod");
+    TORCH_CHECK(demod->dim() == 1 && demod->size(0) == Cout, "demod must have shape (Cout,) = (",
+                Cout, ",), got ", demod->sizes());
+  }
+  TORCH_CHECK(padding >= 0, "padding must be >= 0, got ", padding);
+  const int64_t Ho = x.size(2) + 2 * padding - k + 1, Wo = x.size(3) + 2 * padding - k + 1;
+  TORCH_CHECK(Ho >= 0 && Wo >= 0, "input (", x.size(2), ", ", x.size(3),
+              ") is smaller than the kernel ", k, " with padding ", padding);
+  return DwDims{N, Cin, Cout, x.size(2), x.size(3), k, padding, Ho, Wo};
+}
+
+// Output rows per tile: a (channels x tile) buffer of about 1 MiB (fp32), so
+// the tile stays in L2 between the depthwise stage and the GEMM.
+int64_t rows_per_tile(const DwDims& d) {
+  const int64_t pixels = (int64_t(1) << 18) / std::max<int64_t>({d.Cin, d.Cout, 1});
+  return std::clamp<int64_t>(pixels / std::max<int64_t>(d.Wo, 1), 1, std::max<int64_t>(d.Ho, 1));
+}
+
+template <typename A>
+at::Tensor matrix(A* data, int64_t rows, int64_t cols, int64_t ld) {
+  return at::from_blob(data, {rows, cols}, {ld, 1}, at::TensorOptions().dtype(c10::CppTypeToScalarType<A>::value));
+}
+
+// Pointwise weights with the demodulation folded in, in the accumulation type.
+at::Tensor effective_pw(const at::Tensor& wpw, const std::optional<at::Tensor>& demod,
+                        at::ScalarType acc) {
+  at::Tensor pw = wpw.reshape({wpw.size(0), wpw.size(1)}).to(acc);
+  if (demod.has_value()) pw = pw.mul(demod->to(acc).unsqueeze(1));
+  return pw.contiguous();
+}
+
+at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
+                                  const at::Tensor& wdw, const at::Tensor& wpw,
+                                  const std::optional<at::Tensor>& demod, int64_t padding) {
+  const DwDims d = check_dwconv_args(x_in, mod, wdw, wpw, demod, padding);
+  at::Tensor out = empty_output({d.N, d.Cout, d.Ho, d.Wo}, x_in.options());
+  if (out.numel() == 0) return out;
+  if (d.Cin == 0) return out.zero_();
+  const at::Tensor x = x_in.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "modulated_dwconv2d_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    constexpr bool kDirect = std::is_same_v<acc_t, scalar_t>;  // GEMM writes the output itself
+    const auto acc_type = c10::CppTypeToScalarType<acc_t>::value;
+    const at::Tensor pw = effective_pw(wpw, demod, acc_type);
+    const at::Tensor dw = wdw.reshape({d.Cin, d.k * d.k}).to(acc_type).contiguous();
+    const at::Tensor m = mod.to(acc_type).contiguous();
+    const acc_t* dwp = dw.const_data_ptr<acc_t>();
+    const acc_t* mp = m.const_data_ptr<acc_t>();
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    const int64_t R = rows_per_tile(d), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
+    const int64_t plane = d.Ho * d.Wo;
+    at::parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> t(d.Cin * R * d.Wo), tmp_out(kDirect ? 0 : d.Cout * R * d.Wo);
+      std::vector<acc_t> wk(kk), rows((R + d.k - 1) * (d.W + 2 * d.p));
+      for (int64_t tile = begin; tile < end; ++tile) {
+        const int64_t n = tile / tiles_per_n, r0 = (tile % tiles_per_n) * R;
+        const int64_t r1 = std::min(r0 + R, d.Ho), P = (r1 - r0) * d.Wo;
+        for (int64_t i = 0; i < d.Cin; ++i) {
+          const acc_t mi = mp[n * d.Cin + i];
+          for (int64_t q = 0; q < kk; ++q) wk[q] = dwp[i * kk + q] * mi;  // modulation folded in
+          if (i + 1 < d.Cin) {
+            prefetch_rows(xp + (n * d.Cin + i + 1) * d.H * d.W, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1);
+          }
+          pad_rows(rows.data(), xp + (n * d.Cin + i) * d.H * d.W, d.H, d.W, r0 - d.p,
+                   r1 - d.p + d.k - 1, d.p);
+          correlate_rows(t.data() + i * P, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo, wk.data(),
+                         d.k);
+        }
+        const at::Tensor tm = matrix(t.data(), d.Cin, P, P);
+        if constexpr (kDirect) {
+          at::Tensor dst = matrix(op + n * d.Cout * plane + r0 * d.Wo, d.Cout, P, plane);
+          at::mm_out(dst, pw, tm);
+        } else {
+          at::Tensor dst = matrix(tmp_out.data(), d.Cout, P, P);
+          at::mm_out(dst, pw, tm);
+          for (int64_t o = 0; o < d.Cout; ++o) {
+            scalar_t* row = op + (n * d.Cout + o) * plane + r0 * d.Wo;
+            const acc_t* srow = tmp_out.data() + o * P;
+            for (int64_t q = 0; q < P; ++q) row[q] = static_cast<scalar_t>(srow[q]);
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated_dwconv2d_backward_cpu(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& mod, const at::Tensor& wdw,
+    const at::Tensor& wpw, const std::optional<at::Tensor>& demod, int64_t padding) {
+  const DwDims d = check_dwconv_args(x_in, mod, wdw, wpw, demod, padding);
+  check_same(x_in, "x", grad_in, "grad");
+  TORCH_CHECK(grad_in.sizes() == at::IntArrayRef({d.N, d.Cout, d.Ho, d.Wo}),
+              "grad must have the output's shape (", d.N, ", ", d.Cout, ", ", d.Ho, ", ", d.Wo,
+              "), got ", grad_in.sizes());
+  const at::Tensor x = x_in.contiguous(), grad = grad_in.contiguous();
+  const auto acc_type = at::toOpMathType(x.scalar_type());
+  at::Tensor grad_x = empty_output(x.sizes(), x.options());
+  at::Tensor grad_pw_eff = at::zeros({d.Cout, d.Cin}, x.options().dtype(acc_type));
+  at::Tensor grad_mod = at::zeros({d.N, d.Cin}, x.options().dtype(acc_type));
+  at::Tensor grad_dw = at::zeros({d.Cin, d.k * d.k}, x.options().dtype(acc_type));
+  const at::Tensor pw = effective_pw(wpw, demod, acc_type);
+  if (x.numel() > 0 && grad.numel() > 0 && d.Cout > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "modulated_dwconv2d_backward_cpu", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      const at::Tensor dw = wdw.reshape({d.Cin, d.k * d.k}).to(acc_type).contiguous();
+      const at::Tensor m = mod.to(acc_type).contiguous();
+      const at::Tensor pw_t = pw.t();
+      const acc_t* dwp = dw.const_data_ptr<acc_t>();
+      const acc_t* mp = m.const_data_ptr<acc_t>();
+      const scalar_t* xp = x.const_data_ptr<scalar_t>();
+      const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+      const int64_t R = rows_per_tile(d), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
+      const int64_t plane = d.Ho * d.Wo;
+      // Gradient w.r.t. the depthwise output, consumed by phase 2.
+      at::Tensor gu = empty_output({d.N, d.Cin, d.Ho, d.Wo}, x.options().dtype(acc_type));
+      acc_t* gup = gu.mutable_data_ptr<acc_t>();
+      const int nthreads = at::get_num_threads();
+      std::vector<at::Tensor> partial_pw(nthreads), partial_mod(nthreads);
+
+      // Phase 1: per (sample, row band).
+      at::parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
+        const int tid = at::get_thread_num();
+        if (!partial_pw[tid].defined()) {
+          partial_pw[tid] = at::zeros({d.Cout, d.Cin}, pw.options());
+          partial_mod[tid] = at::zeros({d.N, d.Cin}, pw.options());
+        }
+        acc_t* pmod = partial_mod[tid].mutable_data_ptr<acc_t>();
+        std::vector<acc_t> u(d.Cin * R * d.Wo), gt(d.Cin * R * d.Wo), gy(d.Cout * R * d.Wo);
+        std::vector<acc_t> rows((R + d.k - 1) * (d.W + 2 * d.p));
+        for (int64_t tile = begin; tile < end; ++tile) {
+          const int64_t n = tile / tiles_per_n, r0 = (tile % tiles_per_n) * R;
+          const int64_t r1 = std::min(r0 + R, d.Ho), P = (r1 - r0) * d.Wo;
+          for (int64_t i = 0; i < d.Cin; ++i) {
+            if (i + 1 < d.Cin) {
+              prefetch_rows(xp + (n * d.Cin + i + 1) * d.H * d.W, d.H, d.W, r0 - d.p,
+                            r1 - d.p + d.k - 1);
+            }
+            pad_rows(rows.data(), xp + (n * d.Cin + i) * d.H * d.W, d.H, d.W, r0 - d.p,
+                     r1 - d.p + d.k - 1, d.p);
+            correlate_rows(u.data() + i * P, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo,
+                           dwp + i * kk, d.k);
+          }
+          at::Tensor gy_m;
+          if constexpr (std::is_same_v<acc_t, scalar_t>) {
+            // Same type here; the cast only keeps the other instantiation compiling.
+            gy_m = matrix(reinterpret_cast<acc_t*>(const_cast<scalar_t*>(gp)) + n * d.Cout * plane +
+                              r0 * d.Wo,
+                          d.Cout, P, plane);
+          } else {
+            for (int64_t o = 0; o < d.Cout; ++o) {
+              const scalar_t* row = gp + (n * d.Cout + o) * plane + r0 * d.Wo;
+              for (int64_t q = 0; q < P; ++q) gy[o * P + q] = static_cast<acc_t>(row[q]);
+            }
+            gy_m = matrix(gy.data(), d.Cout, P, P);
+          }
+          at::Tensor gt_m = matrix(gt.data(), d.Cin, P, P);
+          at::mm_out(gt_m, pw_t, gy_m);  // gradient of the modulated depthwise output
+          for (int64_t i = 0; i < d.Cin; ++i) {
+            acc_t* ui = u.data() + i * P;
+            const acc_t* gti = gt.data() + i * P;
+            const acc_t mi = mp[n * d.Cin + i];
+            pmod[n * d.Cin + i] += dot(gti, ui, P);
+            acc_t* gui = gup + (n * d.Cin + i) * plane + r0 * d.Wo;
+            for (int64_t q = 0; q < P; ++q) {
+              gui[q] = mi * gti[q];
+              ui[q] *= mi;  // u becomes the modulated depthwise output t
+            }
+          }
+          partial_pw[tid].addmm_(gy_m, matrix(u.data(), d.Cin, P, P).t());
+        }
+      });
+      for (int t = 0; t < nthreads; ++t) {
+        if (partial_pw[t].defined()) {
+          grad_pw_eff += partial_pw[t];
+          grad_mod += partial_mod[t];
+        }
+      }
+
+      // Phase 2: per input channel (owns its depthwise-weight gradient). The
+      // input gradient is the correlation of the padded depthwise-output
+      // gradient with the flipped kernel (padding k - 1 - p).
+      scalar_t* gxp = grad_x.mutable_data_ptr<scalar_t>();
+      acc_t* gdwp = grad_dw.mutable_data_ptr<acc_t>();
+      const int64_t pa = d.k - 1 - d.p;
+      at::parallel_for(0, d.Cin, 1, [&](int64_t begin, int64_t end) {
+        std::vector<acc_t> flipped(kk), gx_rows(R * d.W);
+        std::vector<acc_t> grows((R + d.k - 1) * (d.Wo + 2 * pa)), xrows((R + d.k - 1) * (d.W + 2 * d.p));
+        for (int64_t i = begin; i < end; ++i) {
+          for (int64_t q = 0; q < kk; ++q) flipped[q] = dwp[i * kk + kk - 1 - q];
+          for (int64_t n = 0; n < d.N; ++n) {
+            const acc_t* g = gup + (n * d.Cin + i) * plane;
+            const scalar_t* src = xp + (n * d.Cin + i) * d.H * d.W;
+            scalar_t* gx = gxp + (n * d.Cin + i) * d.H * d.W;
+            for (int64_t y0 = 0; y0 < d.H; y0 += R) {
+              const int64_t y1 = std::min(y0 + R, d.H);
+              pad_rows(grows.data(), g, d.Ho, d.Wo, y0 - pa, y1 - pa + d.k - 1, pa);
+              correlate_rows(gx_rows.data(), grows.data(), d.Wo + 2 * pa, y1 - y0, d.W,
+                             flipped.data(), d.k);
+              for (int64_t q = 0; q < (y1 - y0) * d.W; ++q) {
+                gx[y0 * d.W + q] = static_cast<scalar_t>(gx_rows[q]);
+              }
+            }
+            for (int64_t r0 = 0; r0 < d.Ho; r0 += R) {
+              const int64_t r1 = std::min(r0 + R, d.Ho);
+              pad_rows(xrows.data(), src, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1, d.p);
+              correlate_rows_weight_grad(gdwp + i * kk, g + r0 * d.Wo, xrows.data(),
+                                         d.W + 2 * d.p, r1 - r0, d.Wo, d.k);
+            }
+          }
+        }
+      });
+    });
+  } else {
+    grad_x.zero_();
+  }
+  // y = d[o] * sum_i Wpw[o,i] t[i]: with G = dL/d(d*Wpw), dL/dWpw = d*G and dL/dd[o] = sum_i Wpw[o,i] G[o,i].
+  const at::Tensor wpw2 = wpw.reshape({d.Cout, d.Cin}).to(acc_type);
+  at::Tensor grad_pw = grad_pw_eff;
+  at::Tensor grad_demod;
+  if (demod.has_value()) {
+    grad_pw = grad_pw_eff.mul(demod->to(acc_type).unsqueeze(1));
+    grad_demod = grad_pw_eff.mul(wpw2).sum(1).to(demod->scalar_type());
+  }
+  return {grad_x, grad_mod.to(mod.scalar_type()), grad_dw.view(wdw.sizes()).to(wdw.scalar_type()),
+          grad_pw.view(wpw.sizes()).to(wpw.scalar_type()), grad_demod};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
+  m.impl("modulated_dwconv2d", &modulated_dwconv2d_cpu);
+  m.impl("modulated_dwconv2d_backward", &modulated_dwconv2d_backward_cpu);
+}
+
+}  // namespace hrops

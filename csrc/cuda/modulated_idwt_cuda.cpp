@@ -1,0 +1,56 @@
+// Tensor glue of the modulated IDWT upsampling CUDA kernels.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "common/modulated_idwt_shapes.h"
+#include "cuda/dtype_map.h"
+
+namespace hrops {
+namespace {
+
+at::Tensor modulated_idwt_upsample_cuda(const at::Tensor& x, const at::Tensor& mod_in) {
+  check_modulated_idwt_args(x, mod_in);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t N = x.size(0), C = x.size(1) / 4, h = x.size(2), w = x.size(3);
+  at::Tensor out = at::empty({N, C, 2 * h, 2 * w}, x.options());
+  if (out.numel() == 0) return out;
+  const at::Tensor mod = mod_in.contiguous();
+  const int64_t xs[4] = {x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
+  C10_CUDA_CHECK(launch_modulated_idwt(to_launch_dtype(x.scalar_type()), x.const_data_ptr(), xs,
+                                       mod.const_data_ptr(), out.mutable_data_ptr(), N, C, h, w,
+                                       c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> modulated_idwt_upsample_backward_cuda(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& mod_in) {
+  check_modulated_idwt_args(x_in, mod_in);
+  check_same(x_in, "x", grad_in, "grad");
+  const int64_t N = x_in.size(0), C = x_in.size(1) / 4, h = x_in.size(2), w = x_in.size(3);
+  TORCH_CHECK(grad_in.sizes() == at::IntArrayRef({N, C, 2 * h, 2 * w}),
+              "grad must have the output's shape (", N, ", ", C, ", ", 2 * h, ", ", 2 * w,
+              "), got ", grad_in.sizes());
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(), mod = mod_in.contiguous();
+  const auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor grad_x = at::empty(x.sizes(), x.options());
+  at::Tensor grad_mod = at::zeros(mod.sizes(), mod.options().dtype(acc));
+  C10_CUDA_CHECK(launch_modulated_idwt_backward(
+      to_launch_dtype(x.scalar_type()), grad.const_data_ptr(), x.const_data_ptr(),
+      mod.const_data_ptr(), grad_x.mutable_data_ptr(), grad_mod.mutable_data_ptr(), N, C, h, w,
+      c10::cuda::getCurrentCUDAStream()));
+  return {grad_x, grad_mod.to(mod.scalar_type())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
+  m.impl("modulated_idwt_upsample", &modulated_idwt_upsample_cuda);
+  m.impl("modulated_idwt_upsample_backward", &modulated_idwt_upsample_backward_cuda);
+}
+
+}  // namespace hrops

@@ -1,0 +1,215 @@
+"""MobileStyleGAN's modulated convolutions as custom ops (SEEDS.md 2.2, 2.4).
+
+hrops::modulated_dwconv2d: y = demod * conv1x1(conv_dw(modulation * x)), one
+fused kernel. Backward recomputes the depthwise output instead of saving it:
+only x, the modulation and the weights are saved. Double backward is not
+supported (raises).
+
+hrops::modulated_idwt_upsample: y = haar_idwt(modulation * x) in one pass.
+"""
+import importlib
+
+import torch
+import torch.nn.functional as F
+
+from .. import _backends, ref
+from ._checks import check_same_device_dtype, check_tensor
+
+_DWCONV_IMPLS = ("ref", "cpu", "triton")
+
+# --- modulated depthwise-separable conv ---------------------------------------------------
+
+
+@torch.library.custom_op("hrops::modulated_dwconv2d", mutates_args=())
+def _modulated_dwconv2d(x: torch.Tensor, modulation: torch.Tensor, weight_dw: torch.Tensor,
+                        weight_pw: torch.Tensor, demod: torch.Tensor | None, padding: int,
+                        impl: str) -> torch.Tensor:
+    if impl == "triton":
+        kernels = importlib.import_module("hrops.triton.modulated_dwconv")
+        return kernels.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
+    return torch.ops.hrops_C.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
+
+
+@_modulated_dwconv2d.register_fake
+def _(x, modulation, weight_dw, weight_pw, demod, padding, impl):
+    k = weight_dw.shape[-1]
+    return x.new_empty((x.shape[0], weight_pw.shape[0], x.shape[2] + 2 * padding - k + 1,
+                        x.shape[3] + 2 * padding - k + 1))
+
+
+def _backward_composite(grad, x, modulation, weight_dw, weight_pw, demod, padding):
+    """The backward from ATen ops (cuDNN on a GPU): the Triton path's backward."""
+    cin = x.shape[1]
+    u = F.conv2d(x, weight_dw, padding=padding, groups=cin)  # recomputed, unmodulated
+    m = modulation[:, :, None, None]
+    gy = grad if demod is None else grad * demod.view(1, -1, 1, 1)
+    g_t = F.conv2d(gy, weight_pw.transpose(0, 1))
+    g_eff = torch.einsum("nohw,nihw->oi", grad, u * m)  # dL/d(demod * weight_pw)
+    wpw = weight_pw.view(weight_pw.shape[0], cin)
+    g_wpw = g_eff if demod is None else g_eff * demod[:, None]
+    g_demod = (g_eff * wpw).sum(1) if demod is not None else x.new_empty(0)
+    g_mod = (g_t * u).sum((2, 3))
+    g_u = g_t * m
+    g_x = torch.nn.grad.conv2d_input(x.shape, weight_dw, g_u, padding=padding, groups=cin)
+    g_wdw = torch.nn.grad.conv2d_weight(x, weight_dw.shape, g_u, padding=padding, groups=cin)
+    return g_x, g_mod, g_wdw, g_wpw.view_as(weight_pw), g_demod
+
+
+@torch.library.custom_op("hrops::_modulated_dwconv2d_backward", mutates_args=())
+def _modulated_dwconv2d_backward(
+        grad: torch.Tensor, x: torch.Tensor, modulation: torch.Tensor, weight_dw: torch.Tensor,
+        weight_pw: torch.Tensor, demod: torch.Tensor | None, padding: int, impl: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    if impl == "cpu":
+        grads = torch.ops.hrops_C.modulated_dwconv2d_backward(
+            grad, x, modulation, weight_dw, weight_pw, demod, padding)
+    else:
+        grads = _backward_composite(grad.contiguous(), x, modulation, weight_dw, weight_pw, demod,
+                                    padding)
+    g_x, g_mod, g_wdw, g_wpw, g_demod = grads
+    return g_x, g_mod, g_wdw, g_wpw, (g_demod if g_demod is not None else x.new_empty(0))
+
+
+@_modulated_dwconv2d_backward.register_fake
+def _(grad, x, modulation, weight_dw, weight_pw, demod, padding, impl):
+    g_demod = torch.empty_like(demod) if demod is not None else x.new_empty(0)
+    return (torch.empty_like(x), torch.empty_like(modulation), torch.empty_like(weight_dw),
+            torch.empty_like(weight_pw), g_demod)
+
+
+def _dwconv_setup(ctx, inputs, output):
+    x, modulation, weight_dw, weight_pw, demod, padding, impl = inputs
+    ctx.save_for_backward(x, modulation, weight_dw, weight_pw, demod)
+    ctx.padding, ctx.impl = padding, impl
+
+
+def _dwconv_backward(ctx, grad):
+    x, modulation, weight_dw, weight_pw, demod = ctx.saved_tensors
+    g_x, g_mod, g_wdw, g_wpw, g_demod = _modulated_dwconv2d_backward(
+        grad, x, modulation, weight_dw, weight_pw, demod, ctx.padding, ctx.impl)
+    return g_x, g_mod, g_wdw, g_wpw, (g_demod if demod is not None else None), None, None
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("hrops.modulated_dwconv2d does not support double backward; use "
+                       "impl='ref' where second derivatives are needed")
+
+
+_modulated_dwconv2d.register_autograd(_dwconv_backward, setup_context=_dwconv_setup)
+_modulated_dwconv2d_backward.register_autograd(_no_double_backward,
+                                               setup_context=lambda ctx, inputs, output: None)
+
+
+def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
+    check_tensor(x, "x", 4, "(N, Cin, H, W)")
+    check_tensor(modulation, "modulation", 2, "(N, Cin)")
+    check_tensor(weight_dw, "weight_dw", 4, "(Cin, 1, k, k)")
+    check_tensor(weight_pw, "weight_pw", 4, "(Cout, Cin, 1, 1)")
+    n, cin = x.shape[:2]
+    for name, t in (("modulation", modulation), ("weight_dw", weight_dw), ("weight_pw", weight_pw)):
+        check_same_device_dtype(x, "x", t, name)
+    if tuple(modulation.shape) != (n, cin):
+        raise ValueError(f"modulation must have shape (N, Cin) = {(n, cin)}, got "
+                         f"{tuple(modulation.shape)}")
+    k = weight_dw.shape[-1]
+    if weight_dw.shape[0] != cin or weight_dw.shape[1] != 1 or weight_dw.shape[2] != k or k % 2 == 0:
+        raise ValueError(f"weight_dw must have shape (Cin, 1, k, k) with Cin = {cin} and odd k, "
+                         f"got {tuple(weight_dw.shape)}")
+    if weight_pw.shape[1] != cin or weight_pw.shape[2:] != (1, 1):
+        raise ValueError(f"weight_pw must have shape (Cout, Cin, 1, 1) with Cin = {cin}, got "
+                         f"{tuple(weight_pw.shape)}")
+    if demod is not None:
+        check_tensor(demod, "demod", 1, "(Cout,)")
+        check_same_device_dtype(x, "x", demod, "demod")
+        if demod.shape[0] != weight_pw.shape[0]:
+            raise ValueError(f"demod must have shape (Cout,) = ({weight_pw.shape[0]},), got "
+                             f"{tuple(demod.shape)}")
+    if padding < 0 or x.shape[2] + 2 * padding < k or x.shape[3] + 2 * padding < k:
+        raise ValueError(f"padding {padding} with kernel {k} does not fit input of spatial size "
+                         f"{tuple(x.shape[2:])}")
+
+
+def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=None, *,
+                       impl=None):
+    """MobileStyleGAN's modulated depthwise-separable convolution, fused.
+
+    x (N, Cin, H, W); modulation (N, Cin) multiplies the input channels (the
+    layer passes scale * Linear(style)); weight_dw (Cin, 1, k, k) depthwise,
+    k odd, zero padding (default k // 2); weight_pw (Cout, Cin, 1, 1) or
+    (Cout, Cin) pointwise; demod (Cout,) optional output scale.
+    Returns (N, Cout, H + 2p - k + 1, W + 2p - k + 1).
+    """
+    if isinstance(weight_pw, torch.Tensor) and weight_pw.dim() == 2:
+        weight_pw = weight_pw[:, :, None, None]
+    padding = weight_dw.shape[-1] // 2 if padding is None else int(padding)
+    _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding)
+    impl = _backends.resolve("modulated_dwconv2d", impl, x.device, _DWCONV_IMPLS)
+    if impl == "ref":
+        return ref.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
+    return _modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, impl)
+
+
+# --- modulated IDWT upsampling ------------------------------------------------------------
+
+
+@torch.library.custom_op("hrops::modulated_idwt_upsample", mutates_args=())
+def _modulated_idwt_upsample(x: torch.Tensor, modulation: torch.Tensor, impl: str) -> torch.Tensor:
+    return torch.ops.hrops_C.modulated_idwt_upsample(x, modulation)
+
+
+@_modulated_idwt_upsample.register_fake
+def _(x, modulation, impl):
+    return x.new_empty((x.shape[0], x.shape[1] // 4, 2 * x.shape[2], 2 * x.shape[3]))
+
+
+@torch.library.custom_op("hrops::_modulated_idwt_upsample_backward", mutates_args=())
+def _modulated_idwt_upsample_backward(grad: torch.Tensor, x: torch.Tensor, modulation: torch.Tensor,
+                                      impl: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.ops.hrops_C.modulated_idwt_upsample_backward(grad, x, modulation)
+
+
+@_modulated_idwt_upsample_backward.register_fake
+def _(grad, x, modulation, impl):
+    return torch.empty_like(x), torch.empty_like(modulation)
+
+
+def _idwt_up_setup(ctx, inputs, output):
+    x, modulation, impl = inputs
+    ctx.save_for_backward(x, modulation)
+    ctx.impl = impl
+
+
+def _idwt_up_backward(ctx, grad):
+    x, modulation = ctx.saved_tensors
+    g_x, g_mod = _modulated_idwt_upsample_backward(grad, x, modulation, ctx.impl)
+    return g_x, g_mod, None
+
+
+def _idwt_up_double_backward(ctx, grad_gx, grad_gmod):
+    raise RuntimeError("hrops.modulated_idwt_upsample does not support double backward; use "
+                       "impl='ref' where second derivatives are needed")
+
+
+_modulated_idwt_upsample.register_autograd(_idwt_up_backward, setup_context=_idwt_up_setup)
+_modulated_idwt_upsample_backward.register_autograd(
+    _idwt_up_double_backward, setup_context=lambda ctx, inputs, output: None)
+
+
+def modulated_idwt_upsample(x, modulation, *, impl=None):
+    """MobileStyleGAN's IDWT upsampling: Haar IDWT of modulation * x in one pass.
+
+    x (N, 4C, h, w) packed [LL | LH, HL, HH per channel]; modulation (N, 4C)
+    (the layer passes Linear(style), no scale). Returns (N, C, 2h, 2w).
+    """
+    check_tensor(x, "x", 4, "(N, 4C, h, w)")
+    check_tensor(modulation, "modulation", 2, "(N, 4C)")
+    check_same_device_dtype(x, "x", modulation, "modulation")
+    if x.shape[1] % 4:
+        raise ValueError(f"x must have 4C channels (packed LL | LH, HL, HH), got {x.shape[1]}")
+    if tuple(modulation.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"modulation must have shape (N, 4C) = {tuple(x.shape[:2])}, got "
+                         f"{tuple(modulation.shape)}")
+    impl = _backends.resolve("modulated_idwt_upsample", impl, x.device, ("ref", "cpu", "cuda"))
+    if impl == "ref":
+        return ref.modulated_idwt_upsample(x, modulation)
+    return _modulated_idwt_upsample(x, modulation, impl)

@@ -1,0 +1,25 @@
+"""MobileStyleGAN's modulated convolutions in plain PyTorch (SEEDS.md 2.2, 2.4).
+
+The modulation scales the input activations (not the weights); demodulation
+is a per-output-channel factor that does not depend on the style.
+"""
+import torch
+import torch.nn.functional as F
+
+from .haar import haar_idwt
+
+
+def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=1):
+    """x (N, Cin, H, W), modulation (N, Cin), weight_dw (Cin, 1, k, k),
+    weight_pw (Cout, Cin, 1, 1), demod (Cout,) or None."""
+    y = F.conv2d(x * modulation[:, :, None, None], weight_dw, padding=padding, groups=x.shape[1])
+    y = F.conv2d(y, weight_pw)
+    return y if demod is None else y * demod.view(1, -1, 1, 1)
+
+
+def modulated_idwt_upsample(x, modulation):
+    """x (N, 4C, h, w) packed [LL | LH, HL, HH per channel], modulation (N, 4C)
+    -> Haar IDWT of modulation * x, (N, C, 2h, 2w)."""
+    x = x * modulation[:, :, None, None]
+    c = x.shape[1] // 4
+    return haar_idwt(x[:, :c], x[:, c:].unflatten(1, (c, 3)), 2 * x.shape[2], 2 * x.shape[3])

@@ -1,0 +1,79 @@
+"""Fused modulated depthwise-separable conv forward in Triton.
+
+One program computes a (BLOCK_CO x BLOCK_P) tile of the output of one sample:
+for each block of BLOCK_CI input channels it builds the modulated depthwise
+output tile in registers (k*k masked loads, zero padding) and feeds it to
+tl.dot with the pointwise weights; demodulation is the epilogue. The
+(N, Cin, H, W) intermediate never exists. fp32 uses IEEE-precision dots (no
+TF32), half types use their own tensor-core dots with fp32 accumulation.
+"""
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, out_ptr,
+                sxn, sxc, sxh, sxw, Cin, Cout, H, W, Ho, Wo, pad,
+                K: tl.constexpr, HAS_DEMOD: tl.constexpr, HALF_DOT: tl.constexpr,
+                BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_P: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64)
+    pix = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    co = tl.program_id(2) * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    pix_ok = pix < Ho * Wo
+    co_ok = co < Cout
+    oy = pix // Wo
+    ox = pix % Wo
+    acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
+    for ci0 in range(0, Cin, BLOCK_CI):
+        ci = ci0 + tl.arange(0, BLOCK_CI)
+        ci_ok = ci < Cin
+        t = tl.zeros((BLOCK_CI, BLOCK_P), dtype=tl.float32)
+        for kh in tl.static_range(K):
+            for kw in tl.static_range(K):
+                iy = oy + kh - pad
+                ix = ox + kw - pad
+                ok = pix_ok & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+                src = x_ptr + n * sxn + ci[:, None] * sxc + (iy * sxh + ix * sxw)[None, :]
+                xv = tl.load(src, mask=ci_ok[:, None] & ok[None, :], other=0.0).to(tl.float32)
+                wv = tl.load(wdw_ptr + ci * (K * K) + kh * K + kw, mask=ci_ok, other=0.0)
+                t += wv.to(tl.float32)[:, None] * xv
+        mv = tl.load(m_ptr + n * Cin + ci, mask=ci_ok, other=0.0).to(tl.float32)
+        t = t * mv[:, None]
+        w = tl.load(wpw_ptr + co[:, None] * Cin + ci[None, :], mask=co_ok[:, None] & ci_ok[None, :],
+                    other=0.0).to(tl.float32)
+        if HALF_DOT:  # tensor-core dot in the storage type, fp32 accumulation
+            ty = out_ptr.dtype.element_ty
+            acc += tl.dot(w.to(ty), t.to(ty))
+        else:
+            acc += tl.dot(w, t, input_precision="ieee")
+    if HAS_DEMOD:
+        dv = tl.load(d_ptr + co, mask=co_ok, other=0.0).to(tl.float32)
+        acc = acc * dv[:, None]
+    dst = out_ptr + (n * Cout + co[:, None]) * (Ho * Wo) + pix[None, :]
+    tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=co_ok[:, None] & pix_ok[None, :])
+
+
+def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding):
+    n, cin, height, width = x.shape
+    cout, k = weight_pw.shape[0], weight_dw.shape[-1]
+    ho, wo = height + 2 * padding - k + 1, width + 2 * padding - k + 1
+    out = torch.empty((n, cout, ho, wo), dtype=x.dtype, device=x.device)
+    if out.numel() == 0:
+        return out
+    if x.dtype == torch.float64:
+        raise RuntimeError("modulated_dwconv2d: the Triton kernel supports float32, float16 and "
+                           "bfloat16; use impl='ref' or 'cpu' for float64")
+    m = modulation.contiguous()
+    wdw = weight_dw.reshape(cin, k * k).contiguous()
+    wpw = weight_pw.reshape(cout, cin).contiguous()
+    d = demod.contiguous() if demod is not None else m  # dummy pointer when unused
+    block_co = min(64, max(16, triton.next_power_of_2(cout)))
+    block_ci = min(32, max(16, triton.next_power_of_2(cin)))
+    block_p = 64
+    grid = (n, triton.cdiv(ho * wo, block_p), triton.cdiv(cout, block_co))
+    _fwd_kernel[grid](x, m, wdw, wpw, d, out, *x.stride(), cin, cout, height, width, ho, wo, padding,
+                      K=k, HAS_DEMOD=demod is not None,
+                      HALF_DOT=x.dtype in (torch.float16, torch.bfloat16),
+                      BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_P=block_p)
+    return out
