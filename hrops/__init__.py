@@ -6,8 +6,8 @@ HROPS_IMPL environment variable; see hrops._backends.
 """
 from . import _backends
 from ._backends import build_info
-from .ops import haar_dwt, haar_idwt, haar_idwt_bands, modulated_dwconv2d,
-                  modulated_idwt_upsample
+from .ops import (haar_dwt, haar_idwt, haar_idwt_bands, modulated_dwconv2d,
+                  modulated_idwt_upsample)
 from . import nn
 
 __all__ = ["build_info", "haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
