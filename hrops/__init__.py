@@ -9,7 +9,8 @@ from ._backends import build_info
 from .ops import (haar_dwt, haar_idwt, haar_idwt_bands, modulated_dwconv2d,
                   modulated_idwt_upsample)
 from . import nn
+from .convert import convert
 
-__all__ = ["build_info", "haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
+__all__ = ["build_info", "convert", "haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
            "modulated_idwt_upsample", "nn"]
 __version__ = "0.1.0"

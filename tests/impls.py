@@ -8,12 +8,14 @@ from hrops import _backends
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def kernel_impls():
-    """(impl, device) pairs of every compiled or Triton kernel runnable here,
-    each to be compared against the reference. Unavailable ones are reported
-    as skips, never silently dropped."""
+def kernel_impls(supported=("cpu", "cuda", "triton")):
+    """(impl, device) pairs of every compiled or Triton kernel of an op (its
+    `supported` impls) runnable here, each to be compared against the
+    reference. Unavailable ones are reported as skips, never silently dropped."""
     cases = []
     for impl, device in (("cpu", "cpu"), ("triton", "cpu"), ("cuda", "cuda"), ("triton", "cuda")):
+        if impl not in supported:
+            continue
         reason = None
         if device == "cuda" and not torch.cuda.is_available():
             reason = "needs a CUDA device"

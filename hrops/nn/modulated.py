@@ -1,0 +1,234 @@
+"""MobileStyleGAN's generator layers on hrops ops (SEEDS.md section 2).
+
+Same constructor arguments, parameter and buffer names and shapes as
+MobileStyleGAN's modules (core/models/modules/*.py), so their state_dicts
+load unchanged and the outputs match for the same inputs and noise:
+
+  ModulatedConv2d     weight (Cout, Cin, k, k), modulation (Linear), style_inv
+  ModulatedDWConv2d   weight_dw (Cin, 1, k, k), weight_permute (Cout, Cin, 1, 1),
+                      modulation, style_inv
+  IDWTUpsample        modulation, idwt.{g0_col, g1_col, g0_row, g1_row}
+  NoiseInjection      weight (1,)
+  StyledConv2d        conv.*, noise.weight, bias (1, Cout, 1, 1)
+  MultichannelImage   conv.*, bias (1, Cout, 1, 1)
+  ConstantInput       input (1, C, size, size)
+
+Modulation multiplies the input activations by scale * Linear(style) (the
+Linear is a plain nn.Linear with bias 1). Demodulation depends only on the
+weights and the constant `style_inv` buffer, so for inference it can be
+folded into the weights once: `fuse_demodulation()`.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.modulated_conv import modulated_dwconv2d, modulated_idwt_upsample
+from .wavelets import DWTInverse
+
+
+def _modulation(style_dim, channels):
+    linear = nn.Linear(style_dim, channels, bias=True)
+    linear.bias.data.fill_(1.0)
+    return linear
+
+
+class _Demodulated(nn.Module):
+    """Shared demodulation handling: the factor, and folding it into the
+    weight named `_fold_target` for inference."""
+    _fold_target = ""
+
+    def _init_demodulation(self, channels_in, kernel_size, demodulate):
+        self.demodulate = demodulate
+        if demodulate:
+            self.register_buffer("style_inv", torch.randn(1, 1, channels_in, 1, 1))
+        self.scale = 1.0 / math.sqrt(channels_in * kernel_size ** 2)
+        self.padding = kernel_size // 2
+        self._unfused = None  # the original weight while demodulation is folded in
+
+    def _effective_weight(self):
+        raise NotImplementedError
+
+    def demodulation(self):
+        """d[o] = rsqrt(sum_{i,kh,kw} (scale * style_inv[i] * W_eff[o,i,kh,kw])^2 + 1e-8)."""
+        w = self._effective_weight().unsqueeze(0)
+        return torch.rsqrt((self.scale * self.style_inv * w).pow(2).sum([2, 3, 4]) + 1e-8)[0]
+
+    @property
+    def demodulation_fused(self):
+        return self._unfused is not None
+
+    @torch.no_grad()
+    def fuse_demodulation(self):
+        """Folds the (style-independent) demodulation into the weights, for
+        inference. Undone by train() or unfuse_demodulation(); state_dict()
+        keeps saving the original weights."""
+        if self.training:
+            raise RuntimeError(f"{type(self).__name__}.fuse_demodulation() is for inference: "
+                               "call .eval() first (training updates the unfused weights)")
+        if not self.demodulate or self.demodulation_fused:
+            return self
+        weight = getattr(self, self._fold_target)
+        self._unfused = weight.detach().clone()
+        d = self.demodulation()
+        weight.mul_(d.view(-1, *([1] * (weight.dim() - 1))))
+        return self
+
+    @torch.no_grad()
+    def unfuse_demodulation(self):
+        if self.demodulation_fused:
+            getattr(self, self._fold_target).copy_(self._unfused)
+            self._unfused = None
+        return self
+
+    def train(self, mode=True):
+        if mode:
+            self.unfuse_demodulation()
+        return super().train(mode)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.demodulation_fused:
+            destination[prefix + self._fold_target] = self._unfused.clone()
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._unfused = None  # loaded weights are unfused
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _demod_or_none(self):
+        return self.demodulation() if self.demodulate and not self.demodulation_fused else None
+
+
+class ModulatedConv2d(_Demodulated):
+    """Dense modulated conv (MobileStyleGAN's stem and to_img heads).
+
+    Built on ATen: for 1x1 kernels (the to_img heads) the modulation and
+    demodulation are folded into a per-sample weight and applied with one
+    batched matmul, which avoids writing modulation * x (measured faster than
+    scale-then-conv on CPU; see benchmarks); k x k kernels use conv2d."""
+    _fold_target = "weight"
+
+    def __init__(self, channels_in, channels_out, style_dim, kernel_size, demodulate=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel_size, kernel_size))
+        self.modulation = _modulation(style_dim, channels_in)
+        self._init_demodulation(channels_in, kernel_size, demodulate)
+
+    def _effective_weight(self):
+        return self.weight
+
+    def forward(self, x, style):
+        m = self.scale * self.modulation(style)
+        d = self._demod_or_none()
+        if self.weight.shape[-1] == 1:
+            w = self.weight[:, :, 0, 0]
+            if d is not None:
+                w = w * d[:, None]
+            per_sample = w.unsqueeze(0) * m.unsqueeze(1)  # (N, Cout, Cin)
+            out = torch.bmm(per_sample, x.flatten(2))
+            return out.view(x.shape[0], -1, *x.shape[2:])
+        out = F.conv2d(x * m[:, :, None, None], self.weight, padding=self.padding)
+        return out if d is None else out * d.view(1, -1, 1, 1)
+
+
+class ModulatedDWConv2d(_Demodulated):
+    """Modulated depthwise-separable conv: one fused hrops.modulated_dwconv2d."""
+    _fold_target = "weight_permute"
+
+    def __init__(self, channels_in, channels_out, style_dim, kernel_size, demodulate=True, *,
+                 impl=None):
+        super().__init__()
+        self.weight_dw = nn.Parameter(torch.randn(channels_in, 1, kernel_size, kernel_size))
+        self.weight_permute = nn.Parameter(torch.randn(channels_out, channels_in, 1, 1))
+        self.modulation = _modulation(style_dim, channels_in)
+        self._init_demodulation(channels_in, kernel_size, demodulate)
+        self.impl = impl
+
+    def _effective_weight(self):
+        return self.weight_dw.transpose(0, 1) * self.weight_permute  # (Cout, Cin, k, k)
+
+    def demodulation(self):
+        # The same value as the dense formula, without building (Cout, Cin, k, k):
+        # sum_{i,kh,kw} (s * style_inv_i * Wdw[i,kh,kw] * Wpw[o,i])^2
+        #   = s^2 sum_i style_inv_i^2 ||Wdw[i]||^2 Wpw[o,i]^2.
+        dw_energy = self.weight_dw.pow(2).sum((1, 2, 3)) * self.style_inv.view(-1).pow(2)
+        pw = self.weight_permute[:, :, 0, 0]
+        return torch.rsqrt(self.scale ** 2 * (pw.pow(2) * dw_energy).sum(1) + 1e-8)
+
+    def forward(self, x, style):
+        m = self.scale * self.modulation(style)
+        return modulated_dwconv2d(x, m, self.weight_dw, self.weight_permute, self._demod_or_none(),
+                                  self.padding, impl=self.impl)
+
+
+class IDWTUpsample(nn.Module):
+    """Modulation then Haar IDWT of the packed channels, (N, C, h, w) ->
+    (N, C/4, 2h, 2w), in one hrops.modulated_idwt_upsample pass. (MobileStyleGAN
+    spells it IDWTUpsaplme.)"""
+
+    def __init__(self, channels_in, style_dim, *, impl=None):
+        super().__init__()
+        self.channels = channels_in // 4
+        if self.channels * 4 != channels_in:
+            raise ValueError(f"channels_in must be a multiple of 4, got {channels_in}")
+        self.idwt = DWTInverse(mode="zero", wave="db1")  # its buffers keep state_dict keys
+        self.modulation = _modulation(style_dim, channels_in)
+        self.impl = impl
+
+    def forward(self, x, style):
+        return modulated_idwt_upsample(x, self.modulation(style), impl=self.impl)
+
+
+class NoiseInjection(nn.Module):
+    """image + weight * noise; noise (N or 1, 1, H, W) ~ N(0, 1) when not given."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, image, noise=None):
+        if noise is None:
+            batch, _, height, width = image.shape
+            noise = image.new_empty(batch, 1, height, width).normal_()
+        return image + self.weight * noise
+
+
+class StyledConv2d(nn.Module):
+    """conv -> noise -> + bias -> LeakyReLU(0.2) (no sqrt(2) gain)."""
+
+    def __init__(self, channels_in, channels_out, style_dim, kernel_size, demodulate=True,
+                 conv_module=ModulatedConv2d):
+        super().__init__()
+        self.conv = conv_module(channels_in, channels_out, style_dim, kernel_size,
+                                demodulate=demodulate)
+        self.noise = NoiseInjection()
+        self.bias = nn.Parameter(torch.zeros(1, channels_out, 1, 1))
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, input, style, noise=None):
+        out = self.noise(self.conv(input, style), noise=noise)
+        return self.act(out + self.bias)
+
+
+class MultichannelImage(nn.Module):
+    """1x1 modulated conv without demodulation, plus bias: the 12-channel
+    Haar-packed image head. (MobileStyleGAN spells it MultichannelIamge.)"""
+
+    def __init__(self, channels_in, channels_out, style_dim, kernel_size=1):
+        super().__init__()
+        self.conv = ModulatedConv2d(channels_in, channels_out, style_dim, kernel_size,
+                                    demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, channels_out, 1, 1))
+
+    def forward(self, hidden, style):
+        return self.conv(hidden, style) + self.bias
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channel, size=4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+
+    def forward(self, input):
+        return self.input.repeat(input.shape[0], 1, 1, 1)

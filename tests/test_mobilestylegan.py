@@ -1,0 +1,163 @@
+"""hrops' MobileStyleGAN layers and model against the original modules'
+math (tests/mobilestylegan_original.py) from the same state_dicts."""
+import pytest
+import torch
+
+import hrops
+import hrops.nn as hnn
+import mobilestylegan_original as orig
+from python_models import mobilestylegan as msg
+
+STYLE = 16
+
+
+def _randomize(module, seed=0):
+    """Random parameters and style_inv buffers (the Haar filter buffers stay)."""
+    gen = torch.Generator().manual_seed(seed)
+    tensors = list(module.named_parameters()) + [
+        (n, b) for n, b in module.named_buffers() if n.endswith("style_inv")]
+    with torch.no_grad():
+        for _, t in tensors:
+            t.copy_(torch.randn(t.shape, generator=gen) * 0.5 + (0.5 if t.numel() == 1 else 0))
+    return module
+
+
+def _pair(make_orig, make_hrops, dtype=torch.float64):
+    a = _randomize(make_orig()).to(dtype)
+    b = make_hrops().to(dtype)
+    b.load_state_dict(a.state_dict())  # strict: same names and shapes
+    return a, b
+
+
+LAYERS = {
+    "ModulatedConv2d-3x3": (lambda: orig.ModulatedConv2d(8, 6, STYLE, 3),
+                            lambda: hnn.ModulatedConv2d(8, 6, STYLE, 3), (2, 8, 5, 7)),
+    "ModulatedConv2d-1x1-nodemod": (lambda: orig.ModulatedConv2d(8, 12, STYLE, 1, demodulate=False),
+                                    lambda: hnn.ModulatedConv2d(8, 12, STYLE, 1, demodulate=False),
+                                    (2, 8, 6, 6)),
+    "ModulatedDWConv2d": (lambda: orig.ModulatedDWConv2d(8, 10, STYLE, 3),
+                          lambda: hnn.ModulatedDWConv2d(8, 10, STYLE, 3), (3, 8, 9, 6)),
+    "IDWTUpsample": (lambda: orig.IDWTUpsample(16, STYLE), lambda: hnn.IDWTUpsample(16, STYLE),
+                     (2, 16, 4, 5)),
+    "MultichannelImage": (lambda: orig.MultichannelImage(8, 12, STYLE),
+                          lambda: hnn.MultichannelImage(8, 12, STYLE), (1, 8, 4, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_layer_matches_original(name, dtype):
+    make_orig, make_hrops, shape = LAYERS[name]
+    a, b = _pair(make_orig, make_hrops, dtype)
+    x = torch.randn(shape, dtype=dtype, requires_grad=True)
+    style = torch.randn(shape[0], STYLE, dtype=dtype, requires_grad=True)
+    ya, yb = a(x, style), b(x, style)
+    tol = dict(atol=1e-10, rtol=1e-10) if dtype == torch.float64 else dict(atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(yb, ya, **tol)
+    g = torch.randn_like(ya)
+    ga = torch.autograd.grad(ya, [x, style, *a.parameters()], g)
+    gb = torch.autograd.grad(yb, [x, style, *b.parameters()], g)
+    for u, v in zip(gb, ga):
+        torch.testing.assert_close(u, v, **tol)
+
+
+@pytest.mark.parametrize("conv_module", ["ModulatedConv2d", "ModulatedDWConv2d"])
+def test_styled_conv_matches_original(conv_module):
+    a, b = _pair(lambda: orig.StyledConv2d(8, 8, STYLE, 3, getattr(orig, conv_module)),
+                 lambda: hnn.StyledConv2d(8, 8, STYLE, 3, conv_module=getattr(hnn, conv_module)))
+    x, style = torch.randn(2, 8, 6, 6, dtype=torch.float64), torch.randn(2, STYLE, dtype=torch.float64)
+    noise = torch.randn(1, 6, 6, dtype=torch.float64)  # one map shared by the batch, as MobileStyleGAN
+    torch.testing.assert_close(b(x, style, noise=noise), a(x, style, noise))
+
+
+@pytest.mark.parametrize("layer", ["ModulatedDWConv2d", "ModulatedConv2d"])
+def test_fuse_demodulation(layer):
+    a, b = _pair(lambda: getattr(orig, layer)(8, 10, STYLE, 3),
+                 lambda: getattr(hnn, layer)(8, 10, STYLE, 3), torch.float32)
+    x, style = torch.randn(2, 8, 7, 7), torch.randn(2, STYLE)
+    expected = a(x, style)
+    with pytest.raises(RuntimeError, match="call .eval"):
+        b.fuse_demodulation()
+    b.eval().fuse_demodulation()
+    assert b.demodulation_fused
+    torch.testing.assert_close(b(x, style), expected, atol=1e-5, rtol=1e-5)
+    for k, v in a.state_dict().items():  # state_dict still holds the original weights
+        torch.testing.assert_close(b.state_dict()[k], v, atol=0, rtol=0)
+    b.train()
+    assert not b.demodulation_fused
+    torch.testing.assert_close(b(x, style), expected, atol=1e-5, rtol=1e-5)
+
+
+def _noise(model, seed=0):
+    return model.make_noise(torch.Generator().manual_seed(seed))
+
+
+def test_synthesis_network_matches_original_at_1024():
+    """The full 1024^2 student, W+ input, same noise: same image."""
+    a = _randomize(orig.SynthesisNetwork(512, msg.FFHQ_1024_CHANNELS), seed=1)
+    b = msg.MobileSynthesisNetwork(512)
+    assert a.state_dict().keys() == b.state_dict().keys()
+    b.load_state_dict(a.state_dict())
+    style = torch.randn(1, b.wsize(), 512) * 0.3
+    noise = _noise(b)
+    with torch.no_grad():
+        img = b(style, noise=noise)["img"]
+        img_orig = a(style, noise)
+    assert img.shape == (1, 3, 1024, 1024)
+    torch.testing.assert_close(img, img_orig, atol=1e-4 * img_orig.abs().max().item(), rtol=1e-4)
+
+
+def test_converter_swaps_modules_in_place():
+    a = _randomize(orig.SynthesisNetwork(STYLE, [32, 32, 16]), seed=2).eval()
+    style, noise = torch.randn(2, 3 * 2 + 2, STYLE), _noise(msg.MobileSynthesisNetwork(STYLE, [32, 32, 16]))
+    with torch.no_grad():
+        expected = a(style, noise)
+    report = hrops.convert(a)
+    swapped = {name: old for name, old, _ in report}
+    assert swapped["conv1.conv"] == "ModulatedConv2d"
+    assert swapped["layers.0.conv1.conv"] == "ModulatedDWConv2d"
+    assert swapped["layers.1.up"] == "IDWTUpsample"
+    assert isinstance(a.layers[0].conv2.conv, hnn.ModulatedDWConv2d)
+    with torch.no_grad():
+        got = a(style, noise)
+    torch.testing.assert_close(got, expected, atol=1e-5 * expected.abs().max().item(), rtol=1e-4)
+    assert hrops.convert(a) == []  # nothing left to swap
+
+
+def _lightning_checkpoint(model, path):
+    state = {f"student.{k}": v for k, v in model.student.state_dict().items()}
+    state.update({f"mapping_net.{k}": v for k, v in model.mapping_net.state_dict().items()})
+    state["style_mean"] = model.style_mean.unsqueeze(1).repeat(1, model.student.wsize(), 1)
+    state["synthesis_net.some_teacher_weight"] = torch.zeros(3)  # ignored
+    torch.save({"state_dict": state, "epoch": 3}, path)
+
+
+def test_load_official_checkpoint_layout(tmp_path):
+    src = msg.MobileStyleGAN(style_dim=STYLE, n_mlp=2, channels=[32, 32, 16])
+    _randomize(src, seed=3)
+    path = tmp_path / "mobilestylegan.ckpt"
+    _lightning_checkpoint(src, path)
+    dst = msg.load_checkpoint(msg.MobileStyleGAN(style_dim=STYLE, n_mlp=2, channels=[32, 32, 16]),
+                              path)
+    z = torch.randn(2, STYLE)
+    noise = _noise(src.student)
+    with torch.no_grad():
+        torch.testing.assert_close(dst(z, truncation=0.5, noise=noise),
+                                   src(z, truncation=0.5, noise=noise))
+
+
+def test_checkpoints_are_not_unpickled_by_default(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": object()}, path)
+    with pytest.raises(Exception, match="weights_only"):
+        msg.load_checkpoint(msg.MobileStyleGAN(style_dim=STYLE, n_mlp=1, channels=[32, 16]), path)
+
+
+def test_generate_writes_png(tmp_path):
+    model = msg.MobileStyleGAN(style_dim=STYLE, n_mlp=1, channels=[32, 32, 16]).eval()
+    paths = msg.generate(model, 2, seed=7, out_dir=str(tmp_path), batch=2)
+    assert len(paths) == 2
+    with open(paths[0], "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == 32  # width: 4 * 2^(blocks) * 2 for 2 blocks
