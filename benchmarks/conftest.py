@@ -56,7 +56,7 @@ def _prepared(case, device, mode):
         _current.clear()
         inputs = case.make_inputs(torch.device(device), case.dtype)
         ref = case.impls(torch.device(device), case.dtype)["ref"]
-        _current[key] = inputs, harness.reference(ref, inputs, mode)
+        _current[key] = inputs, harness.reference(ref, inputs, mode, case.tolerance)
     return _current[key]
 
 
@@ -80,6 +80,6 @@ def run_case(benchmark):
             ideal_bytes=case.ideal_bytes(mode),
             saved_bytes=harness.saved_bytes(bench) if mode == "fwdbwd" else None,
             peak_bytes=harness.peak_bytes(bench))
-        if benchmark.stats is not None:  # None under --benchmark-disable
+        if benchmark.stats is not None and floor:  # stats: None under --benchmark-disable
             benchmark.extra_info["x_floor"] = benchmark.stats.stats.min * 1e3 / floor
     return run

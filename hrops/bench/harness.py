@@ -67,18 +67,25 @@ class Case:
     make_inputs: Callable    # (device, dtype) -> tuple of input tensors
     impls: Callable          # (device, dtype) -> {name: Impl}; needs "ref" (the oracle) and "hrops"
     # Ideal bytes moved: the forward reads each input and writes each output
-    # once; the backward alone reads grad_out and writes grad_in (None: the op
-    # has no backward, so no fwdbwd mode).
-    fwd_bytes: int
+    # once (None: no meaningful floor, e.g. a whole model); the backward alone
+    # reads grad_out and writes grad_in (None: the op has no backward, so no
+    # fwdbwd mode).
+    fwd_bytes: int | None
     bwd_bytes: int | None
     dtype: torch.dtype = torch.float32  # the bytes above are for this dtype
     flops: int | None = None            # forward FLOPs, where meaningful
+    # assert_close tolerances of the check against ref (None: torch's defaults).
+    # Reductions over many terms in another order need more than the defaults:
+    # "scaled_atol" gives an atol relative to each reference tensor's max |value|.
+    tolerance: dict | None = None
 
     @property
     def modes(self):
         return MODES if self.bwd_bytes is not None else ("fwd",)
 
     def ideal_bytes(self, mode):
+        if self.fwd_bytes is None:
+            return None
         return self.fwd_bytes + (self.bwd_bytes if mode == "fwdbwd" else 0)
 
 
@@ -108,26 +115,33 @@ class Expected:
     outputs: list
     grad_outputs: list | None = None  # random, in ref's layout (fwdbwd)
     grad_inputs: list | None = None   # what grad_outputs give (fwdbwd)
+    tolerance: dict | None = None     # of the comparison (Case.tolerance)
 
 
-def reference(ref, inputs, mode):
+def reference(ref, inputs, mode, tolerance=None):
     """Ref's outputs and, in fwdbwd mode, seeded random output grads and the
     input grads they produce."""
     leaves = _leaves(inputs, mode)
     outs = _flat(ref.fn(*leaves))
     if mode == "fwd":
-        return Expected([o.detach() for o in outs])
+        return Expected([o.detach() for o in outs], tolerance=tolerance)
     gen = torch.Generator(outs[0].device).manual_seed(1)
     grad_outputs = [torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype)
                     for o in outs]
     torch.autograd.backward(outs, grad_outputs)
     return Expected([o.detach() for o in outs], grad_outputs,
-                    [t.grad for t in leaves if t.requires_grad])
+                    [t.grad for t in leaves if t.requires_grad], tolerance)
 
 
-def _assert_close(what, got, want):
+def _assert_close(what, got, want, tolerance):
+    tol = dict(tolerance or {})
+    scaled = tol.pop("scaled_atol", None)
     try:
-        torch.testing.assert_close(got, want)
+        if scaled is None:
+            torch.testing.assert_close(got, want, **tol)
+        for g, w in zip(got, want) if scaled is not None else ():
+            atol = scaled * w.detach().abs().max().item() if w.numel() else 0.0
+            torch.testing.assert_close(g, w, atol=atol, rtol=tol.get("rtol", 0.0))
     except AssertionError as e:
         raise Mismatch(f"{what} disagree with ref: {e}") from None
 
@@ -144,12 +158,12 @@ class Bench:
         self.device = inputs[0].device
         out = self.fn(*self.leaves)  # the first call: compiles a compiled impl
         got = _flat(impl.to_ref(out) if impl.to_ref else out)
-        _assert_close("outputs", got, expected.outputs)
+        _assert_close("outputs", got, expected.outputs, expected.tolerance)
         self.grads = None
         if mode == "fwdbwd":
             torch.autograd.backward(got, expected.grad_outputs)
             _assert_close("input grads", [t.grad for t in self.leaves if t.requires_grad],
-                          expected.grad_inputs)
+                          expected.grad_inputs, expected.tolerance)
             self.grads = [torch.randn_like(t.detach()) for t in _flat(out)]  # fn's own layout
 
     def __call__(self):
@@ -204,7 +218,9 @@ def floor_ms(case, mode, device):
     """The case's ideal bytes at copy bandwidth: the practical lower bound for
     a memory-bound op that reads its inputs and writes its outputs once. The
     copy moves as many bytes as the forward, so a case that fits in cache
-    gets a cache-speed floor."""
+    gets a cache-speed floor. None for cases without ideal bytes."""
+    if case.fwd_bytes is None:
+        return None
     return 1e3 * case.ideal_bytes(mode) / copy_bandwidth(device, case.fwd_bytes // 2)
 
 
@@ -294,8 +310,8 @@ class Row:
     best_ms: float
     median_ms: float
     runs: int
-    floor_ms: float
-    x_floor: float               # best_ms / floor_ms
+    floor_ms: float | None
+    x_floor: float | None        # best_ms / floor_ms
     saved_bytes: int | None      # fwdbwd only
     peak_bytes: int | None
     gflop_s: float | None = None       # fwd, when the case gives FLOPs
@@ -323,7 +339,7 @@ def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print):
             inputs = case.make_inputs(device, case.dtype)
             impls = case.impls(device, case.dtype)
             for mode in (m for m in modes if m in case.modes):
-                expected = reference(impls["ref"], inputs, mode)
+                expected = reference(impls["ref"], inputs, mode, case.tolerance)
                 for n_threads in (threads if device.type == "cpu" else threads[:1]):
                     torch.set_num_threads(n_threads)
                     floor = floor_ms(case, mode, device)
@@ -342,9 +358,10 @@ def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print):
                         best, median, runs = time_call(bench, budget_s)
                         rows.append(Row(
                             case.op, case.size, mode, name, str(device), dtype, n_threads,
-                            best, median, runs, floor, best / floor,
+                            best, median, runs, floor, best / floor if floor else None,
                             saved_bytes(bench) if mode == "fwdbwd" else None, peak_bytes(bench),
                             case.flops / (best * 1e6) if case.flops and mode == "fwd" else None))
-                        log(f"{' '.join(where)} threads={n_threads}: best {best:.3f} ms "
-                            f"({best / floor:.2f}x floor), {runs} runs")
+                        vs_floor = f" ({best / floor:.2f}x floor)" if floor else ""
+                        log(f"{' '.join(where)} threads={n_threads}: best {best:.3f} ms"
+                            f"{vs_floor}, {runs} runs")
     return rows, skips

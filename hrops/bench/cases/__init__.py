@@ -1,7 +1,8 @@
 """Benchmark cases per op family: CASES[name](quick) -> list of harness.Case.
 A new op adds a module here and one line below."""
-from . import haar
+from . import haar, mobilestylegan
 
 CASES = {
     "haar": haar.cases,
+    "mobilestylegan": mobilestylegan.cases,
 }
