@@ -70,10 +70,13 @@ def write_build_config(with_cuda, archs):
 def extensions():
     debug = os.environ.get("HROPS_DEBUG") == "1"
     opt = ["-O0", "-g"] if debug else ["-O3", "-g0"]
+    # No code here reads floating-point exception flags; without this GCC will
+    # not turn data-dependent selects (activations, masks) into vector blends.
+    cpu_flags = ["-fopenmp", "-fno-trapping-math"]
     include = [os.path.join(HERE, "csrc")]
     exts = [ce.CppExtension(
         "hrops._C", sorted(glob.glob("csrc/cpu/*.cpp")), include_dirs=include,
-        extra_compile_args={"cxx": opt + ["-fopenmp"]}, extra_link_args=["-fopenmp"])]
+        extra_compile_args={"cxx": opt + cpu_flags}, extra_link_args=["-fopenmp"])]
     with_cuda = want_cuda()
     archs = None
     if with_cuda:

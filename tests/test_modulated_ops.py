@@ -65,6 +65,54 @@ def test_dwconv_gradients_match_ref(impl, device, shape):
         torch.testing.assert_close(a.cpu(), b, **TOL[dtype], msg=lambda msg: f"grad {name}: {msg}")
 
 
+def _epilogue(shape, dtype, batched_noise, requires_grad=False):
+    n, _, cout, h, w, k, pad = shape
+    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    gen = torch.Generator().manual_seed(1)
+    bias = torch.randn(cout, generator=gen, dtype=torch.float64).to(dtype)
+    noise = torch.randn(n if batched_noise else 1, 1, ho, wo, generator=gen,
+                        dtype=torch.float64).to(dtype)
+    nw = torch.randn(1, generator=gen, dtype=torch.float64).to(dtype)
+    return [t.requires_grad_(requires_grad) for t in (bias, noise, nw)]
+
+
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+@pytest.mark.parametrize("shape", DW_SHAPES[:3])
+@pytest.mark.parametrize("batched_noise", [False, True])
+def test_dwconv_styled_epilogue_matches_ref(impl, device, shape, batched_noise):
+    """Fused noise + bias + LeakyReLU (StyledConv2d) against the reference,
+    forward and every gradient."""
+    dtype = torch.float32 if impl == "triton" else torch.float64
+    inputs = _dw_inputs(shape, dtype, requires_grad=True)
+    bias, noise, nw = _epilogue(shape, dtype, batched_noise, requires_grad=True)
+    extra = dict(padding=shape[-1], negative_slope=0.2)
+
+    def run(impl_, move):
+        return hrops.modulated_dwconv2d(*[move(t) for t in inputs], bias=move(bias),
+                                        noise=move(noise), noise_weight=move(nw), impl=impl_, **extra)
+    y = run(impl, lambda t: t.to(device))
+    y_ref = run("ref", lambda t: t)
+    torch.testing.assert_close(y.cpu(), y_ref, **TOL[dtype])
+    g = torch.randn(y_ref.shape, dtype=dtype)
+    leaves = [*inputs, bias, noise, nw]
+    for a, b in zip(torch.autograd.grad(y, leaves, g.to(device)), torch.autograd.grad(y_ref, leaves, g)):
+        torch.testing.assert_close(a.cpu(), b, **TOL[dtype])
+
+
+def test_dwconv_epilogue_accepts_mobilestylegan_noise_and_checks_it():
+    x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
+    noise3d, nw = torch.randn(1, 6, 7), torch.randn(1)
+    y = hrops.modulated_dwconv2d(x, m, wdw, wpw, d, noise=noise3d, noise_weight=nw)
+    expected = hrops.modulated_dwconv2d(x, m, wdw, wpw, d, impl="ref") + nw * noise3d
+    torch.testing.assert_close(y, expected)
+    with pytest.raises(ValueError, match=r"noise must have shape \(1 or N, 1, Ho, Wo\)"):
+        hrops.modulated_dwconv2d(x, m, wdw, wpw, d, noise=torch.randn(3, 1, 6, 7), noise_weight=nw)
+    with pytest.raises(ValueError, match="noise needs noise_weight"):
+        hrops.modulated_dwconv2d(x, m, wdw, wpw, d, noise=noise3d)
+    with pytest.raises(ValueError, match="bias must have Cout = 5 elements"):
+        hrops.modulated_dwconv2d(x, m, wdw, wpw, d, bias=torch.randn(4))
+
+
 def test_dwconv_gradcheck_cpu():
     inputs = _dw_inputs((2, 3, 4, 5, 6, 3, 1), requires_grad=True)
     assert torch.autograd.gradcheck(
@@ -72,6 +120,11 @@ def test_dwconv_gradcheck_cpu():
     no_demod = inputs[:4]
     assert torch.autograd.gradcheck(
         lambda *a: hrops.modulated_dwconv2d(*a, padding=2, impl="cpu"), no_demod)
+    bias, noise, nw = _epilogue((2, 3, 4, 5, 6, 3, 1), torch.float64, True, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda *a: hrops.modulated_dwconv2d(*a[:5], padding=1, bias=a[5], noise=a[6],
+                                            noise_weight=a[7], negative_slope=0.2, impl="cpu"),
+        (*inputs, bias, noise, nw))
 
 
 def test_dwconv_double_backward_raises_clearly():
@@ -111,8 +164,14 @@ def test_dwconv_empty_and_opcheck(impl, device):
     empty = hrops.modulated_dwconv2d(x[:0], m[:0], wdw, wpw, d, impl=impl)
     assert empty.shape == (0, 5, 6, 7)
     args = [t.requires_grad_() for t in (x, m, wdw, wpw, d)]
-    torch.library.opcheck(torch.ops.hrops.modulated_dwconv2d.default, (*args, 1, impl))
-    torch.library.opcheck(torch.ops.hrops.modulated_dwconv2d.default, (*args[:4], None, 0, impl))
+    op = torch.ops.hrops.modulated_dwconv2d.default
+    no_epilogue = (None, None, None, None)
+    torch.library.opcheck(op, (*args, 1, *no_epilogue, impl))
+    torch.library.opcheck(op, (*args[:4], None, 0, *no_epilogue, impl))
+    bias = torch.randn(5, device=device, requires_grad=True)
+    noise = torch.randn(1, 1, 6, 7, device=device)
+    nw = torch.randn(1, device=device, requires_grad=True)
+    torch.library.opcheck(op, (*args, 1, bias, noise, nw, 0.2, impl))
 
 
 def test_dwconv_rejects_bad_input():

@@ -20,6 +20,7 @@
 
 #include <vector>
 
+#include "common/styled_epilogue.h"
 #include "common/tensor_checks.h"
 #include "cpu/dw_stencil.h"
 #include "cpu/output_alloc.h"
@@ -82,18 +83,94 @@ at::Tensor effective_pw(const at::Tensor& wpw, const std::optional<at::Tensor>& 
   return pw.contiguous();
 }
 
+// StyledConv2d's epilogue (bias, scaled noise, LeakyReLU), applied to each
+// output tile while it is in cache. Tensors are converted to the
+// accumulation type; noise is (1 or N, 1, Ho, Wo).
+template <typename A>
+struct Epilogue {
+  at::Tensor bias, noise;
+  A noise_weight = 0, slope = 0;
+  bool activate = false;
+
+  bool active() const { return bias.defined() || noise.defined() || activate; }
+
+  // row: output channel o of sample n, tile pixels [q0, q0 + P).
+  void apply(A* row, int64_t n, int64_t o, int64_t q0, int64_t P) const {
+    const A b = bias.defined() ? bias.const_data_ptr<A>()[o] : A(0);
+    if (noise.defined()) {
+      const int64_t plane = noise.size(2) * noise.size(3);
+      const A* nz = noise.const_data_ptr<A>() + (noise.size(0) == 1 ? 0 : n) * plane + q0;
+      if (activate) {
+        loop<true, true>(row, nz, b, P);
+      } else {
+        loop<true, false>(row, nz, b, P);
+      }
+    } else if (activate) {
+      loop<false, true>(row, nullptr, b, P);
+    } else {
+      loop<false, false>(row, nullptr, b, P);
+    }
+  }
+
+  // The flags are template parameters so each variant is a branch-free,
+  // vectorised loop.
+  template <bool kNoise, bool kActivate>
+  void loop(A* row, const A* nz, A b, int64_t P) const {
+    for (int64_t q = 0; q < P; ++q) {
+      row[q] = styled_epilogue<A>(row[q], b, kNoise ? noise_weight * nz[q] : A(0), kActivate, slope);
+    }
+  }
+};
+
+template <typename A>
+Epilogue<A> make_epilogue(const DwDims& d, const at::Tensor& x,
+                          const std::optional<at::Tensor>& bias,
+                          const std::optional<at::Tensor>& noise,
+                          const std::optional<at::Tensor>& noise_weight,
+                          std::optional<double> negative_slope) {
+  const auto acc = c10::CppTypeToScalarType<A>::value;
+  Epilogue<A> e;
+  if (bias.has_value()) {
+    check_same(x, "x", *bias, "bias");
+    TORCH_CHECK(bias->numel() == d.Cout, "bias must have Cout = ", d.Cout, " elements, got ",
+                bias->sizes());
+    e.bias = bias->reshape({d.Cout}).to(acc).contiguous();
+  }
+  if (noise.has_value()) {
+    check_same(x, "x", *noise, "noise");
+    TORCH_CHECK(noise_weight.has_value() && noise_weight->numel() == 1,
+                "noise needs a one-element noise_weight");
+    TORCH_CHECK(noise->dim() == 4 && (noise->size(0) == 1 || noise->size(0) == d.N) &&
+                    noise->size(1) == 1 && noise->size(2) == d.Ho && noise->size(3) == d.Wo,
+                "noise must have shape (1 or N, 1, Ho, Wo) = (1 or ", d.N, ", 1, ", d.Ho, ", ",
+                d.Wo, "), got ", noise->sizes());
+    e.noise = noise->to(acc).contiguous();
+    e.noise_weight = static_cast<A>(noise_weight->item<double>());
+  }
+  if (negative_slope.has_value()) {
+    e.activate = true;
+    e.slope = static_cast<A>(*negative_slope);
+  }
+  return e;
+}
+
 at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
                                   const at::Tensor& wdw, const at::Tensor& wpw,
-                                  const std::optional<at::Tensor>& demod, int64_t padding) {
+                                  const std::optional<at::Tensor>& demod, int64_t padding,
+                                  const std::optional<at::Tensor>& bias,
+                                  const std::optional<at::Tensor>& noise,
+                                  const std::optional<at::Tensor>& noise_weight,
+                                  std::optional<double> negative_slope) {
   const DwDims d = check_dwconv_args(x_in, mod, wdw, wpw, demod, padding);
   at::Tensor out = empty_output({d.N, d.Cout, d.Ho, d.Wo}, x_in.options());
   if (out.numel() == 0) return out;
-  if (d.Cin == 0) return out.zero_();
   const at::Tensor x = x_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "modulated_dwconv2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     constexpr bool kDirect = std::is_same_v<acc_t, scalar_t>;  // GEMM writes the output itself
     const auto acc_type = c10::CppTypeToScalarType<acc_t>::value;
+    const Epilogue<acc_t> epilogue =
+        make_epilogue<acc_t>(d, x, bias, noise, noise_weight, negative_slope);
     const at::Tensor pw = effective_pw(wpw, demod, acc_type);
     const at::Tensor dw = wdw.reshape({d.Cin, d.k * d.k}).to(acc_type).contiguous();
     const at::Tensor m = mod.to(acc_type).contiguous();
@@ -122,14 +199,27 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
         }
         const at::Tensor tm = matrix(t.data(), d.Cin, P, P);
         if constexpr (kDirect) {
-          at::Tensor dst = matrix(op + n * d.Cout * plane + r0 * d.Wo, d.Cout, P, plane);
-          at::mm_out(dst, pw, tm);
+          acc_t* base = reinterpret_cast<acc_t*>(op) + n * d.Cout * plane + r0 * d.Wo;
+          at::Tensor dst = matrix(base, d.Cout, P, plane);
+          if (d.Cin > 0) {
+            at::mm_out(dst, pw, tm);
+          } else {
+            dst.zero_();
+          }
+          if (epilogue.active()) {
+            for (int64_t o = 0; o < d.Cout; ++o) epilogue.apply(base + o * plane, n, o, r0 * d.Wo, P);
+          }
         } else {
           at::Tensor dst = matrix(tmp_out.data(), d.Cout, P, P);
-          at::mm_out(dst, pw, tm);
+          if (d.Cin > 0) {
+            at::mm_out(dst, pw, tm);
+          } else {
+            dst.zero_();
+          }
           for (int64_t o = 0; o < d.Cout; ++o) {
             scalar_t* row = op + (n * d.Cout + o) * plane + r0 * d.Wo;
-            const acc_t* srow = tmp_out.data() + o * P;
+            acc_t* srow = tmp_out.data() + o * P;
+            if (epilogue.active()) epilogue.apply(srow, n, o, r0 * d.Wo, P);
             for (int64_t q = 0; q < P; ++q) row[q] = static_cast<scalar_t>(srow[q]);
           }
         }

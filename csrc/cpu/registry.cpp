@@ -10,7 +10,8 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def("haar_idwt(Tensor low, Tensor high, int out_h, int out_w) -> Tensor");
   m.def(
       "modulated_dwconv2d(Tensor x, Tensor modulation, Tensor weight_dw, Tensor weight_pw, "
-      "Tensor? demod, int padding) -> Tensor");
+      "Tensor? demod, int padding, Tensor? bias, Tensor? noise, Tensor? noise_weight, "
+      "float? negative_slope) -> Tensor");
   m.def(
       "modulated_dwconv2d_backward(Tensor grad, Tensor x, Tensor modulation, Tensor weight_dw, "
       "Tensor weight_pw, Tensor? demod, int padding) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");

@@ -1,9 +1,12 @@
 """MobileStyleGAN's modulated convolutions as custom ops (SEEDS.md 2.2, 2.4).
 
 hrops::modulated_dwconv2d: y = demod * conv1x1(conv_dw(modulation * x)), one
-fused kernel. Backward recomputes the depthwise output instead of saving it:
-only x, the modulation and the weights are saved. Double backward is not
-supported (raises).
+fused kernel, optionally with StyledConv2d's epilogue
+leaky_relu(y + noise_weight * noise + bias) applied while each output tile is
+in cache. Backward recomputes the depthwise output instead of saving it:
+only x, the modulation and the weights are saved (and the output, when the
+activation is fused: its sign gives the activation's gradient). Double
+backward is not supported (raises).
 
 hrops::modulated_idwt_upsample: y = haar_idwt(modulation * x) in one pass.
 """
@@ -23,15 +26,20 @@ _DWCONV_IMPLS = ("ref", "cpu", "triton")
 @torch.library.custom_op("hrops::modulated_dwconv2d", mutates_args=())
 def _modulated_dwconv2d(x: torch.Tensor, modulation: torch.Tensor, weight_dw: torch.Tensor,
                         weight_pw: torch.Tensor, demod: torch.Tensor | None, padding: int,
+                        bias: torch.Tensor | None, noise: torch.Tensor | None,
+                        noise_weight: torch.Tensor | None, negative_slope: float | None,
                         impl: str) -> torch.Tensor:
     if impl == "triton":
         kernels = importlib.import_module("hrops.triton.modulated_dwconv")
-        return kernels.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
-    return torch.ops.hrops_C.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
+        return kernels.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding,
+                                          bias, noise, noise_weight, negative_slope)
+    return torch.ops.hrops_C.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding,
+                                                bias, noise, noise_weight, negative_slope)
 
 
 @_modulated_dwconv2d.register_fake
-def _(x, modulation, weight_dw, weight_pw, demod, padding, impl):
+def _(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise, noise_weight,
+      negative_slope, impl):
     k = weight_dw.shape[-1]
     return x.new_empty((x.shape[0], weight_pw.shape[0], x.shape[2] + 2 * padding - k + 1,
                         x.shape[3] + 2 * padding - k + 1))
@@ -78,16 +86,32 @@ def _(grad, x, modulation, weight_dw, weight_pw, demod, padding, impl):
 
 
 def _dwconv_setup(ctx, inputs, output):
-    x, modulation, weight_dw, weight_pw, demod, padding, impl = inputs
-    ctx.save_for_backward(x, modulation, weight_dw, weight_pw, demod)
-    ctx.padding, ctx.impl = padding, impl
+    (x, modulation, weight_dw, weight_pw, demod, padding, bias, noise, noise_weight,
+     negative_slope, impl) = inputs
+    activated = output if negative_slope is not None else None
+    ctx.save_for_backward(x, modulation, weight_dw, weight_pw, demod, noise, noise_weight,
+                          activated)
+    ctx.padding, ctx.negative_slope, ctx.impl = padding, negative_slope, impl
+    ctx.has_bias = bias is not None
 
 
 def _dwconv_backward(ctx, grad):
-    x, modulation, weight_dw, weight_pw, demod = ctx.saved_tensors
+    x, modulation, weight_dw, weight_pw, demod, noise, noise_weight, activated = ctx.saved_tensors
+    if activated is not None:  # LeakyReLU keeps the sign: its gradient from the output
+        grad = torch.where(activated > 0, grad, grad * ctx.negative_slope)
+    g_bias = grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[6] else None
+    g_noise = g_noise_weight = None
+    if noise is not None:
+        if ctx.needs_input_grad[8]:
+            g_noise_weight = (grad * noise).sum().reshape(noise_weight.shape)
+        if ctx.needs_input_grad[7]:
+            g_noise = (grad.sum(1, keepdim=True) * noise_weight).sum_to_size(noise.shape)
     g_x, g_mod, g_wdw, g_wpw, g_demod = _modulated_dwconv2d_backward(
         grad, x, modulation, weight_dw, weight_pw, demod, ctx.padding, ctx.impl)
-    return g_x, g_mod, g_wdw, g_wpw, (g_demod if demod is not None else None), None, None
+    if g_bias is not None:
+        g_bias = g_bias.to(grad.dtype)
+    return (g_x, g_mod, g_wdw, g_wpw, (g_demod if demod is not None else None), None,
+            g_bias, g_noise, g_noise_weight, None, None)
 
 
 def _no_double_backward(ctx, *grads):
@@ -129,24 +153,58 @@ def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
                          f"{tuple(x.shape[2:])}")
 
 
+def _check_epilogue_args(x, cout, out_hw, bias, noise, noise_weight):
+    if bias is not None:
+        check_tensor(bias, "bias")
+        check_same_device_dtype(x, "x", bias, "bias")
+        if bias.numel() != cout:
+            raise ValueError(f"bias must have Cout = {cout} elements, got shape {tuple(bias.shape)}")
+    if noise is None:
+        return None
+    check_tensor(noise, "noise")
+    check_same_device_dtype(x, "x", noise, "noise")
+    if noise.dim() == 3:  # (1, Ho, Wo), as MobileStyleGAN indexes its noise list
+        noise = noise.unsqueeze(0)
+    if noise.dim() != 4 or noise.shape[0] not in (1, x.shape[0]) or noise.shape[1] != 1 or \
+            tuple(noise.shape[2:]) != out_hw:
+        raise ValueError(f"noise must have shape (1 or N, 1, Ho, Wo) = (1 or {x.shape[0]}, 1, "
+                         f"{out_hw[0]}, {out_hw[1]}), got {tuple(noise.shape)}")
+    if not isinstance(noise_weight, torch.Tensor) or noise_weight.numel() != 1:
+        raise ValueError("noise needs noise_weight, a one-element tensor")
+    check_same_device_dtype(x, "x", noise_weight, "noise_weight")
+    return noise
+
+
 def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=None, *,
-                       impl=None):
+                       bias=None, noise=None, noise_weight=None, negative_slope=None, impl=None):
     """MobileStyleGAN's modulated depthwise-separable convolution, fused.
 
     x (N, Cin, H, W); modulation (N, Cin) multiplies the input channels (the
     layer passes scale * Linear(style)); weight_dw (Cin, 1, k, k) depthwise,
     k odd, zero padding (default k // 2); weight_pw (Cout, Cin, 1, 1) or
     (Cout, Cin) pointwise; demod (Cout,) optional output scale.
+    Optional epilogue (StyledConv2d): + noise_weight * noise (noise (1 or N, 1,
+    Ho, Wo), noise_weight a one-element tensor) + bias (Cout elements), then
+    LeakyReLU(negative_slope) if negative_slope is given.
     Returns (N, Cout, H + 2p - k + 1, W + 2p - k + 1).
     """
     if isinstance(weight_pw, torch.Tensor) and weight_pw.dim() == 2:
         weight_pw = weight_pw[:, :, None, None]
     padding = weight_dw.shape[-1] // 2 if padding is None else int(padding)
     _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding)
+    k = weight_dw.shape[-1]
+    out_hw = (x.shape[2] + 2 * padding - k + 1, x.shape[3] + 2 * padding - k + 1)
+    noise = _check_epilogue_args(x, weight_pw.shape[0], out_hw, bias, noise, noise_weight)
+    if noise is None:
+        noise_weight = None
     impl = _backends.resolve("modulated_dwconv2d", impl, x.device, _DWCONV_IMPLS)
     if impl == "ref":
-        return ref.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
-    return _modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, impl)
+        y = ref.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
+        return ref.styled_epilogue(y, bias, noise, noise_weight, negative_slope)
+    bias = bias.reshape(-1) if bias is not None else None
+    negative_slope = float(negative_slope) if negative_slope is not None else None
+    return _modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise,
+                               noise_weight, negative_slope, impl)
 
 
 # --- modulated IDWT upsampling ------------------------------------------------------------

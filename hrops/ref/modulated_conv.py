@@ -17,6 +17,16 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
     return y if demod is None else y * demod.view(1, -1, 1, 1)
 
 
+def styled_epilogue(y, bias=None, noise=None, noise_weight=None, negative_slope=None):
+    """StyledConv2d after its conv: y + noise_weight * noise + bias, then
+    LeakyReLU(negative_slope) (no gain) if a slope is given."""
+    if noise is not None:
+        y = y + noise_weight.reshape(()) * noise
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1, 1)
+    return y if negative_slope is None else F.leaky_relu(y, negative_slope)
+
+
 def modulated_idwt_upsample(x, modulation):
     """x (N, 4C, h, w) packed [LL | LH, HL, HH per channel], modulation (N, 4C)
     -> Haar IDWT of modulation * x, (N, C, 2h, 2w)."""

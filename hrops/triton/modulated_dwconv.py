@@ -4,8 +4,9 @@ One program computes a (BLOCK_CO x BLOCK_P) tile of the output of one sample:
 for each block of BLOCK_CI input channels it builds the modulated depthwise
 output tile in registers (k*k masked loads, zero padding) and feeds it to
 tl.dot with the pointwise weights; demodulation is the epilogue. The
-(N, Cin, H, W) intermediate never exists. fp32 uses IEEE-precision dots (no
-TF32), half types use their own tensor-core dots with fp32 accumulation.
+(N, Cin, H, W) intermediate never exists. StyledConv2d's epilogue (noise,
+bias, LeakyReLU) is optional. fp32 uses IEEE-precision dots (no TF32), half
+types use their own tensor-core dots with fp32 accumulation.
 """
 import torch
 import triton
@@ -13,9 +14,10 @@ import triton.language as tl
 
 
 @triton.jit
-def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, out_ptr,
-                sxn, sxc, sxh, sxw, Cin, Cout, H, W, Ho, Wo, pad,
-                K: tl.constexpr, HAS_DEMOD: tl.constexpr, HALF_DOT: tl.constexpr,
+def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, b_ptr, noise_ptr, nw_ptr, out_ptr,
+                sxn, sxc, sxh, sxw, Cin, Cout, H, W, Ho, Wo, pad, noise_sn, slope,
+                K: tl.constexpr, HAS_DEMOD: tl.constexpr, HAS_BIAS: tl.constexpr,
+                HAS_NOISE: tl.constexpr, ACTIVATE: tl.constexpr, HALF_DOT: tl.constexpr,
                 BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_P: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
     pix = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -50,11 +52,19 @@ def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, out_ptr,
     if HAS_DEMOD:
         dv = tl.load(d_ptr + co, mask=co_ok, other=0.0).to(tl.float32)
         acc = acc * dv[:, None]
+    if HAS_NOISE:
+        nz = tl.load(noise_ptr + n * noise_sn + pix, mask=pix_ok, other=0.0).to(tl.float32)
+        acc += tl.load(nw_ptr).to(tl.float32) * nz[None, :]
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)[:, None]
+    if ACTIVATE:
+        acc = tl.where(acc < 0, acc * slope, acc)
     dst = out_ptr + (n * Cout + co[:, None]) * (Ho * Wo) + pix[None, :]
     tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=co_ok[:, None] & pix_ok[None, :])
 
 
-def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding):
+def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias=None, noise=None,
+                       noise_weight=None, negative_slope=None):
     n, cin, height, width = x.shape
     cout, k = weight_pw.shape[0], weight_dw.shape[-1]
     ho, wo = height + 2 * padding - k + 1, width + 2 * padding - k + 1
@@ -67,13 +77,21 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding):
     m = modulation.contiguous()
     wdw = weight_dw.reshape(cin, k * k).contiguous()
     wpw = weight_pw.reshape(cout, cin).contiguous()
-    d = demod.contiguous() if demod is not None else m  # dummy pointer when unused
+    unused = m  # a valid pointer for arguments the kernel does not read
+    d = demod.contiguous() if demod is not None else unused
+    b = bias.contiguous() if bias is not None else unused
+    nz = noise.contiguous() if noise is not None else unused
+    nw = noise_weight.reshape(1) if noise is not None else unused
+    noise_sn = ho * wo if noise is not None and noise.shape[0] > 1 else 0
     block_co = min(64, max(16, triton.next_power_of_2(cout)))
     block_ci = min(32, max(16, triton.next_power_of_2(cin)))
     block_p = 64
     grid = (n, triton.cdiv(ho * wo, block_p), triton.cdiv(cout, block_co))
-    _fwd_kernel[grid](x, m, wdw, wpw, d, out, *x.stride(), cin, cout, height, width, ho, wo, padding,
-                      K=k, HAS_DEMOD=demod is not None,
+    _fwd_kernel[grid](x, m, wdw, wpw, d, b, nz, nw, out, *x.stride(), cin, cout, height, width, ho,
+                      wo, padding, noise_sn,
+                      negative_slope if negative_slope is not None else 0.0,
+                      K=k, HAS_DEMOD=demod is not None, HAS_BIAS=bias is not None,
+                      HAS_NOISE=noise is not None, ACTIVATE=negative_slope is not None,
                       HALF_DOT=x.dtype in (torch.float16, torch.bfloat16),
                       BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_P=block_p)
     return out
