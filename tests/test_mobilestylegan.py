@@ -161,3 +161,18 @@ def test_generate_writes_png(tmp_path):
         head = f.read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(head[16:20], "big") == 32  # width: 4 * 2^(blocks) * 2 for 2 blocks
+
+
+@pytest.mark.compile
+def test_styled_block_compiles_without_graph_breaks():
+    torch._dynamo.reset()
+    block = msg.MobileSynthesisBlock(32, 16, STYLE)
+    x, style = torch.randn(2, 32, 4, 4, requires_grad=True), torch.randn(2, 3, STYLE)
+    noise = torch.randn(2, 1, 8, 8)
+    compiled = torch.compile(block, fullgraph=True, backend="aot_eager")
+    hidden, img = compiled(x, style, noise=(noise[:1], noise[1:]))
+    hidden_ref, img_ref = block(x, style, noise=(noise[:1], noise[1:]))
+    torch.testing.assert_close(img, img_ref)
+    (g,) = torch.autograd.grad(img.sum() + hidden.sum(), x)
+    (g_ref,) = torch.autograd.grad(img_ref.sum() + hidden_ref.sum(), x)
+    torch.testing.assert_close(g, g_ref)

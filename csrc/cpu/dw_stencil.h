@@ -13,9 +13,14 @@ namespace hrops {
 // Copies rows [r_begin, r_end) of an H x W plane (row r of the buffer holds
 // plane row r_begin + r; rows outside [0, H) are zero) into a buffer of row
 // stride W + 2p with p zero columns on each side.
+//
+// next_plane (optional): the plane the caller reads next. Its same rows are
+// prefetched one row per copied row: the kernels visit one short band of
+// rows per channel, too short for the hardware prefetcher to ramp up, and
+// spreading the requests keeps the fill buffers from stalling.
 template <typename A, typename T>
 inline void pad_rows(A* buf, const T* plane, int64_t H, int64_t W, int64_t r_begin, int64_t r_end,
-                     int64_t p) {
+                     int64_t p, const T* next_plane = nullptr) {
   const int64_t Wp = W + 2 * p;
   for (int64_t r = r_begin; r < r_end; ++r) {
     A* dst = buf + (r - r_begin) * Wp;
@@ -23,25 +28,15 @@ inline void pad_rows(A* buf, const T* plane, int64_t H, int64_t W, int64_t r_beg
       std::fill(dst, dst + Wp, A(0));
       continue;
     }
+    if (next_plane != nullptr) {
+      const char* line = reinterpret_cast<const char*>(next_plane + r * W);
+      for (int64_t b = 0; b < W * int64_t(sizeof(T)); b += 64) __builtin_prefetch(line + b);
+    }
     std::fill(dst, dst + p, A(0));
     std::fill(dst + p + W, dst + Wp, A(0));
     const T* src = plane + r * W;
     for (int64_t c = 0; c < W; ++c) dst[p + c] = static_cast<A>(src[c]);
   }
-}
-
-// Asks the hardware to start loading rows [r_begin, r_end) of an H x W plane:
-// the kernels visit one short band of rows per channel, too short for the
-// hardware prefetcher to ramp up on its own, so the next channel's band is
-// requested while the current one is processed (measured: 1.7x faster reads).
-template <typename T>
-inline void prefetch_rows(const T* plane, int64_t H, int64_t W, int64_t r_begin, int64_t r_end) {
-  r_begin = std::max<int64_t>(r_begin, 0);
-  r_end = std::min<int64_t>(r_end, H);
-  if (r_end <= r_begin) return;
-  const char* first = reinterpret_cast<const char*>(plane + r_begin * W);
-  const int64_t bytes = (r_end - r_begin) * W * int64_t(sizeof(T));
-  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(first + b);
 }
 
 // out[r][c] = sum_{kh,kw} w[kh*k+kw] * buf[r+kh][c+kw] for r < rows, c < Wo,

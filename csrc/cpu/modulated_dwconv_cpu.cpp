@@ -189,11 +189,9 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
         for (int64_t i = 0; i < d.Cin; ++i) {
           const acc_t mi = mp[n * d.Cin + i];
           for (int64_t q = 0; q < kk; ++q) wk[q] = dwp[i * kk + q] * mi;  // modulation folded in
-          if (i + 1 < d.Cin) {
-            prefetch_rows(xp + (n * d.Cin + i + 1) * d.H * d.W, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1);
-          }
-          pad_rows(rows.data(), xp + (n * d.Cin + i) * d.H * d.W, d.H, d.W, r0 - d.p,
-                   r1 - d.p + d.k - 1, d.p);
+          const scalar_t* plane = xp + (n * d.Cin + i) * d.H * d.W;
+          pad_rows(rows.data(), plane, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1, d.p,
+                   i + 1 < d.Cin ? plane + d.H * d.W : nullptr);
           correlate_rows(t.data() + i * P, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo, wk.data(),
                          d.k);
         }
@@ -276,12 +274,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
           const int64_t n = tile / tiles_per_n, r0 = (tile % tiles_per_n) * R;
           const int64_t r1 = std::min(r0 + R, d.Ho), P = (r1 - r0) * d.Wo;
           for (int64_t i = 0; i < d.Cin; ++i) {
-            if (i + 1 < d.Cin) {
-              prefetch_rows(xp + (n * d.Cin + i + 1) * d.H * d.W, d.H, d.W, r0 - d.p,
-                            r1 - d.p + d.k - 1);
-            }
-            pad_rows(rows.data(), xp + (n * d.Cin + i) * d.H * d.W, d.H, d.W, r0 - d.p,
-                     r1 - d.p + d.k - 1, d.p);
+            const scalar_t* plane = xp + (n * d.Cin + i) * d.H * d.W;
+            pad_rows(rows.data(), plane, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1, d.p,
+                     i + 1 < d.Cin ? plane + d.H * d.W : nullptr);
             correlate_rows(u.data() + i * P, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo,
                            dwp + i * kk, d.k);
           }

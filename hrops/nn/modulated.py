@@ -105,8 +105,9 @@ class ModulatedConv2d(_Demodulated):
 
     Built on ATen: for 1x1 kernels (the to_img heads) the modulation and
     demodulation are folded into a per-sample weight and applied with one
-    batched matmul, which avoids writing modulation * x (measured faster than
-    scale-then-conv on CPU; see benchmarks); k x k kernels use conv2d."""
+    batched matmul, which avoids writing modulation * x: measured 3.1-3.5x
+    faster than scale-then-conv2d on CPU (1 thread; 64 -> 12 channels at 512^2:
+    12.0 vs 41.7 ms at batch 1). k x k kernels (the 4x4 stem) use conv2d."""
     _fold_target = "weight"
 
     def __init__(self, channels_in, channels_out, style_dim, kernel_size, demodulate=True):
