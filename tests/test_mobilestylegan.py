@@ -176,3 +176,19 @@ def test_styled_block_compiles_without_graph_breaks():
     (g,) = torch.autograd.grad(img.sum() + hidden.sum(), x)
     (g_ref,) = torch.autograd.grad(img_ref.sum() + hidden_ref.sum(), x)
     torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("name", ["ModulatedDWConv2d", "IDWTUpsample"])
+def test_layer_bf16_forward_empty_batch_and_errors(name):
+    make_orig, make_hrops, shape = LAYERS[name]
+    a, b = _pair(make_orig, make_hrops, torch.float32)
+    x, style = torch.randn(shape), torch.randn(shape[0], STYLE)
+    expected = a(x, style)
+    got = b.bfloat16()(x.bfloat16(), style.bfloat16()).float()
+    torch.testing.assert_close(got, expected, atol=0.05 * expected.abs().max().item(), rtol=0.05)
+    b.float()
+    assert b(x[:0], style[:0]).shape[0] == 0
+    with pytest.raises(ValueError, match="modulation must have shape"):
+        b(x[:, :4], style)  # channel mismatch between x and the layer's weights
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
+        b(x, style[:, :3])  # wrong style size: the modulation Linear rejects it
