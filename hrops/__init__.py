@@ -7,10 +7,10 @@ HROPS_IMPL environment variable; see hrops._backends.
 from . import _backends
 from ._backends import build_info
 from .ops import (haar_dwt, haar_idwt, haar_idwt_bands, modulated_dwconv2d,
-                  modulated_idwt_upsample)
+                  modulated_idwt_upsample, patchmatch_step, patchmatch_warp)
 from . import nn
 from .convert import convert
 
 __all__ = ["build_info", "convert", "haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
-           "modulated_idwt_upsample", "nn"]
+           "modulated_idwt_upsample", "nn", "patchmatch_step", "patchmatch_warp"]
 __version__ = "0.1.0"

@@ -17,6 +17,15 @@ TORCH_LIBRARY(hrops_C, m) {
       "Tensor weight_pw, Tensor? demod, int padding) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("modulated_idwt_upsample(Tensor x, Tensor modulation) -> Tensor");
   m.def(
+      "patchmatch_step(Tensor feat_a, Tensor feat_b, Tensor offsets, int direction, "
+      "float temperature, int topk, bool cocosnet_truncation) -> (Tensor, Tensor)");
+  m.def(
+      "patchmatch_warp(Tensor feat_a, Tensor feat_b, Tensor ref, Tensor offsets, "
+      "float temperature, bool cocosnet_truncation) -> Tensor");
+  m.def(
+      "patchmatch_warp_backward(Tensor grad, Tensor feat_a, Tensor feat_b, Tensor ref, "
+      "Tensor offsets, float temperature, bool cocosnet_truncation) -> (Tensor, Tensor, Tensor)");
+  m.def(
       "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "
       "(Tensor, Tensor)");
 }

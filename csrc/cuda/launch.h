@@ -33,4 +33,30 @@ cudaError_t launch_modulated_idwt_backward(DType dtype, const void* grad, const 
                                            int64_t N, int64_t C, int64_t h, int64_t w,
                                            cudaStream_t stream);
 
+// PatchMatch (float32, channels-last features: a (N, H, W, C), b and ref
+// (N, Hb, Wb, C|Cr); offsets contiguous (N, 2, K, H, W)).
+struct PatchMatchDims {
+  int64_t N, C, H, W, Hb, Wb, K;
+};
+
+// new_offsets (N, 2, topk, H, W), probs (N, topk, H, W).
+cudaError_t launch_patchmatch_step(const PatchMatchDims& d, const float* a, const float* b,
+                                   const float* offsets, int direction, float inv_temperature,
+                                   int topk, bool cocosnet_truncation, float* new_offsets,
+                                   float* probs, cudaStream_t stream);
+
+// out: (N, Cr, H, W), zero-initialised by the caller.
+cudaError_t launch_patchmatch_warp(const PatchMatchDims& d, const float* a, const float* b,
+                                   const float* ref, int64_t Cr, const float* offsets,
+                                   float inv_temperature, bool cocosnet_truncation, float* out,
+                                   cudaStream_t stream);
+
+// grad: channels-last (N, H, W, Cr); ga (N, H, W, C), gb (N, Hb, Wb, C),
+// gref (N, Hb, Wb, Cr) zero-initialised; gb and gref accumulate with atomics.
+cudaError_t launch_patchmatch_warp_backward(const PatchMatchDims& d, const float* grad,
+                                            const float* a, const float* b, const float* ref,
+                                            int64_t Cr, const float* offsets,
+                                            float inv_temperature, bool cocosnet_truncation,
+                                            float* ga, float* gb, float* gref, cudaStream_t stream);
+
 }  // namespace hrops

@@ -1,0 +1,89 @@
+// PatchMatch candidate math shared by the CPU and CUDA kernels (CoCosNet v2,
+// SEEDS.md section 4). Offsets are (row, column) displacements from the
+// pixel (r, c) of map A to a position of map B (Hb x Wb); a candidate's
+// score is the inner product of A's and B's feature vectors there, divided
+// by the temperature.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "hd.h"
+
+namespace hrops {
+
+constexpr int kPatchMatchMaxCandidates = 96;
+
+HROPS_HD float pm_clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// row * width + col in float32 with the two roundings of CoCosNet's torch
+// code (no fused multiply-add on the GPU).
+HROPS_HD float pm_flat_index_f32(float row, float width, float col) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(__fmul_rn(row, width), col);
+#else
+  return row * width + col;
+#endif
+}
+
+// Flat index in B of the candidate (dr, dc) at A's pixel (r, c). The target
+// is clamped into B. Fractional offsets: each coordinate is rounded to the
+// nearest integer (halves up), or, with cocosnet_truncation, the clamped
+// float row * Wb + col is truncated as CoCosNet v2 does (which lets a
+// fractional row leak into the column). Non-finite offsets count as 0, so
+// an index is always inside B.
+HROPS_HD int64_t pm_target(int64_t r, int64_t c, float dr, float dc, int64_t Hb, int64_t Wb,
+                           bool cocosnet_truncation) {
+  dr = (dr - dr == 0.0f) ? dr : 0.0f;  // NaN and +-inf -> 0
+  dc = (dc - dc == 0.0f) ? dc : 0.0f;
+  const float tr = pm_clamp(float(r) + dr, 0.0f, float(Hb - 1));
+  const float tc = pm_clamp(float(c) + dc, 0.0f, float(Wb - 1));
+  if (cocosnet_truncation) {
+    const int64_t idx = int64_t(pm_flat_index_f32(tr, float(Wb), tc));
+    return idx < Hb * Wb ? idx : Hb * Wb - 1;
+  }
+  const int64_t ir = int64_t(tr + 0.5f), ic = int64_t(tc + 0.5f);
+  return ir * Wb + ic;
+}
+
+// Softmax of cost[0..M) into prob, then the k most probable candidates in
+// descending order, ties to the lower candidate index: top[0..k).
+HROPS_HD void pm_softmax_topk(const float* cost, int M, int k, float* prob, int* top) {
+  float mx = cost[0];
+  for (int m = 1; m < M; ++m) mx = cost[m] > mx ? cost[m] : mx;
+  float sum = 0.0f;
+  for (int m = 0; m < M; ++m) {
+    prob[m] = expf(cost[m] - mx);
+    sum += prob[m];
+  }
+  const float inv = 1.0f / sum;
+  for (int m = 0; m < M; ++m) prob[m] *= inv;
+  for (int j = 0; j < k; ++j) {
+    int best = -1;
+    for (int m = 0; m < M; ++m) {
+      bool taken = false;
+      for (int i = 0; i < j; ++i) taken = taken || top[i] == m;
+      if (!taken && (best < 0 || prob[m] > prob[best])) best = m;
+    }
+    top[j] = best;
+  }
+}
+
+// Source of candidate m at pixel (r, c) after propagation in `direction`
+// (0: none, 1: horizontal, 2: vertical): the candidates are [previous
+// neighbour's K | own K | next neighbour's K]; a missing neighbour (border)
+// contributes zero offsets (CoCosNet v2's zero padding). Returns false for
+// a zero-offset slot; otherwise (sr, sc) is the pixel whose offset slot `j`
+// is used.
+HROPS_HD bool pm_candidate_source(int direction, int m, int K, int64_t r, int64_t c, int64_t H,
+                                  int64_t W, int64_t& sr, int64_t& sc, int& j) {
+  const int slot = direction == 0 ? 1 : m / K;
+  j = direction == 0 ? m : m % K;
+  sr = r;
+  sc = c;
+  const int64_t delta = slot - 1;  // -1, 0, +1
+  if (direction == 1) sc = c + delta;
+  if (direction == 2) sr = r + delta;
+  return sr >= 0 && sr < H && sc >= 0 && sc < W;
+}
+
+}  // namespace hrops

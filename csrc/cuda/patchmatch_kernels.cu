@@ -1,0 +1,151 @@
+// CoCosNet v2's PatchMatch, CUDA kernels: one thread per pixel of A. Per-
+// candidate math: csrc/common/patchmatch.h (also run by the CPU kernels).
+#include <algorithm>
+
+#include "common/patchmatch.h"
+#include "cuda/launch.h"
+
+namespace hrops {
+namespace {
+
+constexpr int kThreads = 128;
+
+__device__ float dot_f32(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+__global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
+                            const float* __restrict__ b, const float* __restrict__ off,
+                            int direction, float inv_t, int topk, bool trunc,
+                            float* __restrict__ new_off, float* __restrict__ probs) {
+  const int64_t HW = d.H * d.W;
+  const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (np >= d.N * HW) return;
+  const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
+  const int M = int(direction == 0 ? d.K : 3 * d.K);
+  float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
+  int64_t target[kPatchMatchMaxCandidates];
+  int top[kPatchMatchMaxCandidates];
+  for (int m = 0; m < M; ++m) {
+    int64_t sr, sc;
+    int j;
+    float dr = 0.0f, dc = 0.0f;
+    if (pm_candidate_source(direction, m, int(d.K), r, c, d.H, d.W, sr, sc, j)) {
+      const int64_t s = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
+      dr = off[s];
+      dc = off[s + d.K * HW];
+    }
+    target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, trunc);
+    cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
+  }
+  pm_softmax_topk(cost, M, topk, prob, top);
+  for (int i = 0; i < topk; ++i) {
+    const int64_t t = target[top[i]];
+    new_off[((n * 2) * topk + i) * HW + p] = float(t / d.Wb - r);
+    new_off[((n * 2 + 1) * topk + i) * HW + p] = float(t % d.Wb - c);
+    probs[(n * topk + i) * HW + p] = prob[top[i]];
+  }
+}
+
+// Targets and softmax weights of the K warp candidates of pixel np.
+__device__ void warp_weights(const PatchMatchDims& d, const float* a, const float* b,
+                             const float* off, int64_t np, float inv_t, bool trunc,
+                             int64_t* target, float* w) {
+  const int64_t HW = d.H * d.W, n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
+  float mx = 0.0f;
+  for (int64_t j = 0; j < d.K; ++j) {
+    const int64_t s = ((n * 2) * d.K + j) * HW + p;
+    target[j] = pm_target(r, c, off[s], off[s + d.K * HW], d.Hb, d.Wb, trunc);
+    w[j] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[j]) * d.C, d.C) * inv_t;
+    mx = (j == 0 || w[j] > mx) ? w[j] : mx;
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j < d.K; ++j) sum += (w[j] = expf(w[j] - mx));
+  for (int64_t j = 0; j < d.K; ++j) w[j] /= sum;
+}
+
+__global__ void warp_kernel(PatchMatchDims d, const float* __restrict__ a,
+                            const float* __restrict__ b, const float* __restrict__ ref, int64_t Cr,
+                            const float* __restrict__ off, float inv_t, bool trunc,
+                            float* __restrict__ out) {
+  const int64_t HW = d.H * d.W;
+  const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (np >= d.N * HW) return;
+  const int64_t n = np / HW, p = np % HW;
+  int64_t target[kPatchMatchMaxCandidates];
+  float w[kPatchMatchMaxCandidates];
+  warp_weights(d, a, b, off, np, inv_t, trunc, target, w);
+  for (int64_t j = 0; j < d.K; ++j) {
+    const float* src = ref + (n * d.Hb * d.Wb + target[j]) * Cr;
+    for (int64_t ch = 0; ch < Cr; ++ch) out[(n * Cr + ch) * HW + p] += w[j] * src[ch];
+  }
+}
+
+__global__ void warp_backward_kernel(PatchMatchDims d, const float* __restrict__ grad,
+                                     const float* __restrict__ a, const float* __restrict__ b,
+                                     const float* __restrict__ ref, int64_t Cr,
+                                     const float* __restrict__ off, float inv_t, bool trunc,
+                                     float* __restrict__ ga, float* gb, float* gref) {
+  const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb;
+  const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (np >= d.N * HW) return;
+  const int64_t n = np / HW;
+  int64_t target[kPatchMatchMaxCandidates];
+  float w[kPatchMatchMaxCandidates], gw[kPatchMatchMaxCandidates];
+  warp_weights(d, a, b, off, np, inv_t, trunc, target, w);
+  const float* g = grad + np * Cr;
+  float mean = 0.0f;
+  for (int64_t j = 0; j < d.K; ++j) {
+    gw[j] = dot_f32(g, ref + (n * HWb + target[j]) * Cr, Cr);
+    mean += w[j] * gw[j];
+  }
+  for (int64_t j = 0; j < d.K; ++j) {
+    const float gs = w[j] * (gw[j] - mean) * inv_t;
+    const int64_t t = n * HWb + target[j];
+    for (int64_t ch = 0; ch < d.C; ++ch) {
+      ga[np * d.C + ch] += gs * b[t * d.C + ch];
+      atomicAdd(gb + t * d.C + ch, gs * a[np * d.C + ch]);
+    }
+    for (int64_t ch = 0; ch < Cr; ++ch) atomicAdd(gref + t * Cr + ch, w[j] * g[ch]);
+  }
+}
+
+int64_t blocks(const PatchMatchDims& d) { return (d.N * d.H * d.W + kThreads - 1) / kThreads; }
+
+}  // namespace
+
+cudaError_t launch_patchmatch_step(const PatchMatchDims& d, const float* a, const float* b,
+                                   const float* offsets, int direction, float inv_temperature,
+                                   int topk, bool cocosnet_truncation, float* new_offsets,
+                                   float* probs, cudaStream_t stream) {
+  if (d.N * d.H * d.W == 0) return cudaSuccess;
+  step_kernel<<<blocks(d), kThreads, 0, stream>>>(d, a, b, offsets, direction, inv_temperature,
+                                                  topk, cocosnet_truncation, new_offsets, probs);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_patchmatch_warp(const PatchMatchDims& d, const float* a, const float* b,
+                                   const float* ref, int64_t Cr, const float* offsets,
+                                   float inv_temperature, bool cocosnet_truncation, float* out,
+                                   cudaStream_t stream) {
+  if (d.N * d.H * d.W == 0) return cudaSuccess;
+  warp_kernel<<<blocks(d), kThreads, 0, stream>>>(d, a, b, ref, Cr, offsets, inv_temperature,
+                                                  cocosnet_truncation, out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_patchmatch_warp_backward(const PatchMatchDims& d, const float* grad,
+                                            const float* a, const float* b, const float* ref,
+                                            int64_t Cr, const float* offsets,
+                                            float inv_temperature, bool cocosnet_truncation,
+                                            float* ga, float* gb, float* gref,
+                                            cudaStream_t stream) {
+  if (d.N * d.H * d.W == 0) return cudaSuccess;
+  warp_backward_kernel<<<blocks(d), kThreads, 0, stream>>>(
+      d, grad, a, b, ref, Cr, offsets, inv_temperature, cocosnet_truncation, ga, gb, gref);
+  return cudaGetLastError();
+}
+
+}  // namespace hrops

@@ -1,0 +1,158 @@
+"""CoCosNet v2's PatchMatch as custom ops (SEEDS.md section 4).
+
+hrops::patchmatch_step: one propagation + evaluation in one kernel (no
+(N, C, candidates, H, W) gather). It is a search: its outputs carry no
+gradient (CoCosNet v2 runs it under no_grad).
+hrops::patchmatch_warp: the soft warp, differentiable in feat_a, feat_b and
+ref; backward recomputes the candidates' weights (saves only the inputs).
+"""
+import torch
+
+from .. import _backends, ref
+from ..ref.patchmatch import DIRECTIONS
+from ._checks import check_same_device_dtype, check_tensor
+
+_IMPLS = ("ref", "cpu", "cuda")
+MAX_CANDIDATES = 96  # after propagation; csrc/common/patchmatch.h
+
+
+@torch.library.custom_op("hrops::patchmatch_step", mutates_args=())
+def _patchmatch_step(feat_a: torch.Tensor, feat_b: torch.Tensor, offsets: torch.Tensor,
+                     direction: int, temperature: float, topk: int, cocosnet_truncation: bool,
+                     impl: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.ops.hrops_C.patchmatch_step(feat_a, feat_b, offsets, direction, temperature,
+                                             topk, cocosnet_truncation)
+
+
+@_patchmatch_step.register_fake
+def _(feat_a, feat_b, offsets, direction, temperature, topk, cocosnet_truncation, impl):
+    n, _, h, w = feat_a.shape
+    return offsets.new_empty((n, 2, topk, h, w)), feat_a.new_empty((n, topk, h, w))
+
+
+@torch.library.custom_op("hrops::patchmatch_warp", mutates_args=())
+def _patchmatch_warp(feat_a: torch.Tensor, feat_b: torch.Tensor, ref_img: torch.Tensor,
+                     offsets: torch.Tensor, temperature: float, cocosnet_truncation: bool,
+                     impl: str) -> torch.Tensor:
+    return torch.ops.hrops_C.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
+                                             cocosnet_truncation)
+
+
+@_patchmatch_warp.register_fake
+def _(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl):
+    return ref_img.new_empty((feat_a.shape[0], ref_img.shape[1], *feat_a.shape[2:]))
+
+
+@torch.library.custom_op("hrops::_patchmatch_warp_backward", mutates_args=())
+def _patchmatch_warp_backward(grad: torch.Tensor, feat_a: torch.Tensor, feat_b: torch.Tensor,
+                              ref_img: torch.Tensor, offsets: torch.Tensor, temperature: float,
+                              cocosnet_truncation: bool, impl: str
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.ops.hrops_C.patchmatch_warp_backward(grad.contiguous(), feat_a, feat_b, ref_img,
+                                                      offsets, temperature, cocosnet_truncation)
+
+
+@_patchmatch_warp_backward.register_fake
+def _(grad, feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl):
+    return torch.empty_like(feat_a), torch.empty_like(feat_b), torch.empty_like(ref_img)
+
+
+def _warp_setup(ctx, inputs, output):
+    feat_a, feat_b, ref_img, offsets, temperature, trunc, impl = inputs
+    ctx.save_for_backward(feat_a, feat_b, ref_img, offsets)
+    ctx.args = (temperature, trunc, impl)
+
+
+def _warp_backward(ctx, grad):
+    g_a, g_b, g_ref = _patchmatch_warp_backward(grad, *ctx.saved_tensors, *ctx.args)
+    return g_a, g_b, g_ref, None, None, None, None
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("hrops.patchmatch_warp does not support double backward; use impl='ref'")
+
+
+_patchmatch_warp.register_autograd(_warp_backward, setup_context=_warp_setup)
+_patchmatch_warp_backward.register_autograd(_no_double_backward,
+                                            setup_context=lambda ctx, inputs, output: None)
+
+
+def _check(feat_a, feat_b, offsets, temperature):
+    check_tensor(feat_a, "feat_a", 4, "(N, C, H, W)")
+    check_tensor(feat_b, "feat_b", 4, "(N, C, Hb, Wb)")
+    check_tensor(offsets, "offsets", 5, "(N, 2, K, H, W)")
+    check_same_device_dtype(feat_a, "feat_a", feat_b, "feat_b")
+    if offsets.device != feat_a.device:
+        raise ValueError(f"offsets must be on feat_a's device {feat_a.device}, got {offsets.device}")
+    n, c, h, w = feat_a.shape
+    if feat_b.shape[:2] != (n, c):
+        raise ValueError(f"feat_b must have shape (N, C, Hb, Wb) = ({n}, {c}, Hb, Wb): the same "
+                         f"batch and feature channels as feat_a, got {tuple(feat_b.shape)}")
+    if offsets.shape[0] != n or offsets.shape[1] != 2 or tuple(offsets.shape[3:]) != (h, w):
+        raise ValueError(f"offsets must have shape (N, 2, K, H, W) = ({n}, 2, K, {h}, {w}), got "
+                         f"{tuple(offsets.shape)}")
+    if n * h * w and 0 in feat_b.shape[2:]:
+        raise ValueError("feat_b must not be empty when feat_a is not")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature=0.01, topk=None,
+                    *, cocosnet_truncation=False, impl=None):
+    """One PatchMatch propagation + evaluation (CoCosNet v2's PatchMatchOnce half).
+
+    feat_a (N, C, H, W), feat_b (N, C, Hb, Wb): matching features (CoCosNet v2
+    uses unit vectors, so scores are cosine similarities / temperature).
+    offsets (N, 2, K, H, W): each pixel's K candidate (row, col) offsets into
+    B. direction "horizontal" | "vertical" adds the left/right (up/down)
+    neighbours' candidates (zero offsets past the border: 3K candidates);
+    "none" evaluates the K as they are. Every candidate is scored
+    <A_p, B_target> / temperature, softmaxed over the candidates, and the
+    `topk` (default K) most probable are returned, sorted, ties to the lower
+    candidate index: (offsets (N, 2, topk, H, W) as integer values in
+    offsets' dtype, probabilities (N, topk, H, W)). Targets are clamped into
+    B; fractional offsets round per coordinate, or truncate like CoCosNet v2
+    with cocosnet_truncation=True. No gradient flows through a search.
+    """
+    _check(feat_a, feat_b, offsets, temperature)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {tuple(DIRECTIONS)}, got {direction!r}")
+    k = offsets.shape[2]
+    m = k if direction == "none" else 3 * k
+    topk = k if topk is None else int(topk)
+    if not 1 <= topk <= m:
+        raise ValueError(f"topk must be in [1, {m}] ({m} candidates), got {topk}")
+    if m > MAX_CANDIDATES:
+        raise ValueError(f"at most {MAX_CANDIDATES} candidates after propagation are supported, "
+                         f"got {m}")
+    feat_a, feat_b, offsets = feat_a.detach(), feat_b.detach(), offsets.detach()
+    impl = _backends.resolve("patchmatch_step", impl, feat_a.device, _IMPLS)
+    if impl == "ref":
+        return ref.patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
+                                   cocosnet_truncation)
+    return _patchmatch_step(feat_a, feat_b, offsets, DIRECTIONS[direction], float(temperature),
+                            topk, cocosnet_truncation, impl)
+
+
+def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
+                    cocosnet_truncation=False, impl=None):
+    """CoCosNet v2's final warp: softmax over the K candidates' scores
+    <A_p, B_target> / temperature, then the weighted sum of ref_img (N, Cr,
+    Hb, Wb) at the targets: (N, Cr, H, W). Differentiable in feat_a, feat_b
+    and ref_img (not in the offsets)."""
+    _check(feat_a, feat_b, offsets, temperature)
+    check_tensor(ref_img, "ref_img", 4, "(N, Cr, Hb, Wb)")
+    check_same_device_dtype(feat_a, "feat_a", ref_img, "ref_img")
+    if ref_img.shape[0] != feat_a.shape[0] or ref_img.shape[2:] != feat_b.shape[2:]:
+        raise ValueError(f"ref_img must have shape (N, Cr, Hb, Wb) = ({feat_a.shape[0]}, Cr, "
+                         f"{feat_b.shape[2]}, {feat_b.shape[3]}), got {tuple(ref_img.shape)}")
+    if not 1 <= offsets.shape[2] <= MAX_CANDIDATES:
+        raise ValueError(f"offsets must hold 1 to {MAX_CANDIDATES} candidates, got "
+                         f"{offsets.shape[2]}")
+    offsets = offsets.detach()
+    impl = _backends.resolve("patchmatch_warp", impl, feat_a.device, _IMPLS)
+    if impl == "ref":
+        return ref.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
+                                   cocosnet_truncation)
+    return _patchmatch_warp(feat_a, feat_b, ref_img, offsets, float(temperature),
+                            cocosnet_truncation, impl)

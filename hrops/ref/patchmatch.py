@@ -1,0 +1,87 @@
+"""CoCosNet v2's PatchMatch in plain PyTorch (SEEDS.md section 4), vectorised
+(the original loops over candidates in Python).
+
+Offsets (N, 2, K, H, W): [:, 0] row and [:, 1] column displacements from
+each pixel of map A (H x W) into map B (Hb x Wb); targets are clamped into B.
+"""
+import torch
+
+DIRECTIONS = {"none": 0, "horizontal": 1, "vertical": 2}
+
+
+def targets(offsets, hb, wb, cocosnet_truncation=False):
+    """Flat B index (N, K, H, W) of every candidate. Fractional offsets round
+    each coordinate to nearest (halves up), or, with cocosnet_truncation,
+    truncate the float32 row * Wb + col as CoCosNet v2 does. Non-finite
+    offsets count as 0."""
+    _, _, _, h, w = offsets.shape
+    off = offsets.float()
+    off = torch.where(torch.isfinite(off), off, torch.zeros_like(off))
+    rows = torch.arange(h, device=off.device, dtype=torch.float32).view(1, 1, h, 1)
+    cols = torch.arange(w, device=off.device, dtype=torch.float32).view(1, 1, 1, w)
+    tr = (rows + off[:, 0]).clamp(0, hb - 1)
+    tc = (cols + off[:, 1]).clamp(0, wb - 1)
+    if cocosnet_truncation:
+        return (tr * wb + tc).long().clamp(max=hb * wb - 1)
+    return torch.floor(tr + 0.5).long() * wb + torch.floor(tc + 0.5).long()
+
+
+def propagate(offsets, direction):
+    """[previous neighbour's K | own K | next neighbour's K] along the
+    direction; missing neighbours (borders) give zero offsets."""
+    if direction == "none":
+        return offsets
+    dim = 4 if direction == "horizontal" else 3
+    zero = torch.zeros_like(offsets.narrow(dim, 0, 1))
+    size = offsets.shape[dim]
+    prev = torch.cat((zero, offsets.narrow(dim, 0, size - 1)), dim=dim)
+    nxt = torch.cat((offsets.narrow(dim, 1, size - 1), zero), dim=dim)
+    return torch.cat((prev, offsets, nxt), dim=2)
+
+
+def _acc(t):
+    """Computation dtype: float32, or float64 for float64 inputs."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
+def scores(feat_a, feat_b, idx, temperature):
+    """<A_p, B_idx> / T for idx (N, M, H, W): (N, M, H, W), in float32
+    (float64 for float64 features)."""
+    n, c, h, w = feat_a.shape
+    m = idx.shape[1]
+    b = feat_b.to(_acc(feat_b)).flatten(2)  # (N, C, Hb*Wb)
+    picked = torch.gather(b, 2, idx.reshape(n, 1, m * h * w).expand(n, c, -1))
+    picked = picked.view(n, c, m, h, w)
+    return (feat_a.to(_acc(feat_a)).unsqueeze(2) * picked).sum(1) / temperature
+
+
+def patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
+                    cocosnet_truncation=False):
+    """Propagation then evaluation: the topk candidates by softmax weight
+    (descending, ties to the lower candidate index) as integer offsets
+    (float32), and their softmax weights. Returns (offsets, probs)."""
+    hb, wb = feat_b.shape[-2:]
+    cand = propagate(offsets.float(), direction)
+    idx = targets(cand, hb, wb, cocosnet_truncation)
+    prob = torch.softmax(scores(feat_a, feat_b, idx, temperature), dim=1)
+    order = torch.sort(prob, dim=1, descending=True, stable=True).indices[:, :topk]
+    best = torch.gather(idx, 1, order)
+    h, w = offsets.shape[-2:]
+    rows = torch.arange(h, device=best.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=best.device).view(1, 1, 1, w)
+    new = torch.stack((best // wb - rows, best % wb - cols), dim=1).float()
+    return new.to(offsets.dtype), torch.gather(prob, 1, order).to(feat_a.dtype)
+
+
+def patchmatch_warp(feat_a, feat_b, ref, offsets, temperature, cocosnet_truncation=False):
+    """Softmax over the K candidates' scores, then the weighted sum of the
+    reference pixels at the targets: (N, Cr, H, W). Differentiable in
+    feat_a, feat_b and ref."""
+    n, _, h, w = feat_a.shape
+    hb, wb = feat_b.shape[-2:]
+    idx = targets(offsets, hb, wb, cocosnet_truncation)
+    k = idx.shape[1]
+    weight = torch.softmax(scores(feat_a, feat_b, idx, temperature), dim=1)
+    cr = ref.shape[1]
+    picked = torch.gather(ref.to(_acc(ref)).flatten(2), 2, idx.reshape(n, 1, -1).expand(n, cr, -1))
+    return (picked.view(n, cr, k, h, w) * weight.unsqueeze(1)).sum(2).to(ref.dtype)

@@ -1,0 +1,225 @@
+"""PatchMatch step and soft warp (CoCosNet v2): kernels against the
+reference, the reference against a loop that enumerates every candidate
+(written from SEEDS.md section 4) and against CoCosNet v2's own formulation."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hrops
+from hrops import ref
+from impls import kernel_impls
+
+IMPLS = kernel_impls(("cpu", "cuda"))
+
+
+def _loop_step(a, b, offsets, direction, temperature, topk, truncation):
+    """Pixel by pixel, candidate by candidate."""
+    n_, _, k, h, w = offsets.shape
+    hb, wb = b.shape[-2:]
+    new = torch.zeros(n_, 2, topk, h, w)
+    probs = torch.zeros(n_, topk, h, w)
+    for n in range(n_):
+        for r in range(h):
+            for c in range(w):
+                sources = [(r, c)]
+                if direction == "horizontal":
+                    sources = [(r, c - 1), (r, c), (r, c + 1)]
+                elif direction == "vertical":
+                    sources = [(r - 1, c), (r, c), (r + 1, c)]
+                cands = []
+                for sr, sc in sources:
+                    inside = 0 <= sr < h and 0 <= sc < w
+                    for j in range(k):
+                        dr = offsets[n, 0, j, sr, sc].item() if inside else 0.0
+                        dc = offsets[n, 1, j, sr, sc].item() if inside else 0.0
+                        tr = min(max(r + dr, 0.0), hb - 1.0)
+                        tc = min(max(c + dc, 0.0), wb - 1.0)
+                        if truncation:
+                            t = int(torch.tensor(tr) * wb + torch.tensor(tc))
+                        else:
+                            t = math.floor(tr + 0.5) * wb + math.floor(tc + 0.5)
+                        cands.append(t)
+                scores = torch.stack([(a[n, :, r, c] * b[n, :, t // wb, t % wb]).sum() / temperature
+                                      for t in cands])
+                p = torch.softmax(scores.double(), 0)
+                order = sorted(range(len(cands)), key=lambda m: (-p[m].item(), m))[:topk]
+                for i, m in enumerate(order):
+                    new[n, 0, i, r, c] = cands[m] // wb - r
+                    new[n, 1, i, r, c] = cands[m] % wb - c
+                    probs[n, i, r, c] = p[m]
+    return new, probs
+
+
+def _maps(n=2, c=6, h=5, w=7, hb=6, wb=4, k=3, seed=0, fractional=False):
+    gen = torch.Generator().manual_seed(seed)
+    a = F.normalize(torch.randn(n, c, h, w, generator=gen), dim=1)
+    b = F.normalize(torch.randn(n, c, hb, wb, generator=gen), dim=1)
+    off = torch.randint(-4, 5, (n, 2, k, h, w), generator=gen).float()
+    if fractional:
+        off = off + torch.rand(off.shape, generator=gen)
+    return a, b, off
+
+
+@pytest.mark.parametrize("direction", ["none", "horizontal", "vertical"])
+@pytest.mark.parametrize("truncation", [False, True])
+def test_ref_step_matches_loop(direction, truncation):
+    a, b, off = _maps(fractional=True)
+    topk = 2 if direction == "none" else 4
+    got = ref.patchmatch_step(a, b, off, direction, 0.2, topk, truncation)
+    expected = _loop_step(a, b, off, direction, 0.2, topk, truncation)
+    torch.testing.assert_close(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1].float(), atol=1e-6, rtol=1e-5)
+
+
+def _cocosnet_step(a, b, off_x, off_y, direction, temperature):
+    """CoCosNet v2's PropagationFaster + Evaluate, re-expressed from SEEDS.md
+    (square maps, float index truncation, topk of the softmax)."""
+    n, k, h, w = off_x.shape
+    if direction == "horizontal":
+        z = torch.zeros(n, k, h, 1)
+        cat = lambda o: torch.cat((torch.cat((z, o[..., :-1]), 3), o, torch.cat((o[..., 1:], z), 3)), 1)
+    else:
+        z = torch.zeros(n, k, 1, w)
+        cat = lambda o: torch.cat((torch.cat((z, o[:, :, :-1]), 2), o, torch.cat((o[:, :, 1:], z), 2)), 1)
+    off_x, off_y = cat(off_x), cat(off_y)
+    xs = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
+    ys = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
+    inds = ((xs + off_x).clamp(0, h - 1) * w + (ys + off_y).clamp(0, w - 1)).long()
+    m = inds.shape[1]
+    bf = b.flatten(2)
+    costs = torch.stack([(a.flatten(2) * torch.gather(bf, 2, inds[:, i].reshape(n, 1, -1).expand_as(bf)))
+                         .sum(1) / temperature for i in range(m)], dim=-1)  # (N, HW, M)
+    prob, top = torch.topk(torch.softmax(costs, -1), m // 3, dim=-1)
+    best = torch.gather(inds.flatten(2).transpose(1, 2), -1, top).transpose(1, 2).view(n, -1, h, w)
+    return best // w - xs, best % w - ys, prob.transpose(1, 2).reshape(n, -1, h, w)
+
+
+@pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
+def test_step_matches_cocosnet_v2(impl, device):
+    a, b, off = _maps(c=8, h=6, w=6, hb=6, wb=6, k=4, fractional=True)
+    for direction in ("horizontal", "vertical"):
+        x, y, prob = _cocosnet_step(a, b, off[:, 0], off[:, 1], direction, 0.5)
+        new, p = hrops.patchmatch_step(a.to(device), b.to(device), off.to(device), direction, 0.5,
+                                       cocosnet_truncation=True, impl=impl)
+        torch.testing.assert_close(new[:, 0].cpu(), x)
+        torch.testing.assert_close(new[:, 1].cpu(), y)
+        torch.testing.assert_close(p.cpu(), prob, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
+@pytest.mark.parametrize("case", ["rect", "square", "topk_all", "cold", "hot", "fractional"])
+def test_step_kernel_matches_ref(impl, device, case):
+    kw = dict(rect={}, square=dict(h=8, w=8, hb=8, wb=8), topk_all={}, cold={}, hot={},
+              fractional=dict(fractional=True))[case]
+    a, b, off = _maps(**kw)
+    temperature = {"cold": 1e-3, "hot": 1e3}.get(case, 0.05)
+    for direction in ("none", "horizontal", "vertical"):
+        m = off.shape[2] * (1 if direction == "none" else 3)
+        topk = m if case == "topk_all" else None
+        for trunc in (False, True):
+            got = hrops.patchmatch_step(a.to(device), b.to(device), off.to(device), direction,
+                                        temperature, topk, cocosnet_truncation=trunc, impl=impl)
+            expected = ref.patchmatch_step(a, b, off, direction, temperature, topk or off.shape[2], trunc)
+            torch.testing.assert_close(got[0].cpu(), expected[0])
+            # At T = 1e-3 scores reach +-1000: fp32 dot-product rounding (1e-7
+            # relative) moves a softmax weight by ~1e-4 relative.
+            tol = dict(atol=1e-4, rtol=1e-3) if case == "cold" else dict(atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(got[1].cpu(), expected[1], **tol)
+
+
+@pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
+def test_identical_features_break_ties_to_the_lower_candidate(impl, device):
+    a = torch.ones(1, 4, 3, 3)
+    off = torch.tensor([0.0, 1.0, -1.0]).view(1, 1, 3, 1, 1).repeat(1, 2, 1, 3, 3)
+    new, p = hrops.patchmatch_step(a.to(device), a.to(device), off.to(device), "none", 0.1, impl=impl)
+    # All scores tie, so the order is the candidates' order, clamped at borders.
+    assert new[0, 0, :, 1, 1].tolist() == [0.0, 1.0, -1.0]
+    torch.testing.assert_close(p.cpu(), torch.full((1, 3, 3, 3), 1 / 3))
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
+def test_out_of_range_and_non_finite_offsets_stay_inside(impl, device):
+    a, b, off = _maps()
+    off[:, :, 0] = 1e9
+    off[:, 0, 1] = float("nan")
+    off[:, 1, 2] = -float("inf")
+    new, _ = hrops.patchmatch_step(a.to(device), b.to(device), off.to(device), "horizontal", 0.1,
+                                   impl=impl)
+    h, w = a.shape[-2:]
+    rows = torch.arange(h).view(1, 1, h, 1) + new[:, 0].cpu()
+    cols = torch.arange(w).view(1, 1, 1, w) + new[:, 1].cpu()
+    assert rows.min() >= 0 and rows.max() <= b.shape[2] - 1
+    assert cols.min() >= 0 and cols.max() <= b.shape[3] - 1
+    expected = ref.patchmatch_step(a, b, off, "horizontal", 0.1, 3)
+    torch.testing.assert_close(new.cpu(), expected[0])
+
+
+@pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
+def test_warp_matches_ref_and_gradcheck(impl, device):
+    a, b, off = _maps(c=5, k=4, fractional=True)
+    r = torch.randn(2, 3, 6, 4)
+    args = [t.double().to(device).requires_grad_() for t in (a, b, r)]
+    for trunc in (False, True):
+        fn = lambda x, y, z: hrops.patchmatch_warp(x, y, z, off.to(device), 0.3,
+                                                   cocosnet_truncation=trunc, impl=impl)
+        expected = ref.patchmatch_warp(*[t.detach().cpu() for t in args], off, 0.3, trunc)
+        torch.testing.assert_close(fn(*args).cpu(), expected)
+        assert torch.autograd.gradcheck(fn, args)
+
+
+def test_warp_ref_matches_cocosnet_v2_form():
+    """CoCosNet v2's final warp: softmax over the candidates, weighted sum of ref pixels."""
+    a, b, off = _maps(c=4, h=4, w=4, hb=4, wb=4, k=3)
+    r = torch.randn(2, 3, 4, 4)
+    xs, ys = torch.arange(4.0).view(1, 1, 4, 1), torch.arange(4.0).view(1, 1, 1, 4)
+    inds = ((xs + off[:, 0]).clamp(0, 3) * 4 + (ys + off[:, 1]).clamp(0, 3)).long().flatten(2)
+    costs = torch.stack([(a.flatten(2) * torch.gather(b.flatten(2), 2, inds[:, i:i + 1].expand(2, 4, 16)))
+                         .sum(1) / 0.3 for i in range(3)], -1)
+    weight = torch.softmax(costs, -1)
+    warp = sum(torch.gather(r.flatten(2), 2, inds[:, i:i + 1].expand(2, 3, 16)) * weight[:, None, :, i]
+               for i in range(3)).view(2, 3, 4, 4)
+    torch.testing.assert_close(ref.patchmatch_warp(a, b, r, off, 0.3), warp)
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
+def test_opcheck_and_empty(impl, device):
+    a, b, off = [t.to(device) for t in _maps()]
+    r = torch.randn(2, 3, 6, 4, device=device)
+    torch.library.opcheck(torch.ops.hrops.patchmatch_step.default, (a, b, off, 1, 0.1, 3, False, impl))
+    args = [t.clone().requires_grad_() for t in (a, b, r)]
+    torch.library.opcheck(torch.ops.hrops.patchmatch_warp.default, (*args, off, 0.1, True, impl))
+    new, p = hrops.patchmatch_step(a[:0], b[:0], off[:0], impl=impl)
+    assert new.shape == (0, 2, 3, 5, 7) and p.shape == (0, 3, 5, 7)
+    assert hrops.patchmatch_warp(a[:0], b[:0], r[:0], off[:0], impl=impl).shape == (0, 3, 5, 7)
+
+
+def test_bad_input_is_rejected():
+    a, b, off = _maps()
+    r = torch.randn(2, 3, 6, 4)
+    with pytest.raises(ValueError, match="feat_b must have shape .* same batch and feature channels"):
+        hrops.patchmatch_step(a, b[:, :4], off)
+    with pytest.raises(ValueError, match=r"offsets must have shape \(N, 2, K, H, W\) = \(2, 2, K, 5, 7\)"):
+        hrops.patchmatch_step(a, b, off[:, :, :, :4])
+    with pytest.raises(ValueError, match="direction must be one of"):
+        hrops.patchmatch_step(a, b, off, "diagonal")
+    with pytest.raises(ValueError, match=r"topk must be in \[1, 9\]"):
+        hrops.patchmatch_step(a, b, off, topk=10)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        hrops.patchmatch_step(a, b, off, temperature=0.0)
+    with pytest.raises(ValueError, match="offsets must be float32, float64"):
+        hrops.patchmatch_step(a, b, off.long())
+    with pytest.raises(ValueError, match=r"ref_img must have shape \(N, Cr, Hb, Wb\)"):
+        hrops.patchmatch_warp(a, b, r[..., :3], off)
+    with pytest.raises(ValueError, match="at most 96 candidates"):
+        hrops.patchmatch_step(a, b, torch.zeros(2, 2, 33, 5, 7))
+    with pytest.raises(RuntimeError, match="offsets must have shape"):
+        torch.ops.hrops_C.patchmatch_step(a, b, off[:1], 1, 0.1, 3, False)
+
+
+def test_step_outputs_carry_no_gradient():
+    a, b, off = _maps()
+    a.requires_grad_()
+    new, p = hrops.patchmatch_step(a, b, off)
+    assert not new.requires_grad and not p.requires_grad
