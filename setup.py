@@ -70,9 +70,10 @@ def write_build_config(with_cuda, archs):
 def extensions():
     debug = os.environ.get("HROPS_DEBUG") == "1"
     opt = ["-O0", "-g"] if debug else ["-O3", "-g0"]
-    # No code here reads floating-point exception flags; without this GCC will
-    # not turn data-dependent selects (activations, masks) into vector blends.
-    cpu_flags = ["-fopenmp", "-fno-trapping-math"]
+    # No code here reads floating-point exception flags or errno; without these
+    # GCC will not turn data-dependent selects (activations, masks) into vector
+    # blends, nor vectorise expf through glibc's vector math library.
+    cpu_flags = ["-fopenmp", "-fno-trapping-math", "-fno-math-errno"]
     include = [os.path.join(HERE, "csrc")]
     exts = [ce.CppExtension(
         "hrops._C", sorted(glob.glob("csrc/cpu/*.cpp")), include_dirs=include,

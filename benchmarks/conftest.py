@@ -56,7 +56,7 @@ def _prepared(case, device, mode):
         _current.clear()
         inputs = case.make_inputs(torch.device(device), case.dtype)
         ref = case.impls(torch.device(device), case.dtype)["ref"]
-        _current[key] = inputs, harness.reference(ref, inputs, mode, case.tolerance)
+        _current[key] = inputs, harness.reference(ref, inputs, mode, case.tolerance, case.grad_inputs)
     return _current[key]
 
 

@@ -51,20 +51,28 @@ HROPS_HD void pm_softmax_topk(const float* cost, int M, int k, float* prob, int*
   float mx = cost[0];
   for (int m = 1; m < M; ++m) mx = cost[m] > mx ? cost[m] : mx;
   float sum = 0.0f;
+#if !defined(__CUDACC__)
+#pragma omp simd reduction(+ : sum)
+#endif
   for (int m = 0; m < M; ++m) {
     prob[m] = expf(cost[m] - mx);
     sum += prob[m];
   }
   const float inv = 1.0f / sum;
   for (int m = 0; m < M; ++m) prob[m] *= inv;
-  for (int j = 0; j < k; ++j) {
-    int best = -1;
-    for (int m = 0; m < M; ++m) {
-      bool taken = false;
-      for (int i = 0; i < j; ++i) taken = taken || top[i] == m;
-      if (!taken && (best < 0 || prob[m] > prob[best])) best = m;
+  // Insertion into a sorted top-k list: one compare for most candidates.
+  // Strict ">" keeps earlier (lower-index) candidates first among ties.
+  int count = 0;
+  for (int m = 0; m < M; ++m) {
+    const float v = prob[m];
+    if (count == k && !(v > prob[top[k - 1]])) continue;
+    int pos = count < k ? count : k - 1;  // a full list drops its last entry
+    while (pos > 0 && v > prob[top[pos - 1]]) {
+      top[pos] = top[pos - 1];
+      --pos;
     }
-    top[j] = best;
+    top[pos] = m;
+    count += count < k ? 1 : 0;
   }
 }
 

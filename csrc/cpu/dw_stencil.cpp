@@ -51,25 +51,12 @@ HROPS_INLINE void correlate_impl(A* out, const A* buf, int64_t ld, int64_t rows,
 }
 
 template <typename A>
-HROPS_INLINE A dot_impl(const A* a, const A* b, int64_t n) {
-  // Eight partial sums so the compiler can vectorise without reassociating.
-  A s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t q = 0;
-  for (; q + 8 <= n; q += 8) {
-    for (int j = 0; j < 8; ++j) s[j] += a[q + j] * b[q + j];
-  }
-  A acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; q < n; ++q) acc += a[q] * b[q];
-  return acc;
-}
-
-template <typename A>
 HROPS_INLINE void weight_grad_impl(A* gw, const A* g, const A* buf, int64_t ld, int64_t rows,
                                    int64_t Wo, int64_t k) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t kh = 0; kh < k; ++kh) {
       for (int64_t kw = 0; kw < k; ++kw) {
-        gw[kh * k + kw] += dot_impl(g + r * Wo, buf + (r + kh) * ld + kw, Wo);
+        gw[kh * k + kw] += dot_inline(g + r * Wo, buf + (r + kh) * ld + kw, Wo);
       }
     }
   }
@@ -95,7 +82,7 @@ HROPS_INLINE void weight_grad_impl(A* gw, const A* g, const A* buf, int64_t ld, 
                    (A * gw, const A* g, const A* buf, int64_t ld, int64_t rows, int64_t Wo,  \
                     int64_t k),                                                              \
                    (gw, g, buf, ld, rows, Wo, k), weight_grad_impl<A>)                       \
-  HROPS_DISPATCHED(A, dot, (const A* a, const A* b, int64_t n), (a, b, n), dot_impl<A>)
+  HROPS_DISPATCHED(A, dot, (const A* a, const A* b, int64_t n), (a, b, n), dot_inline<A>)
 
 HROPS_STENCILS(float)
 HROPS_STENCILS(double)

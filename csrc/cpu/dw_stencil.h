@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/isa.h"
+
 namespace hrops {
 
 // Copies rows [r_begin, r_end) of an H x W plane (row r of the buffer holds
@@ -54,7 +56,21 @@ void correlate_rows_weight_grad(float* gw, const float* g, const float* buf, int
 void correlate_rows_weight_grad(double* gw, const double* g, const double* buf, int64_t ld,
                                 int64_t rows, int64_t Wo, int64_t k);
 
-// sum_q a[q] * b[q].
+// sum_q a[q] * b[q], inlined into the caller's loop (and its ISA target).
+// Eight partial sums so the compiler can vectorise without reassociating.
+template <typename A>
+HROPS_INLINE A dot_inline(const A* a, const A* b, int64_t n) {
+  A s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t q = 0;
+  for (; q + 8 <= n; q += 8) {
+    for (int j = 0; j < 8; ++j) s[j] += a[q + j] * b[q + j];
+  }
+  A acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; q < n; ++q) acc += a[q] * b[q];
+  return acc;
+}
+
+// sum_q a[q] * b[q] (runtime AVX2 dispatch).
 float dot(const float* a, const float* b, int64_t n);
 double dot(const double* a, const double* b, int64_t n);
 

@@ -16,6 +16,12 @@
 namespace hrops {
 namespace {
 
+template <typename T>
+void prefetch_vector(const T* p, int64_t n) {
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (int64_t b = 0; b < n * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
+}
+
 // (N, C, H, W) -> contiguous (N, H, W, C) in `acc` (float, or double for
 // double inputs: the warp's gradients are checked in float64).
 at::Tensor channels_last(const at::Tensor& t, at::ScalarType acc = at::kFloat) {
@@ -24,6 +30,59 @@ at::Tensor channels_last(const at::Tensor& t, at::ScalarType acc = at::kFloat) {
 
 at::ScalarType warp_acc(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+struct StepArgs {
+  PmDims d;
+  int direction, k;
+  float inv_t;
+  bool trunc;
+  const float *a, *b, *offsets;  // a, b channels-last
+  float *new_offsets, *probs;
+};
+
+// Evaluates pixels [begin, end) of the flattened (N, H, W) grid.
+HROPS_INLINE void step_pixels(const StepArgs& s, int64_t begin, int64_t end) {
+  const PmDims& d = s.d;
+  const int64_t HW = d.H * d.W, C = d.C, k = s.k;
+  const int M = int(s.direction == 0 ? d.K : 3 * d.K);
+  float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
+  int64_t target[kPatchMatchMaxCandidates];
+  int top[kPatchMatchMaxCandidates];
+  for (int64_t np = begin; np < end; ++np) {
+    const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
+    const float* bn = s.b + n * d.Hb * d.Wb * C;
+    for (int m = 0; m < M; ++m) {
+      int64_t sr, sc;
+      int j;
+      float dr = 0.0f, dc = 0.0f;
+      if (pm_candidate_source(s.direction, m, int(d.K), r, c, d.H, d.W, sr, sc, j)) {
+        const int64_t o = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
+        dr = s.offsets[o];
+        dc = s.offsets[o + d.K * HW];
+      }
+      target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, s.trunc);
+      prefetch_vector(bn + target[m] * C, C);
+    }
+    // Scores after all targets are known: the B reads are random, and the
+    // prefetches above let their cache misses overlap.
+    for (int m = 0; m < M; ++m) cost[m] = dot_inline(s.a + np * C, bn + target[m] * C, C) * s.inv_t;
+    pm_softmax_topk(cost, M, int(k), prob, top);
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t t = target[top[i]];
+      s.new_offsets[((n * 2) * k + i) * HW + p] = float(t / d.Wb - r);
+      s.new_offsets[((n * 2 + 1) * k + i) * HW + p] = float(t % d.Wb - c);
+      s.probs[(n * k + i) * HW + p] = prob[top[i]];
+    }
+  }
+}
+
+HROPS_TARGET_AVX2 void step_pixels_avx2(const StepArgs& s, int64_t begin, int64_t end) {
+  step_pixels(s, begin, end);
+}
+
+void step_pixels_baseline(const StepArgs& s, int64_t begin, int64_t end) {
+  step_pixels(s, begin, end);
 }
 
 std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, const at::Tensor& b,
@@ -47,34 +106,15 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, cons
   const float* op = off.const_data_ptr<float>();
   float* nop = new_offsets.mutable_data_ptr<float>();
   float* pp = probs.mutable_data_ptr<float>();
-  const int64_t HW = d.H * d.W, C = d.C, k = topk;
+  const int64_t HW = d.H * d.W, k = topk;
   const float inv_t = float(1.0 / temperature);
+  const StepArgs args{d, int(direction), int(k), inv_t, cocosnet_truncation, ap, bp, op, nop, pp};
+  const bool avx2 = cpu_has_avx2_fma();
   at::parallel_for(0, d.N * HW, 256, [&](int64_t begin, int64_t end) {
-    float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
-    int64_t target[kPatchMatchMaxCandidates];
-    int top[kPatchMatchMaxCandidates];
-    for (int64_t np = begin; np < end; ++np) {
-      const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
-      const float* av = ap + np * C;
-      for (int m = 0; m < M; ++m) {
-        int64_t sr, sc;
-        int j;
-        float dr = 0.0f, dc = 0.0f;
-        if (pm_candidate_source(int(direction), m, int(d.K), r, c, d.H, d.W, sr, sc, j)) {
-          const int64_t s = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
-          dr = op[s];
-          dc = op[s + d.K * HW];
-        }
-        target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, cocosnet_truncation);
-        cost[m] = dot(av, bp + (n * d.Hb * d.Wb + target[m]) * C, C) * inv_t;
-      }
-      pm_softmax_topk(cost, M, int(k), prob, top);
-      for (int64_t i = 0; i < k; ++i) {
-        const int64_t t = target[top[i]];
-        nop[((n * 2) * k + i) * HW + p] = float(t / d.Wb - r);
-        nop[((n * 2 + 1) * k + i) * HW + p] = float(t % d.Wb - c);
-        pp[(n * k + i) * HW + p] = prob[top[i]];
-      }
+    if (avx2) {
+      step_pixels_avx2(args, begin, end);
+    } else {
+      step_pixels_baseline(args, begin, end);
     }
   });
   return {new_offsets.to(offsets.scalar_type()), probs.to(a.scalar_type())};
@@ -96,6 +136,9 @@ void warp_candidates(const PmDims& d, const A* av, const A* bp, const float* op,
   for (int64_t j = 0; j < d.K; ++j) {
     const int64_t s = ((n * 2) * d.K + j) * HW + p;
     w.target[j] = pm_target(r, c, op[s], op[s + d.K * HW], d.Hb, d.Wb, trunc);
+    prefetch_vector(bp + (n * d.Hb * d.Wb + w.target[j]) * d.C, d.C);
+  }
+  for (int64_t j = 0; j < d.K; ++j) {
     w.prob[j] = dot(av, bp + (n * d.Hb * d.Wb + w.target[j]) * d.C, d.C) * inv_t;
     mx = j == 0 || w.prob[j] > mx ? w.prob[j] : mx;
   }

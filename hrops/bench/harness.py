@@ -78,6 +78,9 @@ class Case:
     # Reductions over many terms in another order need more than the defaults:
     # "scaled_atol" gives an atol relative to each reference tensor's max |value|.
     tolerance: dict | None = None
+    # Indices of the inputs that require grad in fwdbwd mode (None: every
+    # floating-point input), e.g. not PatchMatch's offsets.
+    grad_inputs: tuple | None = None
 
     @property
     def modes(self):
@@ -99,10 +102,12 @@ def _flat(out):
     return [t for item in out for t in _flat(item)]
 
 
-def _leaves(inputs, mode):
-    """Leaf views of the inputs; floating ones require grad in fwdbwd mode."""
-    return [t.detach().requires_grad_(mode == "fwdbwd" and t.is_floating_point())
-            for t in inputs]
+def _leaves(inputs, mode, grad_inputs=None):
+    """Leaf views of the inputs; in fwdbwd mode the floating ones (or those
+    listed in grad_inputs) require grad."""
+    return [t.detach().requires_grad_(mode == "fwdbwd" and t.is_floating_point() and
+                                      (grad_inputs is None or i in grad_inputs))
+            for i, t in enumerate(inputs)]
 
 
 def _sync(device):
@@ -116,21 +121,22 @@ class Expected:
     grad_outputs: list | None = None  # random, in ref's layout (fwdbwd)
     grad_inputs: list | None = None   # what grad_outputs give (fwdbwd)
     tolerance: dict | None = None     # of the comparison (Case.tolerance)
+    differentiable: tuple | None = None  # Case.grad_inputs
 
 
-def reference(ref, inputs, mode, tolerance=None):
+def reference(ref, inputs, mode, tolerance=None, grad_inputs=None):
     """Ref's outputs and, in fwdbwd mode, seeded random output grads and the
     input grads they produce."""
-    leaves = _leaves(inputs, mode)
+    leaves = _leaves(inputs, mode, grad_inputs)
     outs = _flat(ref.fn(*leaves))
     if mode == "fwd":
-        return Expected([o.detach() for o in outs], tolerance=tolerance)
+        return Expected([o.detach() for o in outs], tolerance=tolerance, differentiable=grad_inputs)
     gen = torch.Generator(outs[0].device).manual_seed(1)
     grad_outputs = [torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype)
                     for o in outs]
     torch.autograd.backward(outs, grad_outputs)
     return Expected([o.detach() for o in outs], grad_outputs,
-                    [t.grad for t in leaves if t.requires_grad], tolerance)
+                    [t.grad for t in leaves if t.requires_grad], tolerance, grad_inputs)
 
 
 def _assert_close(what, got, want, tolerance):
@@ -154,7 +160,7 @@ class Bench:
     def __init__(self, impl, inputs, mode, expected):
         self.fn = impl.fn
         self.mode = mode
-        self.leaves = _leaves(inputs, mode)
+        self.leaves = _leaves(inputs, mode, expected.differentiable)
         self.device = inputs[0].device
         out = self.fn(*self.leaves)  # the first call: compiles a compiled impl
         got = _flat(impl.to_ref(out) if impl.to_ref else out)
@@ -339,7 +345,7 @@ def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print):
             inputs = case.make_inputs(device, case.dtype)
             impls = case.impls(device, case.dtype)
             for mode in (m for m in modes if m in case.modes):
-                expected = reference(impls["ref"], inputs, mode, case.tolerance)
+                expected = reference(impls["ref"], inputs, mode, case.tolerance, case.grad_inputs)
                 for n_threads in (threads if device.type == "cpu" else threads[:1]):
                     torch.set_num_threads(n_threads)
                     floor = floor_ms(case, mode, device)
