@@ -58,39 +58,64 @@ Separable factor_kernel(const at::Tensor& kernel) {
   return s;
 }
 
-// Scratch rows of one task, in the accumulation type.
+// Scratch rows of one task, in the accumulation type. `up` has room for
+// the padded row rounded up to whole phases (zero tail).
 template <typename A>
 struct RowBuffers {
   std::vector<A> tmp, up, phases, out;
   RowBuffers(const UpFirDn2dGeom& g, int64_t span_x)
-      : tmp(g.in_w), up(span_x), phases(span_x + g.down_x), out(g.out_w) {}
+      : tmp(g.in_w), up(span_x + g.down_x, A(0)), phases(span_x + g.down_x), out(g.out_w) {}
 };
+
+// out[o] = sum_t taps[t] * src[o + t], o < n, rounded into the output type.
+// The 4-tap case (every StyleGAN2 blur) keeps the sum in registers.
+template <typename A, typename T>
+HROPS_INLINE void fir_row(const A* src, const A* taps, int64_t k, A* acc, T* out, int64_t n) {
+  if (k == 4) {
+    const A w0 = taps[0], w1 = taps[1], w2 = taps[2], w3 = taps[3];
+    for (int64_t o = 0; o < n; ++o) {
+      out[o] = T(w0 * src[o] + w1 * src[o + 1] + w2 * src[o + 2] + w3 * src[o + 3]);
+    }
+    return;
+  }
+  std::fill(acc, acc + n, A(0));
+  for (int64_t t = 0; t < k; ++t) {
+    const A w = taps[t];
+    for (int64_t o = 0; o < n; ++o) acc[o] += w * src[o + t];
+  }
+  for (int64_t o = 0; o < n; ++o) out[o] = T(acc[o]);
+}
 
 // out[o] = sum_t taps[t] * u[o * down + t] for one padded, zero-inserted row
 // u of length span (taps: the flipped kernel row).
-template <typename A>
+template <typename A, typename T>
 HROPS_INLINE void filter_row(const A* u, int64_t span, const A* taps, int64_t k, int64_t down,
-                             A* phases, A* out, int64_t out_len) {
-  std::fill(out, out + out_len, A(0));
+                             A* phases, A* acc, T* out, int64_t out_len) {
   if (down == 1) {
-    for (int64_t t = 0; t < k; ++t) {
-      const A w = taps[t];
-      const A* src = u + t;
-      for (int64_t o = 0; o < out_len; ++o) out[o] += w * src[o];
-    }
+    fir_row<A, T>(u, taps, k, acc, out, out_len);
     return;
   }
   // Phase r holds u[r], u[r + down], ...: tap t reads phase t % down at t / down.
   const int64_t plen = (span + down - 1) / down;
-  for (int64_t r = 0; r < down; ++r) {
-    A* ph = phases + r * plen;
-    for (int64_t m = 0; m * down + r < span; ++m) ph[m] = u[m * down + r];
+  if (down == 2) {
+    A* even = phases;
+    A* odd = phases + plen;
+    for (int64_t m = 0; m < plen; ++m) {
+      even[m] = u[2 * m];
+      odd[m] = u[2 * m + 1];
+    }
+  } else {
+    for (int64_t r = 0; r < down; ++r) {
+      for (int64_t m = 0; m < plen; ++m) phases[r * plen + m] = u[m * down + r];
+    }
   }
+  std::fill(acc, acc + out_len, A(0));
   for (int64_t t = 0; t < k; ++t) {
     const A w = taps[t];
     const A* src = phases + (t % down) * plen + t / down;
-    for (int64_t o = 0; o < out_len; ++o) out[o] += w * src[o];
+    for (int64_t o = 0; o < out_len; ++o) acc[o] += w * src[o];
   }
+  for (int64_t o = 0; o < out_len; ++o) out[o] = T(acc[o]);
 }
 
 template <typename scalar_t>
@@ -105,27 +130,31 @@ HROPS_INLINE void separable_planes(const scalar_t* x, scalar_t* out, const UpFir
   const int64_t i_lo = g.pad_x0 >= 0 ? 0 : (-g.pad_x0 + g.up_x - 1) / g.up_x;
   int64_t i_hi = g.in_w;
   while (i_hi > i_lo && (i_hi - 1) * g.up_x + g.pad_x0 >= span_x) --i_hi;
+  A* u = buf.up.data();
+  // Without upsampling the vertical pass writes straight into the padded
+  // row, whose zero margins are then never overwritten.
+  const bool direct = g.up_x == 1;
+  A* row = direct ? u : buf.tmp.data();
+  const int64_t off = direct ? g.pad_x0 : 0;
+  const int64_t j_lo = direct ? i_lo : 0, j_hi = direct ? i_hi : g.in_w;
   for (int64_t plane = begin; plane < end; ++plane) {
     const scalar_t* xp = x + plane * g.in_h * g.in_w;
     scalar_t* op = out + plane * g.out_h * g.out_w;
     for (int64_t oy = 0; oy < g.out_h; ++oy) {
       const int64_t sy = oy * g.down_y - g.pad_y0;
-      A* tmp = buf.tmp.data();
-      std::fill(tmp, tmp + g.in_w, A(0));
+      std::fill(row + j_lo + off, row + j_hi + off, A(0));
       for (int64_t ky = upfirdn_first_tap(sy, g.up_y); ky < g.kh; ky += g.up_y) {
         const int64_t iy = (sy + ky) / g.up_y;
         if (iy >= g.in_h) break;
         const A w = col_flip[ky];
         const scalar_t* src = xp + iy * g.in_w;
-        for (int64_t j = 0; j < g.in_w; ++j) tmp[j] += w * A(src[j]);
+        for (int64_t j = j_lo; j < j_hi; ++j) row[j + off] += w * A(src[j]);
       }
-      A* u = buf.up.data();
-      std::fill(u, u + span_x, A(0));
-      for (int64_t i = i_lo; i < i_hi; ++i) u[i * g.up_x + g.pad_x0] = tmp[i];
-      filter_row<A>(u, span_x, row_flip, g.kw, g.down_x, buf.phases.data(), buf.out.data(),
-                    g.out_w);
-      scalar_t* orow = op + oy * g.out_w;
-      for (int64_t ox = 0; ox < g.out_w; ++ox) orow[ox] = scalar_t(buf.out[ox]);
+      if (!direct) {  // zero insertion; the zeros between samples stay from construction
+        for (int64_t i = i_lo; i < i_hi; ++i) u[i * g.up_x + g.pad_x0] = row[i];
+      }
+      filter_row<A, scalar_t>(u, span_x, row_flip, g.kw, g.down_x, buf.phases.data(),
+                              buf.out.data(), op + oy * g.out_w, g.out_w);
     }
   }
 }
