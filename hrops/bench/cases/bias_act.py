@@ -36,7 +36,7 @@ def _case(shape):
     io = 2 * nbytes(shape)
     # The bias gradient sums N*H*W values: fp32 summation order differs by ~1e-5.
     return Case("fused_bias_leaky_relu", _label(shape), make_inputs, _impls, fwd_bytes=io,
-                bwd_bytes=io, grad_tol=dict(rtol=1e-4, atol=1e-3))
+                bwd_bytes=io, tolerance=dict(rtol=1e-4, atol=1e-3))
 
 
 def _impls(device, dtype):
