@@ -4,6 +4,7 @@ hrops against the same decoder on the fallback ops, the attribute edits
 import pytest
 import torch
 
+import s2fgan_original
 from python_models import s2fgan
 from python_models.png import write_png
 from python_models.png_read import read_png
@@ -61,6 +62,17 @@ def test_decoder_matches_fallback_decoder(model):
         s2fgan.use_impl(model.generator, None)
     assert fast.shape == (1, 3, 256, 256)
     torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+
+
+def test_decoder_loads_original_state_dict_and_matches():
+    torch.manual_seed(1)
+    original = s2fgan_original.Generator().eval()
+    ours = s2fgan.Generator().eval()
+    ours.load_state_dict(original.state_dict(), strict=True)
+    assert set(ours.state_dict()) == set(original.state_dict())
+    style = torch.randn(2, 512)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(style), original(style), atol=1e-4, rtol=1e-4)
 
 
 def test_attribute_mapping_identity_at_zero_shift(model):

@@ -118,6 +118,17 @@ def test_layouts_and_kernel_dtype(impl, device):
 
 
 @pytest.mark.parametrize("impl,device", IMPLS)
+@pytest.mark.parametrize("name", ["blur4", "rand3"])
+def test_crop_past_the_input(impl, device, name):
+    # The left crop removes every input column, the right pad keeps a window.
+    x, k = torch.randn(1, 2, 5, 3, dtype=torch.float64), KERNELS[name]
+    pad = (-5, 2 + k.shape[1], 1, 1)
+    y = hrops.upfirdn2d(x.to(device), k.to(device), 1, 1, pad, impl=impl)
+    torch.testing.assert_close(y.cpu(), _call_ref(x, k, (1, 1), (1, 1), pad))
+    assert not y.any()
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
 def test_empty(impl, device):
     k = _blur().float().to(device)
     y = hrops.upfirdn2d(torch.randn(0, 3, 8, 8, device=device), k, 2, 1, (2, 1), impl=impl)

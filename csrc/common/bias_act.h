@@ -15,8 +15,7 @@ namespace hrops {
 
 // The same operation order as leaky_relu(v) * scale in PyTorch (the slope
 // product is rounded before the scale product). Both branches are computed
-// and then selected: a conditional multiply is control flow the CPU
-// compiler will not vectorise.
+// and then selected, a branch-free form that vectorises.
 template <typename Acc>
 HROPS_HD Acc leaky_relu_scaled(Acc v, Acc slope, Acc scale) {
   const Acc negative = v * slope;

@@ -1,13 +1,7 @@
 // Fused bias + leaky ReLU on the CPU: one pass forward; one pass backward
 // that also reduces the bias gradient (no second read of grad_x). Per-element
-// math: csrc/common/bias_act.h.
-//
-// GCC does not vectorise a float compare-and-select while floating-point
-// exceptions are observable (-ftrapping-math, its default); nothing here reads
-// the exception flags, so the whole file is compiled without them.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
+// math: csrc/common/bias_act.h. The compare-and-select loops vectorise
+// because setup.py compiles with -fno-trapping-math.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>

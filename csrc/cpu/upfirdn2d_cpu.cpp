@@ -130,6 +130,7 @@ HROPS_INLINE void separable_planes(const scalar_t* x, scalar_t* out, const UpFir
   const int64_t i_lo = g.pad_x0 >= 0 ? 0 : (-g.pad_x0 + g.up_x - 1) / g.up_x;
   int64_t i_hi = g.in_w;
   while (i_hi > i_lo && (i_hi - 1) * g.up_x + g.pad_x0 >= span_x) --i_hi;
+  i_hi = std::max(i_hi, i_lo);  // a crop wider than the input leaves no columns
   A* u = buf.up.data();
   // Without upsampling the vertical pass writes straight into the padded
   // row, whose zero margins are then never overwritten.
