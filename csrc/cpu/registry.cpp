@@ -28,6 +28,14 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def(
       "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "
       "(Tensor, Tensor)");
+  m.def(
+      "fused_bias_leaky_relu(Tensor x, Tensor? bias, float negative_slope, float scale) -> Tensor");
+  m.def(
+      "fused_bias_leaky_relu_backward(Tensor grad, Tensor out, Tensor? shift, float negative_slope, "
+      "float scale, bool bias_grad) -> (Tensor, Tensor)");
+  m.def(
+      "upfirdn2d(Tensor x, Tensor kernel, int up_x, int up_y, int down_x, int down_y, int pad_x0, "
+      "int pad_x1, int pad_y0, int pad_y1) -> Tensor");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library

@@ -58,5 +58,25 @@ cudaError_t launch_patchmatch_warp_backward(const PatchMatchDims& d, const float
                                             int64_t Cr, const float* offsets,
                                             float inv_temperature, bool cocosnet_truncation,
                                             float* ga, float* gb, float* gref, cudaStream_t stream);
+// Fused bias + leaky ReLU over a tensor walked as contiguous (outer, C, inner);
+// bias: contiguous (C,) or null. out: same layout as x.
+cudaError_t launch_fused_bias_leaky_relu(DType dtype, const void* x, const void* bias, void* out,
+                                         int64_t outer, int64_t C, int64_t inner, double slope,
+                                         double scale, cudaStream_t stream);
+
+// grad_x = (grad + shift[c]) * (out > 0 ? 1 : slope) * scale; grad, out and
+// grad_x in the same (outer, C, inner) layout, shift contiguous (C,) or null.
+cudaError_t launch_fused_bias_leaky_relu_backward(DType dtype, const void* grad, const void* out,
+                                                  const void* shift, void* grad_x, int64_t outer,
+                                                  int64_t C, int64_t inner, double slope,
+                                                  double scale, cudaStream_t stream);
+
+// upfirdn2d: x (N, C, in_h, in_w) with strides xs; kernel: contiguous kh x kw
+// in float (double for double x) on the device; out: contiguous
+// (N, C, out_h, out_w). Geometry in the order of UpFirDn2dGeom: in_h, in_w,
+// out_h, out_w, kh, kw, up_x, up_y, down_x, down_y, pad_x0, pad_y0.
+cudaError_t launch_upfirdn2d(DType dtype, const void* x, const int64_t xs[4], const void* kernel,
+                             void* out, int64_t N, int64_t C, const int64_t geom[12],
+                             cudaStream_t stream);
 
 }  // namespace hrops

@@ -1,9 +1,12 @@
 """Benchmark cases per op family: CASES[name](quick) -> list of harness.Case.
 A new op adds a module here and one line below."""
-from . import haar, mobilestylegan, patchmatch
+from . import bias_act, haar, mobilestylegan, patchmatch, s2fgan, upfirdn2d
 
 CASES = {
     "haar": haar.cases,
     "mobilestylegan": mobilestylegan.cases,
     "patchmatch": patchmatch.cases,
+    "fused_bias_leaky_relu": bias_act.cases,
+    "upfirdn2d": upfirdn2d.cases,
+    "s2fgan": s2fgan.cases,
 }

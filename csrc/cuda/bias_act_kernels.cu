@@ -1,0 +1,106 @@
+// Fused bias + leaky ReLU, CUDA kernels (elementwise, grid-stride). Per-element
+// math: csrc/common/bias_act.h, shared with the CPU kernels.
+#include <algorithm>
+
+#include "common/bias_act.h"
+#include "cuda/convert.cuh"
+#include "cuda/launch.h"
+
+namespace hrops {
+namespace {
+
+constexpr int kThreads = 256;
+
+int64_t blocks_for(int64_t total) {
+  return std::min<int64_t>((total + kThreads - 1) / kThreads, 65536);
+}
+
+template <typename T>
+__global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ bias,
+                                T* __restrict__ out, int64_t total, int64_t C, int64_t inner,
+                                typename AccOf<T>::type slope, typename AccOf<T>::type scale) {
+  using Acc = typename AccOf<T>::type;
+  using Cv = Convert<T>;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const Acc b = bias ? Cv::template load<Acc>(bias[(k / inner) % C]) : Acc(0);
+    out[k] = Cv::template store<Acc>(
+        leaky_relu_scaled<Acc>(Cv::template load<Acc>(x[k]) + b, slope, scale));
+  }
+}
+
+template <typename T>
+__global__ void bias_act_backward_kernel(const T* __restrict__ grad, const T* __restrict__ out,
+                                         const T* __restrict__ shift, T* __restrict__ grad_x,
+                                         int64_t total, int64_t C, int64_t inner,
+                                         typename AccOf<T>::type slope,
+                                         typename AccOf<T>::type scale) {
+  using Acc = typename AccOf<T>::type;
+  using Cv = Convert<T>;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const Acc s = shift ? Cv::template load<Acc>(shift[(k / inner) % C]) : Acc(0);
+    grad_x[k] = Cv::template store<Acc>(leaky_relu_scaled_grad<Acc>(
+        Cv::template load<Acc>(grad[k]) + s, Cv::template load<Acc>(out[k]), slope, scale));
+  }
+}
+
+template <typename T>
+cudaError_t forward(const void* x, const void* bias, void* out, int64_t outer, int64_t C,
+                    int64_t inner, double slope, double scale, cudaStream_t stream) {
+  using Acc = typename AccOf<T>::type;
+  const int64_t total = outer * C * inner;
+  if (total == 0) return cudaSuccess;
+  bias_act_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
+      static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(out), total, C, inner,
+      Acc(slope), Acc(scale));
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t backward(const void* grad, const void* out, const void* shift, void* grad_x,
+                     int64_t outer, int64_t C, int64_t inner, double slope, double scale,
+                     cudaStream_t stream) {
+  using Acc = typename AccOf<T>::type;
+  const int64_t total = outer * C * inner;
+  if (total == 0) return cudaSuccess;
+  bias_act_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
+      static_cast<const T*>(grad), static_cast<const T*>(out), static_cast<const T*>(shift),
+      static_cast<T*>(grad_x), total, C, inner, Acc(slope), Acc(scale));
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_fused_bias_leaky_relu(DType dtype, const void* x, const void* bias, void* out,
+                                         int64_t outer, int64_t C, int64_t inner, double slope,
+                                         double scale, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kFloat32: return forward<float>(x, bias, out, outer, C, inner, slope, scale, stream);
+    case DType::kFloat64: return forward<double>(x, bias, out, outer, C, inner, slope, scale, stream);
+    case DType::kFloat16: return forward<__half>(x, bias, out, outer, C, inner, slope, scale, stream);
+    case DType::kBFloat16:
+      return forward<__nv_bfloat16>(x, bias, out, outer, C, inner, slope, scale, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_fused_bias_leaky_relu_backward(DType dtype, const void* grad, const void* out,
+                                                  const void* shift, void* grad_x, int64_t outer,
+                                                  int64_t C, int64_t inner, double slope,
+                                                  double scale, cudaStream_t stream) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return backward<float>(grad, out, shift, grad_x, outer, C, inner, slope, scale, stream);
+    case DType::kFloat64:
+      return backward<double>(grad, out, shift, grad_x, outer, C, inner, slope, scale, stream);
+    case DType::kFloat16:
+      return backward<__half>(grad, out, shift, grad_x, outer, C, inner, slope, scale, stream);
+    case DType::kBFloat16:
+      return backward<__nv_bfloat16>(grad, out, shift, grad_x, outer, C, inner, slope, scale,
+                                     stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace hrops

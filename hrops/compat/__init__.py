@@ -1,0 +1,1 @@
+"""Drop-in replacements for the op modules other code bases import."""

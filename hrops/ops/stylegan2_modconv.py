@@ -1,0 +1,69 @@
+"""StyleGAN2's modulated convolution (rosinality's ModulatedConv2d; SEEDS.md
+6.1) built on hrops.upfirdn2d and ATen convolutions.
+
+Instead of materialising N per-sample weights and one grouped convolution
+(the definition, hrops.ref.stylegan2_modconv), the batch-shared form is used:
+  conv(x * style, weight) * demod,  demod[n, o] = rsqrt(sum_i style[n, i]^2 *
+  sum_{kh, kw} weight[o, i]^2 + eps),
+which is the same function (per sample, scaling input channel i by s_i and
+output channel o by d_o equals convolving with weight[o, i] * s_i * d_o).
+One ordinary convolution over the batch is faster on CPU than N small
+grouped ones plus building N weight copies. Every piece has double backward
+(ATen convs; hrops.upfirdn2d), as R1 and path-length regularisers need.
+"""
+import torch
+import torch.nn.functional as F
+
+from .. import _backends, ref
+from ..ref.stylegan2_modconv import blur_kernel_2d, modconv_blur_pads
+from ._checks import check_same_device_dtype, check_tensor
+from .upfirdn2d import upfirdn2d
+
+
+def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kernel=(1, 3, 3, 1),
+                     eps=1e-8, *, impl=None):
+    """StyleGAN2's modulated convolution.
+
+    x (N, Cin, H, W); weight (Cout, Cin, k, k) or rosinality's
+    (1, Cout, Cin, k, k), any fixed scale (1/sqrt(Cin k^2)) already applied;
+    style (N, Cin), the modulation (rosinality: EqualLinear(w), bias 1).
+    demodulate: per-sample, per-output-channel rsqrt(sum W'^2 + eps).
+    up = 2: stride-2 transposed conv then blur_kernel (x4), output 2H x 2W;
+    down = 2: blur then stride-2 conv; otherwise 'same' padding (k // 2).
+    impl picks the upfirdn2d kernel; "ref" runs the grouped definition.
+    """
+    check_tensor(x, "x", 4, "(N, Cin, H, W)")
+    if isinstance(weight, torch.Tensor) and weight.dim() == 5 and weight.shape[0] == 1:
+        weight = weight[0]
+    check_tensor(weight, "weight", 4, "(Cout, Cin, k, k)")
+    check_tensor(style, "style", 2, "(N, Cin)")
+    check_same_device_dtype(x, "x", weight, "weight")
+    check_same_device_dtype(x, "x", style, "style")
+    n, cin = x.shape[:2]
+    if weight.shape[1] != cin or weight.shape[2] != weight.shape[3]:
+        raise ValueError(f"weight must have shape (Cout, Cin, k, k) with Cin = {cin}, got "
+                         f"{tuple(weight.shape)}")
+    if tuple(style.shape) != (n, cin):
+        raise ValueError(f"style must have shape (N, Cin) = {(n, cin)}, got {tuple(style.shape)}")
+    if up not in (1, 2) or down not in (1, 2) or (up == 2 and down == 2):
+        raise ValueError(f"up and down must be 1 or 2 (not both 2), got up={up}, down={down}")
+    if _backends.resolve("modulated_conv2d", impl, x.device, ("ref", "cpu", "cuda")) == "ref":
+        return ref.modulated_conv2d(x, weight, style, demodulate, up, down, blur_kernel, eps)
+    k = weight.shape[-1]
+    xs = x * style[:, :, None, None]
+    if up == 2:
+        out = F.conv_transpose2d(xs, weight.transpose(0, 1), stride=2)
+    elif down == 2:
+        p0, p1 = modconv_blur_pads(len(blur_kernel), k, up, down)
+        kern = blur_kernel_2d(blur_kernel, 1.0, x.dtype, x.device)
+        out = F.conv2d(upfirdn2d(xs, kern, pad=(p0, p1), impl=impl), weight, stride=2)
+    else:
+        out = F.conv2d(xs, weight, padding=k // 2)
+    if demodulate:
+        demod = torch.rsqrt(style.square() @ weight.square().sum([2, 3]).t() + eps)
+        out = out * demod[:, :, None, None]
+    if up == 2:
+        p0, p1 = modconv_blur_pads(len(blur_kernel), k, up, down)
+        out = upfirdn2d(out, blur_kernel_2d(blur_kernel, 4.0, x.dtype, x.device), pad=(p0, p1),
+                        impl=impl)
+    return out

@@ -1,0 +1,114 @@
+"""upfirdn2d as a custom op (StyleGAN2; SEEDS.md 6.1): upsample by zero
+insertion, pad (negative pads crop), 2-D FIR filter (true convolution, i.e.
+the kernel is flipped, as in rosinality's and NVIDIA's upfirdn2d), downsample,
+in one pass.
+
+The op is linear in x; its adjoint (the backward) is upfirdn2d again, with
+the flipped kernel, up and down swapped, and pads chosen so the result has
+x's size. The backward calls the op itself, so gradients of every order work.
+The kernel gets no gradient (it is a fixed filter in every StyleGAN2 code base).
+"""
+from collections.abc import Sequence
+
+import torch
+
+from .. import _backends, ref
+from ._checks import check_tensor
+
+_IMPLS = ("ref", "cpu", "cuda")
+
+
+def _out_len(size, k, up, down, pad0, pad1):
+    span = size * up + pad0 + pad1 - k
+    return 0 if span < 0 else span // down + 1
+
+
+@torch.library.custom_op("hrops::upfirdn2d", mutates_args=())
+def _upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up_x: int, up_y: int, down_x: int,
+               down_y: int, pad_x0: int, pad_x1: int, pad_y0: int, pad_y1: int,
+               impl: str) -> torch.Tensor:
+    return torch.ops.hrops_C.upfirdn2d(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1,
+                                       pad_y0, pad_y1)
+
+
+@_upfirdn2d.register_fake
+def _(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, impl):
+    kh, kw = kernel.shape
+    return x.new_empty((x.shape[0], x.shape[1],
+                        _out_len(x.shape[2], kh, up_y, down_y, pad_y0, pad_y1),
+                        _out_len(x.shape[3], kw, up_x, down_x, pad_x0, pad_x1)))
+
+
+def _setup(ctx, inputs, output):
+    x, kernel, *ctx.params, ctx.impl = inputs
+    ctx.in_size = x.shape[2], x.shape[3]
+    ctx.save_for_backward(kernel)
+
+
+def _adjoint_pads(in_size, out_size, k, up, down, pad0):
+    """Pads of the adjoint: upfirdn(grad, flip(kernel), up=down, down=up)
+    restores the input length (positions that the forward's downsampling
+    never read get zero gradient)."""
+    return k - pad0 - 1, in_size * up - out_size * down + pad0 - up + 1
+
+
+def _backward(ctx, grad):
+    (kernel,) = ctx.saved_tensors
+    up_x, up_y, down_x, down_y, pad_x0, _, pad_y0, _ = ctx.params
+    kh, kw = kernel.shape
+    gx0, gx1 = _adjoint_pads(ctx.in_size[1], grad.shape[3], kw, up_x, down_x, pad_x0)
+    gy0, gy1 = _adjoint_pads(ctx.in_size[0], grad.shape[2], kh, up_y, down_y, pad_y0)
+    grad_x = _upfirdn2d(grad, kernel.flip([0, 1]), down_x, down_y, up_x, up_y, gx0, gx1, gy0,
+                        gy1, ctx.impl)
+    return grad_x, None, None, None, None, None, None, None, None, None, None
+
+
+_upfirdn2d.register_autograd(_backward, setup_context=_setup)
+
+
+def _pair(value, name):
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise ValueError(f"{name} must be an int or a pair of ints (x, y), got {value!r}")
+
+
+def _pads(pad):
+    if isinstance(pad, Sequence) and len(pad) in (2, 4) and all(isinstance(p, int) for p in pad):
+        return tuple(pad) * 2 if len(pad) == 2 else tuple(pad)
+    raise ValueError(f"pad must be (p0, p1) or (x0, x1, y0, y1) ints, got {pad!r}")
+
+
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *,
+              impl: str | None = None) -> torch.Tensor:
+    """Upsample (zero insertion), FIR-filter (convolution with `kernel`) and
+    downsample, rosinality's signature.
+
+    x (N, C, H, W); kernel (kh, kw); up, down: int or (x, y); pad: (p0, p1)
+    for both dimensions or (x0, x1, y0, y1), negative values crop. Returns
+    (N, C, (H * up_y + y0 + y1 - kh) // down_y + 1, (likewise for W)).
+    Gradients of every order for x; the kernel gets none.
+    """
+    check_tensor(x, "x", 4, "(N, C, H, W)")
+    check_tensor(kernel, "kernel", 2, "(kh, kw)")
+    if kernel.device != x.device:
+        raise ValueError(f"kernel and x must be on the same device, got {kernel.device} and "
+                         f"{x.device}")
+    if kernel.numel() == 0:
+        raise ValueError("kernel must not be empty")
+    up_x, up_y = _pair(up, "up")
+    down_x, down_y = _pair(down, "down")
+    if min(up_x, up_y, down_x, down_y) < 1:
+        raise ValueError(f"up and down must be >= 1, got up={up!r}, down={down!r}")
+    pad_x0, pad_x1, pad_y0, pad_y1 = _pads(pad)
+    kh, kw = kernel.shape
+    if (x.shape[2] * up_y + pad_y0 + pad_y1 < kh or x.shape[3] * up_x + pad_x0 + pad_x1 < kw):
+        raise ValueError(f"the upsampled and padded input ({x.shape[2] * up_y + pad_y0 + pad_y1}, "
+                         f"{x.shape[3] * up_x + pad_x0 + pad_x1}) is smaller than the kernel "
+                         f"{tuple(kernel.shape)}")
+    impl = _backends.resolve("upfirdn2d", impl, x.device, _IMPLS)
+    args = (up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1)
+    if impl == "ref":
+        return ref.upfirdn2d(x, kernel, *args)
+    return _upfirdn2d(x, kernel, *args, impl)

@@ -1,0 +1,59 @@
+"""StyleGAN2's modulated convolution (rosinality's ModulatedConv2d; SEEDS.md
+6.1) in plain PyTorch, in its defining form: per-sample weights
+W'[n] = weight * style[n] (over input channels), demodulated per sample by
+rsqrt(sum W'^2 + eps), applied as one grouped convolution with the batch
+folded into the groups. up = 2: transposed conv (stride 2) then the blur;
+down = 2: the blur then a stride-2 conv."""
+import torch
+import torch.nn.functional as F
+
+from .upfirdn2d import upfirdn2d
+
+
+def blur_kernel_2d(blur_kernel, gain=1.0, dtype=torch.float32, device=None):
+    """rosinality's make_kernel: the outer product of a 1-D kernel with
+    itself (or a 2-D kernel as given), normalised to sum 1, times gain."""
+    k = torch.as_tensor(blur_kernel, dtype=torch.float32, device=device)
+    if k.dim() == 1:
+        k = k[None, :] * k[:, None]
+    k = k / k.sum()
+    return (k * gain).to(dtype)
+
+
+def modconv_blur_pads(kernel_taps, kernel_size, up, down):
+    """rosinality's Blur pads inside an up/down-sampling ModulatedConv2d."""
+    factor = 2
+    if up > 1:
+        p = (kernel_taps - factor) - (kernel_size - 1)
+        return (p + 1) // 2 + factor - 1, p // 2 + 1
+    p = (kernel_taps - factor) + (kernel_size - 1)
+    return (p + 1) // 2, p // 2
+
+
+def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kernel=(1, 3, 3, 1),
+                     eps=1e-8):
+    """x (N, Cin, H, W), weight (Cout, Cin, k, k) (any fixed scale already
+    applied), style (N, Cin)."""
+    n, cin, h, w = x.shape
+    cout, _, k, _ = weight.shape
+    wt = weight[None] * style.view(n, 1, cin, 1, 1)
+    if demodulate:
+        demod = torch.rsqrt(wt.pow(2).sum([2, 3, 4]) + eps)
+        wt = wt * demod.view(n, cout, 1, 1, 1)
+    taps = len(blur_kernel)
+    if up > 1:
+        wt = wt.transpose(1, 2).reshape(n * cin, cout, k, k)
+        out = F.conv_transpose2d(x.reshape(1, n * cin, h, w), wt, stride=2, groups=n)
+        out = out.view(n, cout, out.shape[2], out.shape[3])
+        p0, p1 = modconv_blur_pads(taps, k, up, down)
+        kern = blur_kernel_2d(blur_kernel, 4.0, x.dtype, x.device)
+        return upfirdn2d(out, kern, 1, 1, 1, 1, p0, p1, p0, p1)
+    wt = wt.reshape(n * cout, cin, k, k)
+    if down > 1:
+        p0, p1 = modconv_blur_pads(taps, k, up, down)
+        x = upfirdn2d(x, blur_kernel_2d(blur_kernel, 1.0, x.dtype, x.device), 1, 1, 1, 1,
+                      p0, p1, p0, p1)
+        out = F.conv2d(x.reshape(1, n * cin, *x.shape[2:]), wt, stride=2, groups=n)
+    else:
+        out = F.conv2d(x.reshape(1, n * cin, h, w), wt, padding=k // 2, groups=n)
+    return out.view(n, cout, out.shape[2], out.shape[3])

@@ -1,0 +1,73 @@
+"""StyleGAN2 modulated convolution: the batch-shared form against the
+grouped definition, up/down sampling, gradients of first and second order."""
+import pytest
+import torch
+
+import hrops
+from hrops import ref
+
+CASES = [(1, 1, 3, True), (1, 1, 1, False), (2, 1, 3, True), (1, 2, 3, True), (2, 1, 3, False)]
+
+
+def _inputs(k, dtype=torch.float64, n=2, cin=5, cout=4, size=8):
+    x = torch.randn(n, cin, size, size, dtype=dtype)
+    weight = torch.randn(cout, cin, k, k, dtype=dtype) / (cin * k * k) ** 0.5
+    style = torch.randn(n, cin, dtype=dtype) + 1
+    return x, weight, style
+
+
+def _definition(x, weight, style, demodulate):
+    """Per sample: plain conv2d with the modulated (and demodulated) weight."""
+    outs = []
+    for n in range(x.shape[0]):
+        w = weight * style[n].view(1, -1, 1, 1)
+        if demodulate:
+            w = w * torch.rsqrt(w.square().sum([1, 2, 3]) + 1e-8).view(-1, 1, 1, 1)
+        outs.append(torch.nn.functional.conv2d(x[n:n + 1], w, padding=weight.shape[-1] // 2))
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_ref_matches_per_sample_definition(demodulate):
+    x, w, s = _inputs(3)
+    torch.testing.assert_close(ref.modulated_conv2d(x, w, s, demodulate), _definition(x, w, s, demodulate))
+
+
+@pytest.mark.parametrize("impl", ["cpu", "ref"])
+@pytest.mark.parametrize("up,down,k,demodulate", CASES)
+def test_matches_ref(impl, up, down, k, demodulate):
+    x, w, s = _inputs(k)
+    got = hrops.modulated_conv2d(x, w, s, demodulate, up, down, impl=impl)
+    want = ref.modulated_conv2d(x, w, s, demodulate, up, down)
+    assert got.shape == (2, 4, 8 * up // down, 8 * up // down)
+    torch.testing.assert_close(got, want)
+    # rosinality's (1, Cout, Cin, k, k) weight layout
+    torch.testing.assert_close(hrops.modulated_conv2d(x, w[None], s, demodulate, up, down,
+                                                      impl=impl), want)
+
+
+@pytest.mark.parametrize("up,down,k,demodulate", CASES)
+def test_float32_matches_ref(up, down, k, demodulate):
+    x, w, s = _inputs(k, torch.float32, cin=16, cout=8, size=12)
+    torch.testing.assert_close(hrops.modulated_conv2d(x, w, s, demodulate, up, down),
+                               ref.modulated_conv2d(x, w, s, demodulate, up, down),
+                               atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("up,down", [(1, 1), (2, 1), (1, 2)])
+def test_gradcheck_and_gradgradcheck(up, down):
+    x, w, s = _inputs(3, n=2, cin=2, cout=2, size=4)
+    args = tuple(t.requires_grad_() for t in (x, w, s))
+    fn = lambda x, w, s: hrops.modulated_conv2d(x, w, s, True, up, down)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, args)
+    assert torch.autograd.gradgradcheck(fn, args)
+
+
+def test_errors():
+    x, w, s = _inputs(3, torch.float32)
+    with pytest.raises(ValueError, match=r"style must have shape \(N, Cin\)"):
+        hrops.modulated_conv2d(x, w, s[:, :3])
+    with pytest.raises(ValueError, match=r"weight must have shape \(Cout, Cin, k, k\) with Cin = 5"):
+        hrops.modulated_conv2d(x, w[:, :3], s)
+    with pytest.raises(ValueError, match="up and down must be 1 or 2"):
+        hrops.modulated_conv2d(x, w, s, up=4)
