@@ -76,21 +76,18 @@ HROPS_HD void pm_softmax_topk(const float* cost, int M, int k, float* prob, int*
   }
 }
 
-// Source of candidate m at pixel (r, c) after propagation in `direction`
-// (0: none, 1: horizontal, 2: vertical): the candidates are [previous
-// neighbour's K | own K | next neighbour's K]; a missing neighbour (border)
-// contributes zero offsets (CoCosNet v2's zero padding). Returns false for
-// a zero-offset slot; otherwise (sr, sc) is the pixel whose offset slot `j`
-// is used.
-HROPS_HD bool pm_candidate_source(int direction, int m, int K, int64_t r, int64_t c, int64_t H,
-                                  int64_t W, int64_t& sr, int64_t& sc, int& j) {
-  const int slot = direction == 0 ? 1 : m / K;
-  j = direction == 0 ? m : m % K;
-  sr = r;
-  sc = c;
-  const int64_t delta = slot - 1;  // -1, 0, +1
-  if (direction == 1) sc = c + delta;
-  if (direction == 2) sr = r + delta;
+// Candidates after propagation in `direction` (0: none, 1: horizontal, 2:
+// vertical) come in slots of K: [previous neighbour's K | own K | next
+// neighbour's K] (one slot, the own K, without propagation). The pixel
+// whose offsets fill `slot` of pixel (r, c) is (sr, sc); false when it lies
+// outside the map: CoCosNet v2 pads with zero offsets there.
+HROPS_HD int pm_slots(int direction) { return direction == 0 ? 1 : 3; }
+
+HROPS_HD bool pm_slot_source(int direction, int slot, int64_t r, int64_t c, int64_t H, int64_t W,
+                             int64_t& sr, int64_t& sc) {
+  const int64_t delta = direction == 0 ? 0 : slot - 1;  // -1, 0, +1
+  sr = direction == 2 ? r + delta : r;
+  sc = direction == 1 ? c + delta : c;
   return sr >= 0 && sr < H && sc >= 0 && sc < W;
 }
 

@@ -52,17 +52,16 @@ HROPS_INLINE void step_pixels(const StepArgs& s, int64_t begin, int64_t end) {
   for (int64_t np = begin; np < end; ++np) {
     const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
     const float* bn = s.b + n * d.Hb * d.Wb * C;
-    for (int m = 0; m < M; ++m) {
+    int m = 0;
+    for (int slot = 0; slot < pm_slots(s.direction); ++slot) {
       int64_t sr, sc;
-      int j;
-      float dr = 0.0f, dc = 0.0f;
-      if (pm_candidate_source(s.direction, m, int(d.K), r, c, d.H, d.W, sr, sc, j)) {
-        const int64_t o = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
-        dr = s.offsets[o];
-        dc = s.offsets[o + d.K * HW];
+      const bool inside = pm_slot_source(s.direction, slot, r, c, d.H, d.W, sr, sc);
+      const float* src = s.offsets + (n * 2 * d.K) * HW + sr * d.W + sc;
+      for (int64_t j = 0; j < d.K; ++j, ++m) {
+        const float dr = inside ? src[j * HW] : 0.0f, dc = inside ? src[(d.K + j) * HW] : 0.0f;
+        target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, s.trunc);
+        prefetch_vector(bn + target[m] * C, C);
       }
-      target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, s.trunc);
-      prefetch_vector(bn + target[m] * C, C);
     }
     // Scores after all targets are known: the B reads are random, and the
     // prefetches above let their cache misses overlap.

@@ -28,17 +28,16 @@ __global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
   float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
   int64_t target[kPatchMatchMaxCandidates];
   int top[kPatchMatchMaxCandidates];
-  for (int m = 0; m < M; ++m) {
+  int m = 0;
+  for (int slot = 0; slot < pm_slots(direction); ++slot) {
     int64_t sr, sc;
-    int j;
-    float dr = 0.0f, dc = 0.0f;
-    if (pm_candidate_source(direction, m, int(d.K), r, c, d.H, d.W, sr, sc, j)) {
+    const bool inside = pm_slot_source(direction, slot, r, c, d.H, d.W, sr, sc);
+    for (int64_t j = 0; j < d.K; ++j, ++m) {
       const int64_t s = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
-      dr = off[s];
-      dc = off[s + d.K * HW];
+      const float dr = inside ? off[s] : 0.0f, dc = inside ? off[s + d.K * HW] : 0.0f;
+      target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, trunc);
+      cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
     }
-    target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, trunc);
-    cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
   }
   pm_softmax_topk(cost, M, topk, prob, top);
   for (int i = 0; i < topk; ++i) {
