@@ -17,4 +17,10 @@ inline void check_modulated_idwt_args(const at::Tensor& x, const at::Tensor& mod
               mod.sizes());
 }
 
+inline void check_modulated_idwt_backward_args(const at::Tensor& grad, const at::Tensor& x,
+                                               const at::Tensor& mod) {
+  check_modulated_idwt_args(x, mod);
+  check_grad(grad, x, "x", {x.size(0), x.size(1) / 4, 2 * x.size(2), 2 * x.size(3)});
+}
+
 }  // namespace hrops

@@ -31,4 +31,26 @@ inline PmDims check_patchmatch_args(const at::Tensor& a, const at::Tensor& b,
   return PmDims{N, C, H, W, b.size(2), b.size(3), offsets.size(2)};
 }
 
+inline void check_patchmatch_warp_args(const PmDims& d, const at::Tensor& a, const at::Tensor& ref,
+                                       double temperature) {
+  check_dim(ref, 4, "ref", "(N, Cr, Hb, Wb)");
+  check_same(a, "feat_a", ref, "ref");
+  TORCH_CHECK(ref.size(0) == d.N && ref.size(2) == d.Hb && ref.size(3) == d.Wb,
+              "ref must have shape (N, Cr, Hb, Wb) = (", d.N, ", Cr, ", d.Hb, ", ", d.Wb,
+              "), got ", ref.sizes());
+  TORCH_CHECK(d.K >= 1 && d.K <= kPatchMatchMaxCandidates, "offsets must hold 1 to ",
+              kPatchMatchMaxCandidates, " candidates, got ", d.K);
+  TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
+}
+
+inline void check_patchmatch_step_args(const PmDims& d, int64_t direction, double temperature,
+                                       int64_t topk) {
+  TORCH_CHECK(direction >= 0 && direction <= 2, "direction must be 0, 1 or 2, got ", direction);
+  const int64_t M = direction == 0 ? d.K : 3 * d.K;
+  TORCH_CHECK(M <= kPatchMatchMaxCandidates, "at most ", kPatchMatchMaxCandidates,
+              " candidates after propagation are supported, got ", M);
+  TORCH_CHECK(topk >= 1 && topk <= M, "topk must be in [1, ", M, "], got ", topk);
+  TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
+}
+
 }  // namespace hrops

@@ -26,4 +26,12 @@ inline void check_same(const at::Tensor& a, const char* a_name, const at::Tensor
               " must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
 }
 
+// The gradient of an op's output: same device, dtype and shape as `out_sizes`.
+inline void check_grad(const at::Tensor& grad, const at::Tensor& like, const char* like_name,
+                       at::IntArrayRef out_sizes) {
+  check_same(like, like_name, grad, "grad");
+  TORCH_CHECK(grad.sizes() == out_sizes, "grad must have the output's shape ", out_sizes,
+              ", got ", grad.sizes());
+}
+
 }  // namespace hrops

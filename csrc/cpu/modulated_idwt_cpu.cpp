@@ -50,12 +50,8 @@ at::Tensor modulated_idwt_upsample_cpu(const at::Tensor& x, const at::Tensor& mo
 
 std::tuple<at::Tensor, at::Tensor> modulated_idwt_upsample_backward_cpu(
     const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& mod_in) {
-  check_modulated_idwt_args(x_in, mod_in);
-  check_same(x_in, "x", grad_in, "grad");
+  check_modulated_idwt_backward_args(grad_in, x_in, mod_in);
   const int64_t N = x_in.size(0), C = x_in.size(1) / 4, h = x_in.size(2), w = x_in.size(3);
-  TORCH_CHECK(grad_in.sizes() == at::IntArrayRef({N, C, 2 * h, 2 * w}),
-              "grad must have the output's shape (", N, ", ", C, ", ", 2 * h, ", ", 2 * w,
-              "), got ", grad_in.sizes());
   const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(), mod = mod_in.contiguous();
   at::Tensor grad_x = empty_output(x.sizes(), x.options());
   at::Tensor grad_mod = at::empty(mod.sizes(), mod.options().dtype(at::toOpMathType(mod.scalar_type())));

@@ -89,12 +89,7 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, cons
                                                        int64_t direction, double temperature,
                                                        int64_t topk, bool cocosnet_truncation) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
-  TORCH_CHECK(direction >= 0 && direction <= 2, "direction must be 0, 1 or 2, got ", direction);
-  const int M = int(direction == 0 ? d.K : 3 * d.K);
-  TORCH_CHECK(M <= kPatchMatchMaxCandidates, "at most ", kPatchMatchMaxCandidates,
-              " candidates after propagation are supported, got ", M);
-  TORCH_CHECK(topk >= 1 && topk <= M, "topk must be in [1, ", M, "], got ", topk);
-  TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
+  check_patchmatch_step_args(d, direction, temperature, topk);
   at::Tensor new_offsets = at::empty({d.N, 2, topk, d.H, d.W}, offsets.options().dtype(at::kFloat));
   at::Tensor probs = at::empty({d.N, topk, d.H, d.W}, a.options().dtype(at::kFloat));
   if (d.N * d.H * d.W == 0) return {new_offsets, probs};
@@ -146,18 +141,6 @@ void warp_candidates(const PmDims& d, const A* av, const A* bp, const float* op,
   for (int64_t j = 0; j < d.K; ++j) w.prob[j] /= sum;
 }
 
-void check_warp_args(const PmDims& d, const at::Tensor& a, const at::Tensor& ref,
-                     double temperature) {
-  check_dim(ref, 4, "ref", "(N, Cr, Hb, Wb)");
-  check_same(a, "feat_a", ref, "ref");
-  TORCH_CHECK(ref.size(0) == d.N && ref.size(2) == d.Hb && ref.size(3) == d.Wb,
-              "ref must have shape (N, Cr, Hb, Wb) = (", d.N, ", Cr, ", d.Hb, ", ", d.Wb,
-              "), got ", ref.sizes());
-  TORCH_CHECK(d.K >= 1 && d.K <= kPatchMatchMaxCandidates, "offsets must hold 1 to ",
-              kPatchMatchMaxCandidates, " candidates, got ", d.K);
-  TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
-}
-
 template <typename A>
 void warp_forward(const PmDims& d, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
                   const at::Tensor& offsets, double temperature, bool trunc, at::Tensor& out) {
@@ -187,7 +170,7 @@ at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const a
                                const at::Tensor& offsets, double temperature,
                                bool cocosnet_truncation) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
-  check_warp_args(d, a, ref, temperature);
+  check_patchmatch_warp_args(d, a, ref, temperature);
   const auto acc = warp_acc(a);
   at::Tensor out = at::zeros({d.N, ref.size(1), d.H, d.W}, ref.options().dtype(acc));
   if (out.numel() > 0) {
@@ -278,12 +261,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cpu(
     const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
     const at::Tensor& offsets, double temperature, bool cocosnet_truncation) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
-  check_warp_args(d, a, ref, temperature);
+  check_patchmatch_warp_args(d, a, ref, temperature);
   const int64_t Cr = ref.size(1);
-  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == d.N && grad.size(1) == Cr && grad.size(2) == d.H &&
-                  grad.size(3) == d.W,
-              "grad must have the warp's shape (", d.N, ", ", Cr, ", ", d.H, ", ", d.W, "), got ",
-              grad.sizes());
+  check_grad(grad, a, "feat_a", {d.N, Cr, d.H, d.W});
   const auto acc = warp_acc(a);
   at::Tensor ga = at::zeros({d.N, d.H, d.W, d.C}, a.options().dtype(acc));
   at::Tensor gb = at::zeros({d.N, d.Hb, d.Wb, d.C}, a.options().dtype(acc));

@@ -37,9 +37,7 @@ std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cuda(
     const at::Tensor& grad_in, const at::Tensor& out_in, const c10::optional<at::Tensor>& shift,
     double slope, double scale, bool bias_grad) {
   check_bias_act_args(out_in, shift, "out", slope, scale);
-  check_same(out_in, "out", grad_in, "grad");
-  TORCH_CHECK(grad_in.sizes() == out_in.sizes(), "grad must have the output's shape ",
-              out_in.sizes(), ", got ", grad_in.sizes());
+  check_grad(grad_in, out_in, "out", out_in.sizes());
   const c10::cuda::CUDAGuard guard(out_in.device());
   const at::Tensor out = bias_act_layout(out_in);
   const at::Tensor grad = bias_act_layout_like(grad_in, out);

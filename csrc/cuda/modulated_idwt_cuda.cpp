@@ -28,12 +28,8 @@ at::Tensor modulated_idwt_upsample_cuda(const at::Tensor& x, const at::Tensor& m
 
 std::tuple<at::Tensor, at::Tensor> modulated_idwt_upsample_backward_cuda(
     const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& mod_in) {
-  check_modulated_idwt_args(x_in, mod_in);
-  check_same(x_in, "x", grad_in, "grad");
+  check_modulated_idwt_backward_args(grad_in, x_in, mod_in);
   const int64_t N = x_in.size(0), C = x_in.size(1) / 4, h = x_in.size(2), w = x_in.size(3);
-  TORCH_CHECK(grad_in.sizes() == at::IntArrayRef({N, C, 2 * h, 2 * w}),
-              "grad must have the output's shape (", N, ", ", C, ", ", 2 * h, ", ", 2 * w,
-              "), got ", grad_in.sizes());
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(), mod = mod_in.contiguous();
   const auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
