@@ -18,6 +18,14 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def(
       "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "
       "(Tensor, Tensor)");
+  m.def("region_sum(Tensor feat, Tensor labels, int num_regions, bool mean) -> Tensor");
+  m.def("region_fill(Tensor codes, Tensor labels, bool mean) -> Tensor");
+  m.def(
+      "region_conv_gather(Tensor proj, Tensor labels, Tensor? bias, int kernel_size, int padding) "
+      "-> Tensor");
+  m.def(
+      "region_conv_gather_backward(Tensor grad, Tensor labels, int num_regions, int kernel_size, "
+      "int padding) -> Tensor");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library

@@ -1,0 +1,370 @@
+// Region (segmentation) CPU kernels of SEAN (SEEDS.md section 3).
+//
+// Label maps are piecewise constant, so every kernel walks an image as runs
+// of equal ids (computed once per image, shared by all channels): a region
+// sum is a vectorised sum per run added to the run's region, a fill is one
+// constant store per run. Work is split over (image, channel) planes and each
+// plane is summed sequentially in a fixed order, so results are deterministic
+// (no atomics) at any thread count.
+//
+// region_conv_gather evaluates conv2d(fill(codes), weight) from the
+// per-region, per-tap projection proj (N, R, k*k, O). Its value at a pixel
+// depends only on the labels under the k*k taps (the pixel's neighbourhood
+// signature), so pixels are grouped into classes of equal signature; each
+// class's value is computed once per output channel with the shared
+// region_conv_value (at a representative pixel), then filled by runs. The
+// backward sums the gradient per class and scatters it to the class's taps.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "common/region.h"
+#include "common/tensor_checks.h"
+#include "cpu/isa.h"
+#include "cpu/output_alloc.h"
+
+namespace hrops {
+namespace {
+
+struct Run {
+  int64_t start, len, id;  // id: region or class, -1 = none
+};
+
+std::vector<Run> runs_of(const int64_t* ids, int64_t n) {
+  std::vector<Run> runs;
+  for (int64_t i = 0; i < n;) {
+    int64_t j = i + 1;
+    while (j < n && ids[j] == ids[i]) ++j;
+    runs.push_back({i, j - i, ids[i]});
+    i = j;
+  }
+  return runs;
+}
+
+// Labels: int64 (N, H, W), every id in [-1, R).
+at::Tensor checked_labels(const at::Tensor& labels, int64_t R) {
+  check_dim(labels, 3, "labels", "(N, H, W)");
+  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64, got ", labels.scalar_type());
+  TORCH_CHECK(R >= 0, "num_regions must be >= 0, got ", R);
+  at::Tensor l = labels.contiguous();
+  const int64_t* p = l.const_data_ptr<int64_t>();
+  for (int64_t i = 0, n = l.numel(); i < n; ++i) {
+    TORCH_CHECK(p[i] >= -1 && p[i] < R, "labels must be region ids in [0, ", R,
+                ") or -1 (no region), got ", p[i], " at flat index ", i);
+  }
+  return l;
+}
+
+int64_t grain(int64_t plane) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(plane, 1)); }
+
+// Sum of x[0..n) with 16 independent accumulators (vectorised, fixed order).
+template <typename acc_t, typename scalar_t>
+HROPS_INLINE acc_t run_sum(const scalar_t* x, int64_t n) {
+  acc_t a[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) a[j] += static_cast<acc_t>(x[i + j]);
+  }
+  acc_t tail = 0;
+  for (; i < n; ++i) tail += static_cast<acc_t>(x[i]);
+  for (int j = 0; j < 8; ++j) a[j] += a[j + 8];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + tail;
+}
+
+// acc[id] += sum of the plane over each run of id (runs with id < 0 skipped).
+template <typename acc_t, typename scalar_t>
+HROPS_INLINE void sum_runs(const scalar_t* plane, const std::vector<Run>& runs, acc_t* acc) {
+  for (const Run& run : runs) {
+    if (run.id >= 0) acc[run.id] += run_sum<acc_t>(plane + run.start, run.len);
+  }
+}
+
+template <typename acc_t, typename scalar_t>
+HROPS_TARGET_AVX2 void sum_runs_avx2(const scalar_t* plane, const std::vector<Run>& runs,
+                                     acc_t* acc) {
+  sum_runs<acc_t>(plane, runs, acc);
+}
+
+template <typename acc_t, typename scalar_t>
+void sum_runs_dispatch(const scalar_t* plane, const std::vector<Run>& runs, acc_t* acc) {
+  if (cpu_has_avx2_fma()) {
+    sum_runs_avx2<acc_t>(plane, runs, acc);
+  } else {
+    sum_runs<acc_t>(plane, runs, acc);
+  }
+}
+
+template <typename scalar_t>
+void fill_runs(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* value_of_id) {
+  for (const Run& run : runs) {
+    std::fill_n(plane + run.start, run.len, run.id < 0 ? scalar_t(0) : value_of_id[run.id]);
+  }
+}
+
+struct LabelRuns {
+  std::vector<std::vector<Run>> runs;    // per image
+  std::vector<std::vector<int64_t>> count;  // per image, pixels per region
+};
+
+LabelRuns label_runs(const at::Tensor& labels, int64_t R) {
+  const int64_t N = labels.size(0), HW = labels.size(1) * labels.size(2);
+  LabelRuns lr{std::vector<std::vector<Run>>(N), std::vector<std::vector<int64_t>>(N)};
+  const int64_t* l = labels.const_data_ptr<int64_t>();
+  for (int64_t n = 0; n < N; ++n) {
+    lr.runs[n] = runs_of(l + n * HW, HW);
+    lr.count[n].assign(R, 0);
+    for (const Run& run : lr.runs[n]) {
+      if (run.id >= 0) lr.count[n][run.id] += run.len;
+    }
+  }
+  return lr;
+}
+
+void check_feat_labels(const at::Tensor& feat, const char* name, const at::Tensor& labels) {
+  check_dim(feat, 4, name, "(N, C, H, W)");
+  check_floating(feat, name);
+  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == feat.size(0) &&
+                  labels.size(1) == feat.size(2) && labels.size(2) == feat.size(3),
+              "labels must have shape (N, H, W) = ", feat.size(0), ", ", feat.size(2), ", ",
+              feat.size(3), " to match ", name, ", got ", labels.sizes());
+}
+
+// (N, C, H, W) -> (N, R, C): per-region sums, or means (mean = true; an empty
+// region gives 0).
+at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in, int64_t R,
+                          bool mean) {
+  check_feat_labels(feat_in, "feat", labels_in);
+  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor feat = feat_in.contiguous();
+  const int64_t N = feat.size(0), C = feat.size(1), HW = feat.size(2) * feat.size(3);
+  at::Tensor out = at::empty({N, R, C}, feat.options());
+  if (out.numel() == 0) return out;
+  const LabelRuns lr = label_runs(labels, R);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "region_sum_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* x = feat.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, N * C, grain(HW), [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> acc(R);
+      for (int64_t nc = begin; nc < end; ++nc) {
+        const int64_t n = nc / C, c = nc % C;
+        std::fill(acc.begin(), acc.end(), acc_t(0));
+        sum_runs_dispatch<acc_t>(x + nc * HW, lr.runs[n], acc.data());
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t count = lr.count[n][r];
+          const acc_t v = !mean ? acc[r] : (count > 0 ? acc[r] / acc_t(count) : acc_t(0));
+          o[(n * R + r) * C + c] = static_cast<scalar_t>(v);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// codes (N, R, C) -> (N, C, H, W): each pixel gets its region's code (divided
+// by the region's pixel count when mean = true), 0 where it has no region.
+at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_in, bool mean) {
+  check_dim(codes_in, 3, "codes", "(N, R, C)");
+  check_floating(codes_in, "codes");
+  check_dim(labels_in, 3, "labels", "(N, H, W)");
+  TORCH_CHECK(labels_in.size(0) == codes_in.size(0), "labels must have N = ", codes_in.size(0),
+              " images to match codes, got ", labels_in.sizes());
+  const int64_t R = codes_in.size(1);
+  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor codes = codes_in.contiguous();
+  const int64_t N = codes.size(0), C = codes.size(2), H = labels.size(1), W = labels.size(2);
+  at::Tensor out = empty_output({N, C, H, W}, codes.options());
+  if (out.numel() == 0) return out;
+  const LabelRuns lr = label_runs(labels, R);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, codes.scalar_type(), "region_fill_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* t = codes.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> value(R);
+      for (int64_t nc = begin; nc < end; ++nc) {
+        const int64_t n = nc / C, c = nc % C;
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t count = lr.count[n][r];
+          const acc_t scale = (mean && count > 0) ? acc_t(1) / acc_t(count) : acc_t(1);
+          value[r] = static_cast<scalar_t>(region_fill_value<acc_t>(t + n * R * C, r, C, c, scale));
+        }
+        fill_runs(o + nc * H * W, lr.runs[n], value.data());
+      }
+    });
+  });
+  return out;
+}
+
+// --- region-constant convolution ---------------------------------------------------------------
+
+// Pixels of one image grouped by neighbourhood signature (the labels under
+// the k*k taps).
+struct Classes {
+  std::vector<Run> runs;          // runs of equal class over the output image
+  std::vector<int64_t> rep;       // a representative output pixel per class (y * Wo + x)
+  std::vector<int64_t> signature;  // (U, k*k) tap labels per class
+  int64_t size() const { return static_cast<int64_t>(rep.size()); }
+};
+
+Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64_t k, int64_t pad,
+                   int64_t Ho, int64_t Wo) {
+  const int64_t taps = k * k;
+  Classes cl;
+  std::map<std::vector<int64_t>, int64_t> ids;
+  std::vector<int64_t> sig(taps), prev;
+  std::vector<int64_t> class_map(Ho * Wo);
+  int64_t prev_id = -1;
+  for (int64_t y = 0; y < Ho; ++y) {
+    for (int64_t x = 0; x < Wo; ++x) {
+      for (int64_t t = 0; t < taps; ++t) sig[t] = region_tap_label(labels, H, W, R, k, pad, y, x, t);
+      if (prev_id < 0 || sig != prev) {  // signatures repeat along runs: skip the lookup
+        auto [it, inserted] = ids.try_emplace(sig, cl.size());
+        if (inserted) {
+          cl.rep.push_back(y * Wo + x);
+          cl.signature.insert(cl.signature.end(), sig.begin(), sig.end());
+        }
+        prev_id = it->second;
+        prev = sig;
+      }
+      class_map[y * Wo + x] = prev_id;
+    }
+  }
+  cl.runs = runs_of(class_map.data(), Ho * Wo);
+  return cl;
+}
+
+struct ConvGeometry {
+  int64_t N, R, taps, O, H, W, k, pad, Ho, Wo;
+};
+
+ConvGeometry conv_geometry(int64_t N, int64_t R, int64_t taps, int64_t O, const at::Tensor& labels,
+                           int64_t k, int64_t pad) {
+  TORCH_CHECK(k >= 1 && taps == k * k, "proj must have k*k = ", k * k, " taps, got ", taps);
+  TORCH_CHECK(pad >= 0, "padding must be >= 0, got ", pad);
+  check_dim(labels, 3, "labels", "(N, H, W)");
+  TORCH_CHECK(labels.size(0) == N, "labels must have N = ", N, " images, got ", labels.sizes());
+  const int64_t H = labels.size(1), W = labels.size(2);
+  const int64_t Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
+  TORCH_CHECK(Ho >= 0 && Wo >= 0, "kernel ", k, " with padding ", pad,
+              " does not fit labels of size ", H, "x", W);
+  return {N, R, taps, O, H, W, k, pad, Ho, Wo};
+}
+
+std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g) {
+  std::vector<Classes> cls(g.N);
+  const int64_t* l = labels.const_data_ptr<int64_t>();
+  at::parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      cls[n] = classes_of(l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.Ho, g.Wo);
+    }
+  });
+  return cls;
+}
+
+// proj (N, R, k*k, O), labels (N, H, W), bias (O) or none -> (N, O, Ho, Wo).
+at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& labels_in,
+                                  const std::optional<at::Tensor>& bias_in, int64_t k,
+                                  int64_t pad) {
+  check_dim(proj_in, 4, "proj", "(N, R, k*k, O)");
+  check_floating(proj_in, "proj");
+  const ConvGeometry g = conv_geometry(proj_in.size(0), proj_in.size(1), proj_in.size(2),
+                                       proj_in.size(3), labels_in, k, pad);
+  const at::Tensor labels = checked_labels(labels_in, g.R);
+  const at::Tensor proj = proj_in.contiguous();
+  at::Tensor bias;
+  if (bias_in.has_value()) {
+    bias = bias_in->contiguous();
+    check_same(proj, "proj", bias, "bias");
+    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == g.O, "bias must have shape (", g.O, "), got ",
+                bias.sizes());
+  }
+  at::Tensor out = empty_output({g.N, g.O, g.Ho, g.Wo}, proj.options());
+  if (out.numel() == 0) return out;
+  const std::vector<Classes> cls = all_classes(labels, g);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, proj.scalar_type(), "region_conv_gather_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* P = proj.const_data_ptr<scalar_t>();
+    const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
+    const int64_t* l = labels.const_data_ptr<int64_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int64_t plane = g.Ho * g.Wo;
+    at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> value;
+      for (int64_t no = begin; no < end; ++no) {
+        const int64_t n = no / g.O, oc = no % g.O;
+        const Classes& cl = cls[n];
+        const acc_t bias_o = b ? static_cast<acc_t>(b[oc]) : acc_t(0);
+        value.resize(cl.size());
+        for (int64_t u = 0; u < cl.size(); ++u) {
+          value[u] = static_cast<scalar_t>(region_conv_value<acc_t>(
+              P + n * g.R * g.taps * g.O, l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.O, oc,
+              cl.rep[u] / g.Wo, cl.rep[u] % g.Wo, bias_o));
+        }
+        fill_runs(o + no * plane, cl.runs, value.data());
+      }
+    });
+  });
+  return out;
+}
+
+// The adjoint of region_conv_gather in proj: grad (N, O, Ho, Wo) ->
+// grad_proj (N, R, k*k, O), grad_proj[n, r, t, o] = sum of grad over the
+// pixels whose tap t lies on region r.
+at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::Tensor& labels_in,
+                                           int64_t R, int64_t k, int64_t pad) {
+  check_dim(grad_in, 4, "grad", "(N, O, Ho, Wo)");
+  check_floating(grad_in, "grad");
+  const ConvGeometry g =
+      conv_geometry(grad_in.size(0), R, k * k, grad_in.size(1), labels_in, k, pad);
+  TORCH_CHECK(grad_in.size(2) == g.Ho && grad_in.size(3) == g.Wo, "grad must have spatial size ",
+              g.Ho, "x", g.Wo, ", got ", grad_in.sizes());
+  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor grad = grad_in.contiguous();
+  at::Tensor out = at::empty({g.N, R, g.taps, g.O}, grad.options());
+  if (out.numel() == 0) return out;
+  const std::vector<Classes> cls = all_classes(labels, g);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "region_conv_gather_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int64_t plane = g.Ho * g.Wo, bins = R * g.taps;
+    at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> per_class, per_bin(bins);
+      for (int64_t no = begin; no < end; ++no) {
+        const int64_t n = no / g.O, oc = no % g.O;
+        const Classes& cl = cls[n];
+        per_class.assign(cl.size(), acc_t(0));
+        sum_runs_dispatch<acc_t>(gp + no * plane, cl.runs, per_class.data());
+        std::fill(per_bin.begin(), per_bin.end(), acc_t(0));
+        for (int64_t u = 0; u < cl.size(); ++u) {
+          for (int64_t t = 0; t < g.taps; ++t) {
+            const int64_t r = cl.signature[u * g.taps + t];
+            if (r >= 0) per_bin[r * g.taps + t] += per_class[u];
+          }
+        }
+        for (int64_t i = 0; i < bins; ++i) {
+          o[(n * bins + i) * g.O + oc] = static_cast<scalar_t>(per_bin[i]);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
+  m.impl("region_sum", &region_sum_cpu);
+  m.impl("region_fill", &region_fill_cpu);
+  m.impl("region_conv_gather", &region_conv_gather_cpu);
+  m.impl("region_conv_gather_backward", &region_conv_gather_backward_cpu);
+}
+
+}  // namespace hrops
