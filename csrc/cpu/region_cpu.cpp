@@ -1,9 +1,9 @@
 // Region (segmentation) CPU kernels of SEAN (SEEDS.md section 3).
 //
-// Label maps are piecewise constant, so every kernel walks an image as runs
-// of equal ids (computed once per image, shared by all channels): a region
-// sum is a vectorised sum per run added to the run's region, a fill is one
-// constant store per run. Work is split over (image, channel) planes and each
+// Label maps are piecewise constant: a fill writes one constant per run of
+// equal labels, and a region sum adds each chunk of kLanes pixels as one
+// masked vector per label present in it (the run and chunk tables
+// are built once per image and shared by all channels). Work is split over (image, channel) planes and each
 // plane is summed sequentially in a fixed order, so results are deterministic
 // (no atomics) at any thread count.
 //
@@ -21,6 +21,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 #include <map>
 #include <vector>
 
@@ -47,6 +50,29 @@ std::vector<Run> runs_of(const int64_t* ids, int64_t n) {
   return runs;
 }
 
+// A 32-byte aligned scratch array (vector accumulators).
+template <typename T>
+class AlignedScratch {
+ public:
+  explicit AlignedScratch(int64_t n) { reserve(n); }
+  ~AlignedScratch() { std::free(data_); }
+  AlignedScratch(const AlignedScratch&) = delete;
+  AlignedScratch& operator=(const AlignedScratch&) = delete;
+  void reserve(int64_t n) {
+    if (n <= size_) return;
+    std::free(data_);
+    const size_t bytes = (static_cast<size_t>(n) * sizeof(T) + 31) / 32 * 32;
+    data_ = static_cast<T*>(std::aligned_alloc(32, bytes));
+    TORCH_CHECK(data_ != nullptr, "out of memory allocating ", bytes, " bytes");
+    size_ = n;
+  }
+  T* get() { return data_; }
+
+ private:
+  T* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
 // Labels: int64 (N, H, W), every id in [-1, R).
 at::Tensor checked_labels(const at::Tensor& labels, int64_t R) {
   check_dim(labels, 3, "labels", "(N, H, W)");
@@ -63,40 +89,134 @@ at::Tensor checked_labels(const at::Tensor& labels, int64_t R) {
 
 int64_t grain(int64_t plane) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(plane, 1)); }
 
-// Sum of x[0..n) with 16 independent accumulators (vectorised, fixed order).
-template <typename acc_t, typename scalar_t>
-HROPS_INLINE acc_t run_sum(const scalar_t* x, int64_t n) {
-  acc_t a[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) a[j] += static_cast<acc_t>(x[i + j]);
+// An id map (labels or classes) of one image, preprocessed once for all
+// channels: runs of equal ids (for fills) and, per chunk of kLanes pixels,
+// the chunk's id if all its pixels share it, else kMixed (for sums).
+constexpr int64_t kLanes = 8;
+constexpr int64_t kMixed = -2;
+
+// The pixels (lanes) of one id within a chunk.
+struct LaneMask {
+  int64_t id;
+  alignas(32) int32_t in[kLanes];  // all bits set where the lane's pixel has this id, else 0
+};
+
+struct IdMap {
+  const int64_t* ids = nullptr;      // HW ids, -1 = none
+  std::vector<Run> runs;             // of pixels
+  std::vector<int64_t> chunk_begin;  // per chunk + 1: the chunk's LaneMasks
+  std::vector<LaneMask> masks;       // one per id present in a chunk (uniform chunks: one)
+};
+
+IdMap id_map(const int64_t* ids, int64_t HW) {
+  IdMap m;
+  m.ids = ids;
+  m.runs = runs_of(ids, HW);
+  const int64_t chunks = HW / kLanes;
+  m.chunk_begin.resize(chunks + 1);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t* p = ids + c * kLanes;
+    m.chunk_begin[c] = static_cast<int64_t>(m.masks.size());
+    for (int64_t j = 0; j < kLanes; ++j) {
+      if (p[j] < 0 || std::find(p, p + j, p[j]) != p + j) continue;  // none, or seen
+      LaneMask lm{p[j], {}};
+      for (int64_t i = 0; i < kLanes; ++i) lm.in[i] = p[i] == p[j] ? -1 : 0;
+      m.masks.push_back(lm);
+    }
   }
-  acc_t tail = 0;
-  for (; i < n; ++i) tail += static_cast<acc_t>(x[i]);
-  for (int j = 0; j < 8; ++j) a[j] += a[j + 8];
-  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + tail;
+  m.chunk_begin[chunks] = static_cast<int64_t>(m.masks.size());
+  return m;
 }
 
-// acc[id] += sum of the plane over each run of id (runs with id < 0 skipped).
-template <typename acc_t, typename scalar_t>
-HROPS_INLINE void sum_runs(const scalar_t* plane, const std::vector<Run>& runs, acc_t* acc) {
-  for (const Run& run : runs) {
-    if (run.id >= 0) acc[run.id] += run_sum<acc_t>(plane + run.start, run.len);
+#define HROPS_INLINE_LAMBDA __attribute__((always_inline))
+
+typedef float float8 __attribute__((vector_size(32)));
+typedef int32_t int8x32 __attribute__((vector_size(32)));
+
+template <typename scalar_t>
+HROPS_INLINE float8 load8(const scalar_t* p) {
+  if constexpr (std::is_same_v<scalar_t, float>) {  // one vector load
+    float8 v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
   }
+  float t[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) t[j] = static_cast<float>(p[j]);
+  float8 v;
+  std::memcpy(&v, t, sizeof(v));
+  return v;
 }
 
+// sums[id] = sum of the plane over the pixels of id, for ids in [0, U).
+// Chunks of kLanes pixels are added as vectors (a mixed chunk as one masked
+// vector per id in it) into a register accumulator of the current id (two,
+// alternating between chunks, to halve the add latency chain); when the id
+// changes, the accumulator is added into the id's kLanes lanes in memory, so
+// memory is touched about once per run of pixels. Lanes are combined in a
+// fixed order: deterministic. lanes: U * kLanes scratch.
 template <typename acc_t, typename scalar_t>
-HROPS_TARGET_AVX2 void sum_runs_avx2(const scalar_t* plane, const std::vector<Run>& runs,
-                                     acc_t* acc) {
-  sum_runs<acc_t>(plane, runs, acc);
-}
-
-template <typename acc_t, typename scalar_t>
-void sum_runs_dispatch(const scalar_t* plane, const std::vector<Run>& runs, acc_t* acc) {
-  if (cpu_has_avx2_fma()) {
-    sum_runs_avx2<acc_t>(plane, runs, acc);
+HROPS_INLINE void sum_by_id(const scalar_t* x, const IdMap& m, int64_t HW, int64_t U, acc_t* lanes,
+                            acc_t* sums) {
+  std::fill(lanes, lanes + U * kLanes, acc_t(0));
+  const int64_t chunks = HW / kLanes;
+  if constexpr (std::is_same_v<acc_t, float>) {
+    int64_t cur = -1;
+    float8 acc0 = {}, acc1 = {};  // named, not an array: they must stay in registers
+    auto add_chunk = [&](int64_t c, float8& acc) HROPS_INLINE_LAMBDA {
+      const float8 v = load8(x + c * kLanes);
+      for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
+        const LaneMask& lm = m.masks[e];
+        if (lm.id != cur) {
+          if (cur >= 0) *reinterpret_cast<float8*>(lanes + cur * kLanes) += acc0 + acc1;
+          acc0 = acc1 = float8{};
+          cur = lm.id;
+        }
+        int8x32 in;
+        std::memcpy(&in, lm.in, sizeof(in));
+        acc += reinterpret_cast<float8>(reinterpret_cast<int8x32>(v) & in);
+      }
+    };
+    int64_t c = 0;
+    for (; c + 2 <= chunks; c += 2) {
+      add_chunk(c, acc0);
+      add_chunk(c + 1, acc1);
+    }
+    if (c < chunks) add_chunk(c, acc0);
+    if (cur >= 0) *reinterpret_cast<float8*>(lanes + cur * kLanes) += acc0 + acc1;
   } else {
-    sum_runs<acc_t>(plane, runs, acc);
+    for (int64_t c = 0; c < chunks; ++c) {
+      for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
+        const LaneMask& lm = m.masks[e];
+        acc_t* a = lanes + lm.id * kLanes;
+        for (int64_t j = 0; j < kLanes; ++j) {
+          if (lm.in[j]) a[j] += static_cast<acc_t>(x[c * kLanes + j]);
+        }
+      }
+    }
+  }
+  for (int64_t p = chunks * kLanes; p < HW; ++p) {
+    if (m.ids[p] >= 0) lanes[m.ids[p] * kLanes + p % kLanes] += static_cast<acc_t>(x[p]);
+  }
+  for (int64_t u = 0; u < U; ++u) {
+    acc_t s = 0;
+    for (int64_t j = 0; j < kLanes; ++j) s += lanes[u * kLanes + j];
+    sums[u] = s;
+  }
+}
+
+template <typename acc_t, typename scalar_t>
+HROPS_TARGET_AVX2 void sum_by_id_avx2(const scalar_t* x, const IdMap& m, int64_t HW, int64_t U,
+                                      acc_t* lanes, acc_t* sums) {
+  sum_by_id<acc_t>(x, m, HW, U, lanes, sums);
+}
+
+template <typename acc_t, typename scalar_t>
+void sum_by_id_dispatch(const scalar_t* x, const IdMap& m, int64_t HW, int64_t U, acc_t* lanes,
+                        acc_t* sums) {
+  if (cpu_has_avx2_fma()) {
+    sum_by_id_avx2<acc_t>(x, m, HW, U, lanes, sums);
+  } else {
+    sum_by_id<acc_t>(x, m, HW, U, lanes, sums);
   }
 }
 
@@ -107,23 +227,23 @@ void fill_runs(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* va
   }
 }
 
-struct LabelRuns {
-  std::vector<std::vector<Run>> runs;    // per image
+struct LabelMaps {
+  std::vector<IdMap> map;                  // per image
   std::vector<std::vector<int64_t>> count;  // per image, pixels per region
 };
 
-LabelRuns label_runs(const at::Tensor& labels, int64_t R) {
+LabelMaps label_maps(const at::Tensor& labels, int64_t R) {
   const int64_t N = labels.size(0), HW = labels.size(1) * labels.size(2);
-  LabelRuns lr{std::vector<std::vector<Run>>(N), std::vector<std::vector<int64_t>>(N)};
+  LabelMaps lm{std::vector<IdMap>(N), std::vector<std::vector<int64_t>>(N)};
   const int64_t* l = labels.const_data_ptr<int64_t>();
   for (int64_t n = 0; n < N; ++n) {
-    lr.runs[n] = runs_of(l + n * HW, HW);
-    lr.count[n].assign(R, 0);
-    for (const Run& run : lr.runs[n]) {
-      if (run.id >= 0) lr.count[n][run.id] += run.len;
+    lm.map[n] = id_map(l + n * HW, HW);
+    lm.count[n].assign(R, 0);
+    for (const Run& run : lm.map[n].runs) {
+      if (run.id >= 0) lm.count[n][run.id] += run.len;
     }
   }
-  return lr;
+  return lm;
 }
 
 void check_feat_labels(const at::Tensor& feat, const char* name, const at::Tensor& labels) {
@@ -145,19 +265,19 @@ at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in
   const int64_t N = feat.size(0), C = feat.size(1), HW = feat.size(2) * feat.size(3);
   at::Tensor out = at::empty({N, R, C}, feat.options());
   if (out.numel() == 0) return out;
-  const LabelRuns lr = label_runs(labels, R);
+  const LabelMaps lm = label_maps(labels, R);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "region_sum_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* x = feat.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, N * C, grain(HW), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> acc(R);
+      AlignedScratch<acc_t> lanes(R * kLanes);
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t n = nc / C, c = nc % C;
-        std::fill(acc.begin(), acc.end(), acc_t(0));
-        sum_runs_dispatch<acc_t>(x + nc * HW, lr.runs[n], acc.data());
+        sum_by_id_dispatch<acc_t>(x + nc * HW, lm.map[n], HW, R, lanes.get(), acc.data());
         for (int64_t r = 0; r < R; ++r) {
-          const int64_t count = lr.count[n][r];
+          const int64_t count = lm.count[n][r];
           const acc_t v = !mean ? acc[r] : (count > 0 ? acc[r] / acc_t(count) : acc_t(0));
           o[(n * R + r) * C + c] = static_cast<scalar_t>(v);
         }
@@ -181,7 +301,7 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
   const int64_t N = codes.size(0), C = codes.size(2), H = labels.size(1), W = labels.size(2);
   at::Tensor out = empty_output({N, C, H, W}, codes.options());
   if (out.numel() == 0) return out;
-  const LabelRuns lr = label_runs(labels, R);
+  const LabelMaps lm = label_maps(labels, R);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, codes.scalar_type(), "region_fill_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* t = codes.const_data_ptr<scalar_t>();
@@ -191,11 +311,11 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t n = nc / C, c = nc % C;
         for (int64_t r = 0; r < R; ++r) {
-          const int64_t count = lr.count[n][r];
+          const int64_t count = lm.count[n][r];
           const acc_t scale = (mean && count > 0) ? acc_t(1) / acc_t(count) : acc_t(1);
           value[r] = static_cast<scalar_t>(region_fill_value<acc_t>(t + n * R * C, r, C, c, scale));
         }
-        fill_runs(o + nc * H * W, lr.runs[n], value.data());
+        fill_runs(o + nc * H * W, lm.map[n].runs, value.data());
       }
     });
   });
@@ -207,7 +327,8 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
 // Pixels of one image grouped by neighbourhood signature (the labels under
 // the k*k taps).
 struct Classes {
-  std::vector<Run> runs;          // runs of equal class over the output image
+  std::vector<int64_t> class_map;  // (Ho * Wo) class per output pixel
+  IdMap map;                       // of class_map
   std::vector<int64_t> rep;       // a representative output pixel per class (y * Wo + x)
   std::vector<int64_t> signature;  // (U, k*k) tap labels per class
   int64_t size() const { return static_cast<int64_t>(rep.size()); }
@@ -219,7 +340,8 @@ Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64
   Classes cl;
   std::map<std::vector<int64_t>, int64_t> ids;
   std::vector<int64_t> sig(taps), prev;
-  std::vector<int64_t> class_map(Ho * Wo);
+  std::vector<int64_t>& class_map = cl.class_map;
+  class_map.resize(Ho * Wo);
   int64_t prev_id = -1;
   for (int64_t y = 0; y < Ho; ++y) {
     for (int64_t x = 0; x < Wo; ++x) {
@@ -236,7 +358,6 @@ Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64
       class_map[y * Wo + x] = prev_id;
     }
   }
-  cl.runs = runs_of(class_map.data(), Ho * Wo);
   return cl;
 }
 
@@ -263,6 +384,7 @@ std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g
   at::parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       cls[n] = classes_of(l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.Ho, g.Wo);
+      cls[n].map = id_map(cls[n].class_map.data(), g.Ho * g.Wo);  // after the move: stable pointer
     }
   });
   return cls;
@@ -307,7 +429,7 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
               P + n * g.R * g.taps * g.O, l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.O, oc,
               cl.rep[u] / g.Wo, cl.rep[u] % g.Wo, bias_o));
         }
-        fill_runs(o + no * plane, cl.runs, value.data());
+        fill_runs(o + no * plane, cl.map.runs, value.data());
       }
     });
   });
@@ -337,11 +459,14 @@ at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::
     const int64_t plane = g.Ho * g.Wo, bins = R * g.taps;
     at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> per_class, per_bin(bins);
+      AlignedScratch<acc_t> lanes(0);
       for (int64_t no = begin; no < end; ++no) {
         const int64_t n = no / g.O, oc = no % g.O;
         const Classes& cl = cls[n];
-        per_class.assign(cl.size(), acc_t(0));
-        sum_runs_dispatch<acc_t>(gp + no * plane, cl.runs, per_class.data());
+        per_class.resize(cl.size());
+        lanes.reserve(cl.size() * kLanes);
+        sum_by_id_dispatch<acc_t>(gp + no * plane, cl.map, plane, cl.size(), lanes.get(),
+                                  per_class.data());
         std::fill(per_bin.begin(), per_bin.end(), acc_t(0));
         for (int64_t u = 0; u < cl.size(); ++u) {
           for (int64_t t = 0; t < g.taps; ++t) {
