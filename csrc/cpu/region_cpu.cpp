@@ -133,18 +133,17 @@ IdMap id_map(const int64_t* ids, int64_t HW) {
 typedef float float8 __attribute__((vector_size(32)));
 typedef int32_t int8x32 __attribute__((vector_size(32)));
 
+// (By reference, not returned: a returned 32-byte vector changes the ABI of
+// the baseline build.)
 template <typename scalar_t>
-HROPS_INLINE float8 load8(const scalar_t* p) {
+HROPS_INLINE void load8(const scalar_t* p, float8& v) {
   if constexpr (std::is_same_v<scalar_t, float>) {  // one vector load
-    float8 v;
     std::memcpy(&v, p, sizeof(v));
-    return v;
+  } else {
+    float t[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) t[j] = static_cast<float>(p[j]);
+    std::memcpy(&v, t, sizeof(v));
   }
-  float t[kLanes];
-  for (int64_t j = 0; j < kLanes; ++j) t[j] = static_cast<float>(p[j]);
-  float8 v;
-  std::memcpy(&v, t, sizeof(v));
-  return v;
 }
 
 // sums[id] = sum of the plane over the pixels of id, for ids in [0, U).
@@ -163,7 +162,8 @@ HROPS_INLINE void sum_by_id(const scalar_t* x, const IdMap& m, int64_t HW, int64
     int64_t cur = -1;
     float8 acc0 = {}, acc1 = {};  // named, not an array: they must stay in registers
     auto add_chunk = [&](int64_t c, float8& acc) HROPS_INLINE_LAMBDA {
-      const float8 v = load8(x + c * kLanes);
+      float8 v;
+      load8(x + c * kLanes, v);
       for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
         const LaneMask& lm = m.masks[e];
         if (lm.id != cur) {
