@@ -81,6 +81,23 @@ class SEANResnetBlock(nn.Module):
         return x_s + dx
 
 
+def init_weights(module, gain=0.02):
+    """SEAN's init (base_network.init_weights, 'xavier'): xavier_normal weights
+    with gain 0.02 and zero biases for every Conv and Linear (hrops' stacked
+    fc_mu included, region by region)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            weight = getattr(m, "weight_orig", m.weight)
+            nn.init.xavier_normal_(weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, ACE) and m.use_rgb:
+            for j in range(m.label_nc):
+                nn.init.xavier_normal_(m.fc_mu_weight.data[j], gain=gain)
+            nn.init.zeros_(m.fc_mu_bias)
+    return module
+
+
 BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
 
 

@@ -92,8 +92,8 @@ class ACE(nn.Module):
                     self.fc_mu_bias[j].copy_(linear.bias)
             self.conv_gamma = nn.Conv2d(style_length, norm_nc, 3, padding=1)
             self.conv_beta = nn.Conv2d(style_length, norm_nc, 3, padding=1)
-            self._register_state_dict_hook(_split_fc_mu)
-            self._register_load_state_dict_pre_hook(_stack_fc_mu)
+            self.register_state_dict_post_hook(_split_fc_mu)
+            self.register_load_state_dict_pre_hook(_stack_fc_mu)
 
     def region_styles(self, style_codes):
         """ReLU(fc_mu_j(style_codes[:, j])) for every region j at once."""
@@ -132,7 +132,6 @@ def _split_fc_mu(module, state_dict, prefix, local_metadata):
     for j in range(weight.shape[0]):
         state_dict[f"{prefix}fc_mu{j}.weight"] = weight[j]
         state_dict[f"{prefix}fc_mu{j}.bias"] = bias[j]
-    return state_dict
 
 
 def _stack_fc_mu(module, state_dict, prefix, local_metadata, strict, missing_keys,
