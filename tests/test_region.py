@@ -234,3 +234,13 @@ def test_compile_fullgraph():
     torch.testing.assert_close(got, f(feat))
     got.sum().backward()
     assert feat.grad is not None
+
+
+def test_nn_layers():
+    labels = blob_labels(2, 6, 6, 4)
+    feat = torch.randn(2, 3, 6, 6)
+    pool, bcast = hrops.nn.RegionAvgPool(4), hrops.nn.RegionBroadcast()
+    codes = pool(feat, labels)
+    torch.testing.assert_close(codes, ref.region_avg_pool(feat, labels, 4))
+    torch.testing.assert_close(bcast(codes, labels), ref.region_broadcast(codes, labels))
+    assert "num_regions=4" in repr(pool)

@@ -46,20 +46,19 @@ HROPS_HD Acc region_tap_value(const T* proj, int64_t r, int64_t t, int64_t taps,
   return r < 0 ? Acc(0) : Convert<T>::template load<Acc>(proj[(r * taps + t) * O + o]);
 }
 
-// One output value of the region-constant convolution at (y, x), channel o:
-// bias + sum over the k*k taps in order t = 0, 1, ... (the CPU kernel sums
-// the same taps in the same order, once per distinct neighbourhood).
+// One output value of the region-constant convolution, channel o, at a
+// pixel whose taps lie on regions sig[0 .. taps) (region_tap_label, -1 for
+// none): bias + the taps' projections in order t = 0, 1, ... . The CPU kernel
+// evaluates it once per distinct signature, the CUDA kernel per pixel.
 template <typename Acc, typename T>
-HROPS_HD Acc region_conv_value(const T* proj, const int64_t* labels, int64_t H, int64_t W,
-                               int64_t R, int64_t k, int64_t pad, int64_t O, int64_t o, int64_t y,
-                               int64_t x, Acc bias) {
+HROPS_HD Acc region_conv_value(const T* proj, const int64_t* sig, int64_t taps, int64_t O,
+                               int64_t o, Acc bias) {
   Acc acc = bias;
-  const int64_t taps = k * k;
-  for (int64_t t = 0; t < taps; ++t) {
-    acc += region_tap_value<Acc>(proj, region_tap_label(labels, H, W, R, k, pad, y, x, t), t, taps,
-                                 O, o);
-  }
+  for (int64_t t = 0; t < taps; ++t) acc += region_tap_value<Acc>(proj, sig[t], t, taps, O, o);
   return acc;
 }
+
+// The CUDA kernel keeps a pixel's signature in a local array of this size.
+constexpr int64_t kRegionConvMaxTaps = 49;  // kernels up to 7 x 7
 
 }  // namespace hrops

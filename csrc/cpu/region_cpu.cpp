@@ -12,7 +12,7 @@
 // depends only on the labels under the k*k taps (the pixel's neighbourhood
 // signature), so pixels are grouped into classes of equal signature; each
 // class's value is computed once per output channel with the shared
-// region_conv_value (at a representative pixel), then filled by runs. The
+// region_conv_value, then filled by runs. The
 // backward sums the gradient per class and scatters it to the class's taps.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -146,77 +146,104 @@ HROPS_INLINE void load8(const scalar_t* p, float8& v) {
   }
 }
 
-// sums[id] = sum of the plane over the pixels of id, for ids in [0, U).
+// sums[b * U + id] = sum of plane b over the pixels of id, for kBlock
+// consecutive planes (stride plane_stride) and ids in [0, U).
 // Chunks of kLanes pixels are added as vectors (a mixed chunk as one masked
-// vector per id in it) into a register accumulator of the current id (two,
-// alternating between chunks, to halve the add latency chain); when the id
-// changes, the accumulator is added into the id's kLanes lanes in memory, so
-// memory is touched about once per run of pixels. Lanes are combined in a
-// fixed order: deterministic. lanes: U * kLanes scratch.
-template <typename acc_t, typename scalar_t>
-HROPS_INLINE void sum_by_id(const scalar_t* x, const IdMap& m, int64_t HW, int64_t U, acc_t* lanes,
-                            acc_t* sums) {
-  std::fill(lanes, lanes + U * kLanes, acc_t(0));
+// vector per id in it) into register accumulators of the current id, one per
+// plane; when the id changes they are added into the id's kLanes lanes in
+// memory. So memory is touched once per run of pixels and the run-boundary
+// branches are shared by kBlock planes. Lanes are combined in a fixed order:
+// deterministic. lanes: kBlock * U * kLanes scratch, 32-byte aligned.
+template <int kBlock, typename acc_t, typename scalar_t>
+HROPS_INLINE void sum_by_id(const scalar_t* x, int64_t plane_stride, const IdMap& m, int64_t HW,
+                            int64_t U, acc_t* lanes, acc_t* sums) {
+  std::fill(lanes, lanes + kBlock * U * kLanes, acc_t(0));
   const int64_t chunks = HW / kLanes;
   if constexpr (std::is_same_v<acc_t, float>) {
     int64_t cur = -1;
-    float8 acc0 = {}, acc1 = {};  // named, not an array: they must stay in registers
-    auto add_chunk = [&](int64_t c, float8& acc) HROPS_INLINE_LAMBDA {
-      float8 v;
-      load8(x + c * kLanes, v);
+    float8 acc[kBlock] = {};  // indexed by unrolled constants only: kept in registers
+    auto flush = [&]() HROPS_INLINE_LAMBDA {
+#pragma GCC unroll 8
+      for (int b = 0; b < kBlock; ++b) {
+        if (cur >= 0) *reinterpret_cast<float8*>(lanes + (b * U + cur) * kLanes) += acc[b];
+        acc[b] = float8{};
+      }
+    };
+    for (int64_t c = 0; c < chunks; ++c) {
       for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
         const LaneMask& lm = m.masks[e];
         if (lm.id != cur) {
-          if (cur >= 0) *reinterpret_cast<float8*>(lanes + cur * kLanes) += acc0 + acc1;
-          acc0 = acc1 = float8{};
+          flush();
           cur = lm.id;
         }
         int8x32 in;
         std::memcpy(&in, lm.in, sizeof(in));
-        acc += reinterpret_cast<float8>(reinterpret_cast<int8x32>(v) & in);
+#pragma GCC unroll 8
+        for (int b = 0; b < kBlock; ++b) {
+          float8 v;
+          load8(x + b * plane_stride + c * kLanes, v);
+          acc[b] += reinterpret_cast<float8>(reinterpret_cast<int8x32>(v) & in);
+        }
       }
-    };
-    int64_t c = 0;
-    for (; c + 2 <= chunks; c += 2) {
-      add_chunk(c, acc0);
-      add_chunk(c + 1, acc1);
     }
-    if (c < chunks) add_chunk(c, acc0);
-    if (cur >= 0) *reinterpret_cast<float8*>(lanes + cur * kLanes) += acc0 + acc1;
+    flush();
   } else {
-    for (int64_t c = 0; c < chunks; ++c) {
-      for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
-        const LaneMask& lm = m.masks[e];
-        acc_t* a = lanes + lm.id * kLanes;
-        for (int64_t j = 0; j < kLanes; ++j) {
-          if (lm.in[j]) a[j] += static_cast<acc_t>(x[c * kLanes + j]);
+    for (int b = 0; b < kBlock; ++b) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
+          const LaneMask& lm = m.masks[e];
+          acc_t* a = lanes + (b * U + lm.id) * kLanes;
+          for (int64_t j = 0; j < kLanes; ++j) {
+            if (lm.in[j]) a[j] += static_cast<acc_t>(x[b * plane_stride + c * kLanes + j]);
+          }
         }
       }
     }
   }
-  for (int64_t p = chunks * kLanes; p < HW; ++p) {
-    if (m.ids[p] >= 0) lanes[m.ids[p] * kLanes + p % kLanes] += static_cast<acc_t>(x[p]);
-  }
-  for (int64_t u = 0; u < U; ++u) {
-    acc_t s = 0;
-    for (int64_t j = 0; j < kLanes; ++j) s += lanes[u * kLanes + j];
-    sums[u] = s;
+  for (int b = 0; b < kBlock; ++b) {
+    for (int64_t p = chunks * kLanes; p < HW; ++p) {
+      if (m.ids[p] >= 0) {
+        lanes[(b * U + m.ids[p]) * kLanes + p % kLanes] += static_cast<acc_t>(x[b * plane_stride + p]);
+      }
+    }
+    for (int64_t u = 0; u < U; ++u) {
+      acc_t s = 0;
+      for (int64_t j = 0; j < kLanes; ++j) s += lanes[(b * U + u) * kLanes + j];
+      sums[b * U + u] = s;
+    }
   }
 }
 
-template <typename acc_t, typename scalar_t>
-HROPS_TARGET_AVX2 void sum_by_id_avx2(const scalar_t* x, const IdMap& m, int64_t HW, int64_t U,
-                                      acc_t* lanes, acc_t* sums) {
-  sum_by_id<acc_t>(x, m, HW, U, lanes, sums);
+template <int kBlock, typename acc_t, typename scalar_t>
+HROPS_TARGET_AVX2 void sum_by_id_avx2(const scalar_t* x, int64_t plane_stride, const IdMap& m,
+                                      int64_t HW, int64_t U, acc_t* lanes, acc_t* sums) {
+  sum_by_id<kBlock, acc_t>(x, plane_stride, m, HW, U, lanes, sums);
 }
 
-template <typename acc_t, typename scalar_t>
-void sum_by_id_dispatch(const scalar_t* x, const IdMap& m, int64_t HW, int64_t U, acc_t* lanes,
-                        acc_t* sums) {
+template <int kBlock, typename acc_t, typename scalar_t>
+void sum_by_id_dispatch(const scalar_t* x, int64_t plane_stride, const IdMap& m, int64_t HW,
+                        int64_t U, acc_t* lanes, acc_t* sums) {
   if (cpu_has_avx2_fma()) {
-    sum_by_id_avx2<acc_t>(x, m, HW, U, lanes, sums);
+    sum_by_id_avx2<kBlock, acc_t>(x, plane_stride, m, HW, U, lanes, sums);
   } else {
-    sum_by_id<acc_t>(x, m, HW, U, lanes, sums);
+    sum_by_id<kBlock, acc_t>(x, plane_stride, m, HW, U, lanes, sums);
+  }
+}
+
+// Region sums of planes [first, first + count) (consecutive, stride HW) into
+// sums (count, U): blocks of kPlaneBlock planes, then single planes.
+constexpr int kPlaneBlock = 8;
+
+template <typename acc_t, typename scalar_t>
+void sum_planes(const scalar_t* x, int64_t count, const IdMap& m, int64_t HW, int64_t U,
+                AlignedScratch<acc_t>& lanes, acc_t* sums) {
+  lanes.reserve(kPlaneBlock * U * kLanes);
+  int64_t b = 0;
+  for (; b + kPlaneBlock <= count; b += kPlaneBlock) {
+    sum_by_id_dispatch<kPlaneBlock, acc_t>(x + b * HW, HW, m, HW, U, lanes.get(), sums + b * U);
+  }
+  for (; b < count; ++b) {
+    sum_by_id_dispatch<1, acc_t>(x + b * HW, HW, m, HW, U, lanes.get(), sums + b * U);
   }
 }
 
@@ -270,16 +297,21 @@ at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* x = feat.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, N * C, grain(HW), [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> acc(R);
-      AlignedScratch<acc_t> lanes(R * kLanes);
-      for (int64_t nc = begin; nc < end; ++nc) {
-        const int64_t n = nc / C, c = nc % C;
-        sum_by_id_dispatch<acc_t>(x + nc * HW, lm.map[n], HW, R, lanes.get(), acc.data());
-        for (int64_t r = 0; r < R; ++r) {
-          const int64_t count = lm.count[n][r];
-          const acc_t v = !mean ? acc[r] : (count > 0 ? acc[r] / acc_t(count) : acc_t(0));
-          o[(n * R + r) * C + c] = static_cast<scalar_t>(v);
+    const int64_t groups = (C + kPlaneBlock - 1) / kPlaneBlock;  // per image
+    at::parallel_for(0, N * groups, grain(kPlaneBlock * HW), [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> acc(kPlaneBlock * R);
+      AlignedScratch<acc_t> lanes(0);
+      for (int64_t ng = begin; ng < end; ++ng) {
+        const int64_t n = ng / groups, c0 = (ng % groups) * kPlaneBlock;
+        const int64_t count = std::min<int64_t>(kPlaneBlock, C - c0);
+        sum_planes<acc_t>(x + (n * C + c0) * HW, count, lm.map[n], HW, R, lanes, acc.data());
+        for (int64_t b = 0; b < count; ++b) {
+          for (int64_t r = 0; r < R; ++r) {
+            const int64_t area = lm.count[n][r];
+            const acc_t v = acc[b * R + r];
+            o[(n * R + r) * C + c0 + b] = static_cast<scalar_t>(
+                !mean ? v : (area > 0 ? v / acc_t(area) : acc_t(0)));
+          }
         }
       }
     });
@@ -329,9 +361,9 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
 struct Classes {
   std::vector<int64_t> class_map;  // (Ho * Wo) class per output pixel
   IdMap map;                       // of class_map
-  std::vector<int64_t> rep;       // a representative output pixel per class (y * Wo + x)
   std::vector<int64_t> signature;  // (U, k*k) tap labels per class
-  int64_t size() const { return static_cast<int64_t>(rep.size()); }
+  int64_t classes = 0;
+  int64_t size() const { return classes; }
 };
 
 Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64_t k, int64_t pad,
@@ -349,7 +381,7 @@ Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64
       if (prev_id < 0 || sig != prev) {  // signatures repeat along runs: skip the lookup
         auto [it, inserted] = ids.try_emplace(sig, cl.size());
         if (inserted) {
-          cl.rep.push_back(y * Wo + x);
+          ++cl.classes;
           cl.signature.insert(cl.signature.end(), sig.begin(), sig.end());
         }
         prev_id = it->second;
@@ -414,22 +446,33 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* P = proj.const_data_ptr<scalar_t>();
     const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
-    const int64_t* l = labels.const_data_ptr<int64_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t plane = g.Ho * g.Wo;
+    // Per image, the value table (U, O) of the classes.
+    std::vector<std::vector<scalar_t>> values(g.N);
+    for (int64_t n = 0; n < g.N; ++n) {
+      const Classes& cl = cls[n];
+      const scalar_t* Pn = P + n * g.R * g.taps * g.O;
+      values[n].resize(cl.size() * g.O);
+      at::parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / g.O), [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+          const int64_t* sig = cl.signature.data() + u * g.taps;
+          for (int64_t oc = 0; oc < g.O; ++oc) {
+            const acc_t bias_o = b ? static_cast<acc_t>(b[oc]) : acc_t(0);
+            values[n][u * g.O + oc] =
+                static_cast<scalar_t>(region_conv_value<acc_t>(Pn, sig, g.taps, g.O, oc, bias_o));
+          }
+        }
+      });
+    }
     at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> value;
       for (int64_t no = begin; no < end; ++no) {
         const int64_t n = no / g.O, oc = no % g.O;
-        const Classes& cl = cls[n];
-        const acc_t bias_o = b ? static_cast<acc_t>(b[oc]) : acc_t(0);
-        value.resize(cl.size());
-        for (int64_t u = 0; u < cl.size(); ++u) {
-          value[u] = static_cast<scalar_t>(region_conv_value<acc_t>(
-              P + n * g.R * g.taps * g.O, l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.O, oc,
-              cl.rep[u] / g.Wo, cl.rep[u] % g.Wo, bias_o));
+        scalar_t* dst = o + no * plane;
+        const scalar_t* v = values[n].data() + oc;
+        for (const Run& run : cls[n].map.runs) {
+          std::fill_n(dst + run.start, run.len, v[run.id * g.O]);  // every pixel has a class
         }
-        fill_runs(o + no * plane, cl.map.runs, value.data());
       }
     });
   });
@@ -457,25 +500,29 @@ at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t plane = g.Ho * g.Wo, bins = R * g.taps;
-    at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
+    const int64_t groups = (g.O + kPlaneBlock - 1) / kPlaneBlock;  // per image
+    at::parallel_for(0, g.N * groups, grain(kPlaneBlock * plane), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> per_class, per_bin(bins);
       AlignedScratch<acc_t> lanes(0);
-      for (int64_t no = begin; no < end; ++no) {
-        const int64_t n = no / g.O, oc = no % g.O;
+      for (int64_t ng = begin; ng < end; ++ng) {
+        const int64_t n = ng / groups, o0 = (ng % groups) * kPlaneBlock;
+        const int64_t count = std::min<int64_t>(kPlaneBlock, g.O - o0);
         const Classes& cl = cls[n];
-        per_class.resize(cl.size());
-        lanes.reserve(cl.size() * kLanes);
-        sum_by_id_dispatch<acc_t>(gp + no * plane, cl.map, plane, cl.size(), lanes.get(),
-                                  per_class.data());
-        std::fill(per_bin.begin(), per_bin.end(), acc_t(0));
-        for (int64_t u = 0; u < cl.size(); ++u) {
-          for (int64_t t = 0; t < g.taps; ++t) {
-            const int64_t r = cl.signature[u * g.taps + t];
-            if (r >= 0) per_bin[r * g.taps + t] += per_class[u];
+        const int64_t U = cl.size();
+        per_class.resize(kPlaneBlock * U);
+        sum_planes<acc_t>(gp + (n * g.O + o0) * plane, count, cl.map, plane, U, lanes,
+                          per_class.data());
+        for (int64_t b = 0; b < count; ++b) {
+          std::fill(per_bin.begin(), per_bin.end(), acc_t(0));
+          for (int64_t u = 0; u < U; ++u) {
+            for (int64_t t = 0; t < g.taps; ++t) {
+              const int64_t r = cl.signature[u * g.taps + t];
+              if (r >= 0) per_bin[r * g.taps + t] += per_class[b * U + u];
+            }
           }
-        }
-        for (int64_t i = 0; i < bins; ++i) {
-          o[(n * bins + i) * g.O + oc] = static_cast<scalar_t>(per_bin[i]);
+          for (int64_t i = 0; i < bins; ++i) {
+            o[(n * bins + i) * g.O + o0 + b] = static_cast<scalar_t>(per_bin[i]);
+          }
         }
       }
     });

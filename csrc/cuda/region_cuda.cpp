@@ -1,12 +1,11 @@
-// Tensor glue of the region CUDA kernels: checks (labels are validated on the
-// device with one min/max reduction before any kernel reads them), region
-// pixel counts for means, allocation, device guard, current stream; the
-// kernels are in region_kernels.cu.
+// Tensor glue of the region CUDA kernels: checks (labels are validated with
+// one device min/max reduction and a sync before any kernel reads them),
+// region pixel counts for means, allocation, device guard, current stream;
+// the kernels are in region_kernels.cu.
 #include <ATen/ops/aminmax.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/ones_like.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/where.h>
-#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -15,6 +14,7 @@
 
 #include <tuple>
 
+#include "common/region.h"
 #include "common/tensor_checks.h"
 #include "cuda/dtype_map.h"
 
@@ -39,15 +39,18 @@ at::Tensor checked_labels(const at::Tensor& labels, int64_t N, int64_t R, const 
 }
 
 // 1 / (pixels of each region) per image, 0 for an empty region: (N, R) in
-// the accumulation type.
+// the accumulation type. The counts are region sums of a plane of ones (exact
+// in float up to 2^24 pixels), by the same deterministic kernel.
 at::Tensor inverse_counts(const at::Tensor& labels, int64_t R, c10::ScalarType dtype) {
-  const int64_t N = labels.size(0);
+  const int64_t N = labels.size(0), H = labels.size(1), W = labels.size(2);
   const auto acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor counts = at::zeros({N, R + 1}, labels.options());  // integer sums: exact, any order
-  const at::Tensor index = labels.reshape({N, -1}).add(1);
-  counts.scatter_add_(1, index, at::ones_like(index));
-  const at::Tensor c = counts.narrow(1, 1, R).to(acc);
-  return at::where(c.gt(0), c.reciprocal(), at::zeros_like(c)).contiguous();
+  const at::Tensor ones = at::ones({N, 1, H, W}, labels.options().dtype(acc));
+  at::Tensor counts = at::empty({N, R}, ones.options());
+  C10_CUDA_CHECK(launch_region_tap_sum(to_launch_dtype(acc), ones.const_data_ptr(),
+                                       labels.const_data_ptr<int64_t>(), nullptr,
+                                       counts.mutable_data_ptr(), N, 1, H, W, H, W, R, 1, 0,
+                                       c10::cuda::getCurrentCUDAStream()));
+  return at::where(counts.gt(0), counts.reciprocal(), at::zeros_like(counts));
 }
 
 at::Tensor region_sum_cuda(const at::Tensor& feat_in, const at::Tensor& labels_in, int64_t R,
@@ -104,6 +107,8 @@ at::Tensor region_conv_gather_cuda(const at::Tensor& proj_in, const at::Tensor& 
   check_floating(proj_in, "proj");
   TORCH_CHECK(proj_in.size(2) == k * k, "proj must have k*k = ", k * k, " taps, got ",
               proj_in.sizes());
+  TORCH_CHECK(k * k <= kRegionConvMaxTaps, "the CUDA region_conv2d supports kernels up to 7x7, got ",
+              k, "x", k);
   const c10::cuda::CUDAGuard guard(proj_in.device());
   const int64_t N = proj_in.size(0), R = proj_in.size(1), O = proj_in.size(3);
   const at::Tensor labels = checked_labels(labels_in, N, R, proj_in);

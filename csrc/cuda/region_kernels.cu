@@ -80,8 +80,12 @@ __global__ void region_conv_gather_kernel(const T* __restrict__ proj,
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t p = i % plane, o = (i / plane) % O, n = i / (plane * O);
     const Acc b = bias ? Convert<T>::template load<Acc>(bias[o]) : Acc(0);
-    out[i] = Convert<T>::template store<Acc>(region_conv_value<Acc>(
-        proj + n * R * k * k * O, labels + n * H * W, H, W, R, k, pad, O, o, p / Wo, p % Wo, b));
+    int64_t sig[kRegionConvMaxTaps];
+    for (int64_t t = 0; t < k * k; ++t) {
+      sig[t] = region_tap_label(labels + n * H * W, H, W, R, k, pad, p / Wo, p % Wo, t);
+    }
+    out[i] = Convert<T>::template store<Acc>(
+        region_conv_value<Acc>(proj + n * R * k * k * O, sig, k * k, O, o, b));
   }
 }
 

@@ -34,6 +34,10 @@ class Impl:
     # check only, so a peer is timed in its own layout.
     to_ref: Callable | None = None
     compiled: bool = False  # a torch.compile impl (skipped by --no-compile)
+    # On "ref" only: assert_close tolerances for checking the other impls
+    # (default: torch's for the dtype), for ops whose long fp32 reductions
+    # legitimately differ by more between summation orders.
+    tol: dict | None = None
 
     @classmethod
     def missing(cls, reason):
@@ -108,6 +112,7 @@ class Expected:
     outputs: list
     grad_outputs: list | None = None  # random, in ref's layout (fwdbwd)
     grad_inputs: list | None = None   # what grad_outputs give (fwdbwd)
+    tol: dict | None = None           # assert_close tolerances (ref's Impl.tol)
 
 
 def reference(ref, inputs, mode):
@@ -116,18 +121,18 @@ def reference(ref, inputs, mode):
     leaves = _leaves(inputs, mode)
     outs = _flat(ref.fn(*leaves))
     if mode == "fwd":
-        return Expected([o.detach() for o in outs])
+        return Expected([o.detach() for o in outs], tol=ref.tol)
     gen = torch.Generator(outs[0].device).manual_seed(1)
     grad_outputs = [torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype)
                     for o in outs]
     torch.autograd.backward(outs, grad_outputs)
     return Expected([o.detach() for o in outs], grad_outputs,
-                    [t.grad for t in leaves if t.requires_grad])
+                    [t.grad for t in leaves if t.requires_grad], tol=ref.tol)
 
 
-def _assert_close(what, got, want):
+def _assert_close(what, got, want, tol=None):
     try:
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, **(tol or {}))
     except AssertionError as e:
         raise Mismatch(f"{what} disagree with ref: {e}") from None
 
@@ -144,12 +149,12 @@ class Bench:
         self.device = inputs[0].device
         out = self.fn(*self.leaves)  # the first call: compiles a compiled impl
         got = _flat(impl.to_ref(out) if impl.to_ref else out)
-        _assert_close("outputs", got, expected.outputs)
+        _assert_close("outputs", got, expected.outputs, expected.tol)
         self.grads = None
         if mode == "fwdbwd":
             torch.autograd.backward(got, expected.grad_outputs)
             _assert_close("input grads", [t.grad for t in self.leaves if t.requires_grad],
-                          expected.grad_inputs)
+                          expected.grad_inputs, expected.tol)
             self.grads = [torch.randn_like(t.detach()) for t in _flat(out)]  # fn's own layout
 
     def __call__(self):

@@ -9,7 +9,9 @@ Segmentation inputs (`seg`) are either
     counts it in each of them (SEAN's masked means), broadcasting gives it
     the code of the highest region id (SEAN's masked_scatter_ loop writes
     regions in increasing order, so the last one wins). seg_to_labels() gives
-    the label map that broadcasting uses.
+    the label map that broadcasting uses. (Pooling an overlapping one-hot map
+    takes a dense masked path, chosen by a data-dependent check that
+    torch.compile skips: compiled code pools by seg_to_labels().)
 Resize a segmentation to the feature size with resize_seg() (SEAN's nearest
 interpolation); the ops require matching sizes.
 
