@@ -91,9 +91,8 @@ int64_t grain(int64_t plane) { return std::max<int64_t>(1, 65536 / std::max<int6
 
 // An id map (labels or classes) of one image, preprocessed once for all
 // channels: runs of equal ids (for fills) and, per chunk of kLanes pixels,
-// the chunk's id if all its pixels share it, else kMixed (for sums).
+// a lane mask per id present in the chunk (for sums).
 constexpr int64_t kLanes = 8;
-constexpr int64_t kMixed = -2;
 
 // The pixels (lanes) of one id within a chunk.
 struct LaneMask {

@@ -26,6 +26,9 @@ REGIONS = 19
 # sums of 2^15 pixels for the bias): different summation orders (SEAN's loops,
 # bmm, scatter, hrops) differ by ~1e-5 relative.
 SUM_TOL = dict(rtol=1e-4, atol=1e-4)
+# region_conv2d's weight grad sums 2 x 16384 pixels x 19 regions into entries
+# of magnitude ~1e2: the orders differ by up to ~3e-3 absolute.
+CONV_TOL = dict(rtol=1e-4, atol=1e-2)
 SIZES = {  # (N, C, H, W[, O])
     "default": {"pool": (2, 512, 128, 128), "broadcast": (2, 512, 128, 128),
                 "conv": (2, 512, 128, 128, 256)},
@@ -160,7 +163,7 @@ def _conv_case(shape):
     def impls(device, dtype):
         return {
             "hrops": Impl(lambda x, l, wt, b: hrops.region_conv2d(x, l, wt, b, 1, impl="auto")),
-            "ref": Impl(lambda x, l, wt, b: ref.region_conv2d(x, l, wt, b, 1), tol=SUM_TOL),
+            "ref": Impl(lambda x, l, wt, b: ref.region_conv2d(x, l, wt, b, 1), tol=CONV_TOL),
             "hrops_broadcast+conv2d": Impl(lambda x, l, wt, b: F.conv2d(
                 hrops.region_broadcast(x, l, impl="auto"), wt, b, padding=1)),
         }
