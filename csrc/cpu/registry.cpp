@@ -26,6 +26,9 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def(
       "region_conv_gather_backward(Tensor grad, Tensor labels, int num_regions, int kernel_size, "
       "int padding) -> Tensor");
+  m.def(
+      "ace_modulate(Tensor x, Tensor gamma_spade, Tensor beta_spade, Tensor? gamma_avg, "
+      "Tensor? beta_avg, Tensor? alpha) -> Tensor");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library

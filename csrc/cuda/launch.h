@@ -55,4 +55,12 @@ cudaError_t launch_region_conv_gather(DType dtype, const void* proj, const int64
                                       int64_t H, int64_t W, int64_t k, int64_t pad,
                                       cudaStream_t stream);
 
+// SEAN's ACE epilogue over n contiguous elements; gamma_avg, beta_avg and
+// alpha (2 values of the accumulation type: float, double for double) are
+// all null for the SPADE-only form.
+cudaError_t launch_ace_modulate(DType dtype, const void* x, const void* gamma_spade,
+                                const void* beta_spade, const void* gamma_avg,
+                                const void* beta_avg, const void* alpha, void* out, int64_t n,
+                                cudaStream_t stream);
+
 }  // namespace hrops

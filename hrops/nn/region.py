@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..ops.ace import ace_modulate
 from ..ops.region import (region_avg_pool, region_broadcast, region_conv2d, resize_seg,
                           seg_to_labels)
 
@@ -66,7 +67,8 @@ class ACE(nn.Module):
     out = BN(x + noise) * (1 + gamma) + beta, with gamma/beta blended by
     sigmoid(blending_*) from the region branch (per-region
     ReLU(fc_mu_j(code_j)) broadcast and convolved by conv_gamma/conv_beta,
-    computed as hrops.region_conv2d) and the SPADE branch. A one-hot map is
+    computed as hrops.region_conv2d) and the SPADE branch, in one pass
+    (hrops.ace_modulate). A one-hot map is
     taken as its labels (hrops.seg_to_labels), which is exact for SEAN's hard
     one-hot maps. use_rgb=False: the SPADE branch only (SEAN's up_3).
     """
@@ -110,15 +112,12 @@ class ACE(nn.Module):
         labels = seg_to_labels(seg) if seg.is_floating_point() else seg
         gamma_spade, beta_spade = self.Spade(labels)
         if not self.use_rgb:
-            return normalized * (1 + gamma_spade) + beta_spade
+            return ace_modulate(normalized, gamma_spade, beta_spade)
         mu = self.region_styles(style_codes)
         gamma_avg = region_conv2d(mu, labels, self.conv_gamma.weight, self.conv_gamma.bias, 1)
         beta_avg = region_conv2d(mu, labels, self.conv_beta.weight, self.conv_beta.bias, 1)
-        a_gamma = torch.sigmoid(self.blending_gamma)
-        a_beta = torch.sigmoid(self.blending_beta)
-        gamma = a_gamma * gamma_avg + (1 - a_gamma) * gamma_spade
-        beta = a_beta * beta_avg + (1 - a_beta) * beta_spade
-        return normalized * (1 + gamma) + beta
+        alpha = torch.sigmoid(torch.cat((self.blending_gamma, self.blending_beta)))
+        return ace_modulate(normalized, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha)
 
     def extra_repr(self):
         return (f"norm_nc={self.norm_nc}, label_nc={self.label_nc}, use_rgb={self.use_rgb}, "

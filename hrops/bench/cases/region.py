@@ -6,6 +6,8 @@ feature size and convolves them (conv_gamma / conv_beta, 3x3); up_2 runs
 at 128^2 with 256 output channels. Label maps are synthetic face-like
 layouts (nested ellipses), piecewise constant like real parsings.
 
+ace_modulate: SEAN's ACE epilogue at up_2 (256 channels at 128^2).
+
 Peers: SEAN's own Python loops (masked_select / masked_scatter_ per image
 and region), the one-hot bmm (that is "ref"), torch's scatter_reduce 'mean',
 index gathering, torch.compile of the reference; for region_conv2d the dense
@@ -31,15 +33,16 @@ SUM_TOL = dict(rtol=1e-4, atol=1e-4)
 CONV_TOL = dict(rtol=1e-4, atol=1e-2)
 SIZES = {  # (N, C, H, W[, O])
     "default": {"pool": (2, 512, 128, 128), "broadcast": (2, 512, 128, 128),
-                "conv": (2, 512, 128, 128, 256)},
-    "quick": {"pool": (1, 16, 16, 16), "broadcast": (1, 16, 16, 16), "conv": (1, 8, 12, 12, 4)},
+                "conv": (2, 512, 128, 128, 256), "ace": (1, 256, 128, 128)},
+    "quick": {"pool": (1, 16, 16, 16), "broadcast": (1, 16, 16, 16), "conv": (1, 8, 12, 12, 4),
+              "ace": (1, 4, 8, 8)},
 }
 
 
 def cases(quick=False):
     sizes = SIZES["quick" if quick else "default"]
     return [_pool_case(sizes["pool"]), _broadcast_case(sizes["broadcast"]),
-            _conv_case(sizes["conv"])]
+            _conv_case(sizes["conv"]), _ace_case(sizes["ace"])]
 
 
 def face_labels(n, h, w, regions=REGIONS, seed=0):
@@ -172,3 +175,21 @@ def _conv_case(shape):
     dense_flops = 2 * n * h * w * o * c * 9
     return Case("region_conv2d", _label(n, c, h, w, f"->O{o}"), make_inputs, impls,
                 fwd_bytes=io, bwd_bytes=io + nbytes((o, c, 3, 3)), flops=dense_flops)
+
+
+def _ace_case(shape):
+    """SEAN's ACE epilogue (blend of the region and SPADE branches) at up_2."""
+    def make_inputs(device, dtype):
+        gen = torch.Generator(device).manual_seed(0)
+        maps = [torch.randn(shape, generator=gen, device=device, dtype=dtype) for _ in range(5)]
+        return (*maps, torch.rand((2,), generator=gen, device=device, dtype=dtype))
+
+    def impls(device, dtype):
+        return {
+            "hrops": Impl(lambda *a: hrops.ace_modulate(*a, impl="auto")),
+            "ref": Impl(ref.ace_modulate),
+            "compile(ref)": compiled(ref.ace_modulate),
+        }
+    n, c, h, w = shape
+    return Case("ace_modulate", f"B{n}xC{c}x{h}^2", make_inputs, impls,
+                fwd_bytes=6 * nbytes(shape), bwd_bytes=6 * nbytes(shape))
