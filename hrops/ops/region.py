@@ -238,8 +238,11 @@ def region_projection(codes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor
     code through every tap of a (O, D, k, k) weight, one GEMM."""
     n, num_regions, d = codes.shape
     o, _, k, _ = weight.shape
-    taps = weight.permute(1, 2, 3, 0).reshape(d, k * k * o)
-    return (codes.reshape(n * num_regions, d) @ taps).view(n, num_regions, k * k, o)
+    # (N*R, D) @ (O, D, k*k), batched over O: reads the weight in place (a
+    # permuted copy of it would cost more than the GEMM); only the small
+    # result is transposed.
+    proj = torch.matmul(codes.reshape(n * num_regions, d), weight.reshape(o, d, k * k))
+    return proj.permute(1, 2, 0).reshape(n, num_regions, k * k, o)
 
 
 def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
