@@ -36,6 +36,17 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def(
       "upfirdn2d(Tensor x, Tensor kernel, int up_x, int up_y, int down_x, int down_y, int pad_x0, "
       "int pad_x1, int pad_y0, int pad_y1) -> Tensor");
+  m.def("region_sum(Tensor feat, Tensor labels, int num_regions, bool mean) -> Tensor");
+  m.def("region_fill(Tensor codes, Tensor labels, bool mean) -> Tensor");
+  m.def(
+      "region_conv_gather(Tensor proj, Tensor labels, Tensor? bias, int kernel_size, int padding) "
+      "-> Tensor");
+  m.def(
+      "region_conv_gather_backward(Tensor grad, Tensor labels, int num_regions, int kernel_size, "
+      "int padding) -> Tensor");
+  m.def(
+      "ace_modulate(Tensor x, Tensor gamma_spade, Tensor beta_spade, Tensor? gamma_avg, "
+      "Tensor? beta_avg, Tensor? alpha) -> Tensor");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library

@@ -1,7 +1,9 @@
 """Drop-in nn.Module layers built on hrops ops."""
 from .modulated import (ConstantInput, IDWTUpsample, ModulatedConv2d, ModulatedDWConv2d,
                         MultichannelImage, NoiseInjection, StyledConv2d)
+from .region import ACE, RegionAvgPool, RegionBroadcast
 from .wavelets import DWTForward, DWTInverse
 
-__all__ = ["ConstantInput", "DWTForward", "DWTInverse", "IDWTUpsample", "ModulatedConv2d",
-           "ModulatedDWConv2d", "MultichannelImage", "NoiseInjection", "StyledConv2d"]
+__all__ = ["ACE", "ConstantInput", "DWTForward", "DWTInverse", "IDWTUpsample", "ModulatedConv2d",
+           "ModulatedDWConv2d", "MultichannelImage", "NoiseInjection", "RegionAvgPool",
+           "RegionBroadcast", "StyledConv2d"]

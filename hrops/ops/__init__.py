@@ -1,15 +1,16 @@
 """Functional ops: argument checks, implementation choice, custom ops with
 autograd and fake implementations."""
+from .ace import ace_modulate
 from .bias_act import fused_bias_leaky_relu
 from .haar import haar_dwt, haar_idwt, haar_idwt_bands
-from .upfirdn2d import upfirdn2d
-from .stylegan2_modconv import modulated_conv2d
 from .modulated_conv import modulated_dwconv2d, modulated_idwt_upsample
 from .patchmatch import patchmatch_step, patchmatch_warp
+from .region import (region_avg_pool, region_broadcast, region_conv2d, region_projection,
+                     resize_seg, seg_to_labels)
+from .stylegan2_modconv import modulated_conv2d
+from .upfirdn2d import upfirdn2d
 
-__all__ = ["haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
-           "modulated_idwt_upsample",
-           "patchmatch_step", "patchmatch_warp"]
-__all__ += ["fused_bias_leaky_relu"]
-__all__ += ["upfirdn2d"]
-__all__ += ["modulated_conv2d"]
+__all__ = ["ace_modulate", "fused_bias_leaky_relu", "haar_dwt", "haar_idwt", "haar_idwt_bands",
+           "modulated_conv2d", "modulated_dwconv2d", "modulated_idwt_upsample", "patchmatch_step",
+           "patchmatch_warp", "region_avg_pool", "region_broadcast", "region_conv2d",
+           "region_projection", "resize_seg", "seg_to_labels", "upfirdn2d"]

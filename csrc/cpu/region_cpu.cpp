@@ -1,0 +1,541 @@
+// Region (segmentation) CPU kernels of SEAN (SEEDS.md section 3).
+//
+// Label maps are piecewise constant: a fill writes one constant per run of
+// equal labels, and a region sum adds each chunk of kLanes pixels as one
+// masked vector per label present in it (the run and chunk tables
+// are built once per image and shared by all channels). Work is split over (image, channel) planes and each
+// plane is summed sequentially in a fixed order, so results are deterministic
+// (no atomics) at any thread count.
+//
+// region_conv_gather evaluates conv2d(fill(codes), weight) from the
+// per-region, per-tap projection proj (N, R, k*k, O). Its value at a pixel
+// depends only on the labels under the k*k taps (the pixel's neighbourhood
+// signature), so pixels are grouped into classes of equal signature; each
+// class's value is computed once per output channel with the shared
+// region_conv_value, then filled by runs. The
+// backward sums the gradient per class and scatters it to the class's taps.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <map>
+#include <vector>
+
+#include "common/region.h"
+#include "common/tensor_checks.h"
+#include "cpu/isa.h"
+#include "cpu/output_alloc.h"
+
+namespace hrops {
+namespace {
+
+struct Run {
+  int64_t start, len, id;  // id: region or class, -1 = none
+};
+
+std::vector<Run> runs_of(const int64_t* ids, int64_t n) {
+  std::vector<Run> runs;
+  for (int64_t i = 0; i < n;) {
+    int64_t j = i + 1;
+    while (j < n && ids[j] == ids[i]) ++j;
+    runs.push_back({i, j - i, ids[i]});
+    i = j;
+  }
+  return runs;
+}
+
+// A 32-byte aligned scratch array (vector accumulators).
+template <typename T>
+class AlignedScratch {
+ public:
+  explicit AlignedScratch(int64_t n) { reserve(n); }
+  ~AlignedScratch() { std::free(data_); }
+  AlignedScratch(const AlignedScratch&) = delete;
+  AlignedScratch& operator=(const AlignedScratch&) = delete;
+  void reserve(int64_t n) {
+    if (n <= size_) return;
+    std::free(data_);
+    const size_t bytes = (static_cast<size_t>(n) * sizeof(T) + 31) / 32 * 32;
+    data_ = static_cast<T*>(std::aligned_alloc(32, bytes));
+    TORCH_CHECK(data_ != nullptr, "out of memory allocating ", bytes, " bytes");
+    size_ = n;
+  }
+  T* get() { return data_; }
+
+ private:
+  T* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+// Labels: int64 (N, H, W), every id in [-1, R).
+at::Tensor checked_labels(const at::Tensor& labels, int64_t R) {
+  check_dim(labels, 3, "labels", "(N, H, W)");
+  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64, got ", labels.scalar_type());
+  TORCH_CHECK(R >= 0, "num_regions must be >= 0, got ", R);
+  at::Tensor l = labels.contiguous();
+  const int64_t* p = l.const_data_ptr<int64_t>();
+  for (int64_t i = 0, n = l.numel(); i < n; ++i) {
+    TORCH_CHECK(p[i] >= -1 && p[i] < R, "labels must be region ids in [0, ", R,
+                ") or -1 (no region), got ", p[i], " at flat index ", i);
+  }
+  return l;
+}
+
+int64_t grain(int64_t plane) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(plane, 1)); }
+
+// An id map (labels or classes) of one image, preprocessed once for all
+// channels: runs of equal ids (for fills) and, per chunk of kLanes pixels,
+// a lane mask per id present in the chunk (for sums).
+constexpr int64_t kLanes = 8;
+
+// The pixels (lanes) of one id within a chunk.
+struct LaneMask {
+  int64_t id;
+  alignas(32) int32_t in[kLanes];  // all bits set where the lane's pixel has this id, else 0
+};
+
+struct IdMap {
+  const int64_t* ids = nullptr;      // HW ids, -1 = none
+  std::vector<Run> runs;             // of pixels
+  std::vector<int64_t> chunk_begin;  // per chunk + 1: the chunk's LaneMasks
+  std::vector<LaneMask> masks;       // one per id present in a chunk (uniform chunks: one)
+};
+
+IdMap id_map(const int64_t* ids, int64_t HW) {
+  IdMap m;
+  m.ids = ids;
+  m.runs = runs_of(ids, HW);
+  const int64_t chunks = HW / kLanes;
+  m.chunk_begin.resize(chunks + 1);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t* p = ids + c * kLanes;
+    m.chunk_begin[c] = static_cast<int64_t>(m.masks.size());
+    for (int64_t j = 0; j < kLanes; ++j) {
+      if (p[j] < 0 || std::find(p, p + j, p[j]) != p + j) continue;  // none, or seen
+      LaneMask lm{p[j], {}};
+      for (int64_t i = 0; i < kLanes; ++i) lm.in[i] = p[i] == p[j] ? -1 : 0;
+      m.masks.push_back(lm);
+    }
+  }
+  m.chunk_begin[chunks] = static_cast<int64_t>(m.masks.size());
+  return m;
+}
+
+#define HROPS_INLINE_LAMBDA __attribute__((always_inline))
+
+typedef float float8 __attribute__((vector_size(32)));
+typedef int32_t int8x32 __attribute__((vector_size(32)));
+
+// (By reference, not returned: a returned 32-byte vector changes the ABI of
+// the baseline build.)
+template <typename scalar_t>
+HROPS_INLINE void load8(const scalar_t* p, float8& v) {
+  if constexpr (std::is_same_v<scalar_t, float>) {  // one vector load
+    std::memcpy(&v, p, sizeof(v));
+  } else {
+    float t[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) t[j] = static_cast<float>(p[j]);
+    std::memcpy(&v, t, sizeof(v));
+  }
+}
+
+// sums[b * U + id] = sum of plane b over the pixels of id, for kBlock
+// consecutive planes (stride plane_stride) and ids in [0, U).
+// Chunks of kLanes pixels are added as vectors (a mixed chunk as one masked
+// vector per id in it) into register accumulators of the current id, one per
+// plane; when the id changes they are added into the id's kLanes lanes in
+// memory. So memory is touched once per run of pixels and the run-boundary
+// branches are shared by kBlock planes. Lanes are combined in a fixed order:
+// deterministic. lanes: kBlock * U * kLanes scratch, 32-byte aligned.
+template <int kBlock, typename acc_t, typename scalar_t>
+HROPS_INLINE void sum_by_id(const scalar_t* x, int64_t plane_stride, const IdMap& m, int64_t HW,
+                            int64_t U, acc_t* lanes, acc_t* sums) {
+  std::fill(lanes, lanes + kBlock * U * kLanes, acc_t(0));
+  const int64_t chunks = HW / kLanes;
+  if constexpr (std::is_same_v<acc_t, float>) {
+    int64_t cur = -1;
+    float8 acc[kBlock] = {};  // indexed by unrolled constants only: kept in registers
+    auto flush = [&]() HROPS_INLINE_LAMBDA {
+#pragma GCC unroll 8
+      for (int b = 0; b < kBlock; ++b) {
+        if (cur >= 0) *reinterpret_cast<float8*>(lanes + (b * U + cur) * kLanes) += acc[b];
+        acc[b] = float8{};
+      }
+    };
+    for (int64_t c = 0; c < chunks; ++c) {
+      for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
+        const LaneMask& lm = m.masks[e];
+        if (lm.id != cur) {
+          flush();
+          cur = lm.id;
+        }
+        int8x32 in;
+        std::memcpy(&in, lm.in, sizeof(in));
+#pragma GCC unroll 8
+        for (int b = 0; b < kBlock; ++b) {
+          float8 v;
+          load8(x + b * plane_stride + c * kLanes, v);
+          acc[b] += reinterpret_cast<float8>(reinterpret_cast<int8x32>(v) & in);
+        }
+      }
+    }
+    flush();
+  } else {
+    for (int b = 0; b < kBlock; ++b) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        for (int64_t e = m.chunk_begin[c]; e < m.chunk_begin[c + 1]; ++e) {
+          const LaneMask& lm = m.masks[e];
+          acc_t* a = lanes + (b * U + lm.id) * kLanes;
+          for (int64_t j = 0; j < kLanes; ++j) {
+            if (lm.in[j]) a[j] += static_cast<acc_t>(x[b * plane_stride + c * kLanes + j]);
+          }
+        }
+      }
+    }
+  }
+  for (int b = 0; b < kBlock; ++b) {
+    for (int64_t p = chunks * kLanes; p < HW; ++p) {
+      if (m.ids[p] >= 0) {
+        lanes[(b * U + m.ids[p]) * kLanes + p % kLanes] += static_cast<acc_t>(x[b * plane_stride + p]);
+      }
+    }
+    for (int64_t u = 0; u < U; ++u) {
+      acc_t s = 0;
+      for (int64_t j = 0; j < kLanes; ++j) s += lanes[(b * U + u) * kLanes + j];
+      sums[b * U + u] = s;
+    }
+  }
+}
+
+template <int kBlock, typename acc_t, typename scalar_t>
+HROPS_TARGET_AVX2 void sum_by_id_avx2(const scalar_t* x, int64_t plane_stride, const IdMap& m,
+                                      int64_t HW, int64_t U, acc_t* lanes, acc_t* sums) {
+  sum_by_id<kBlock, acc_t>(x, plane_stride, m, HW, U, lanes, sums);
+}
+
+template <int kBlock, typename acc_t, typename scalar_t>
+void sum_by_id_dispatch(const scalar_t* x, int64_t plane_stride, const IdMap& m, int64_t HW,
+                        int64_t U, acc_t* lanes, acc_t* sums) {
+  if (cpu_has_avx2_fma()) {
+    sum_by_id_avx2<kBlock, acc_t>(x, plane_stride, m, HW, U, lanes, sums);
+  } else {
+    sum_by_id<kBlock, acc_t>(x, plane_stride, m, HW, U, lanes, sums);
+  }
+}
+
+// Region sums of planes [first, first + count) (consecutive, stride HW) into
+// sums (count, U): blocks of kPlaneBlock planes, then single planes.
+constexpr int kPlaneBlock = 8;
+
+template <typename acc_t, typename scalar_t>
+void sum_planes(const scalar_t* x, int64_t count, const IdMap& m, int64_t HW, int64_t U,
+                AlignedScratch<acc_t>& lanes, acc_t* sums) {
+  lanes.reserve(kPlaneBlock * U * kLanes);
+  int64_t b = 0;
+  for (; b + kPlaneBlock <= count; b += kPlaneBlock) {
+    sum_by_id_dispatch<kPlaneBlock, acc_t>(x + b * HW, HW, m, HW, U, lanes.get(), sums + b * U);
+  }
+  for (; b < count; ++b) {
+    sum_by_id_dispatch<1, acc_t>(x + b * HW, HW, m, HW, U, lanes.get(), sums + b * U);
+  }
+}
+
+template <typename scalar_t>
+void fill_runs(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* value_of_id) {
+  for (const Run& run : runs) {
+    std::fill_n(plane + run.start, run.len, run.id < 0 ? scalar_t(0) : value_of_id[run.id]);
+  }
+}
+
+struct LabelMaps {
+  std::vector<IdMap> map;                  // per image
+  std::vector<std::vector<int64_t>> count;  // per image, pixels per region
+};
+
+LabelMaps label_maps(const at::Tensor& labels, int64_t R) {
+  const int64_t N = labels.size(0), HW = labels.size(1) * labels.size(2);
+  LabelMaps lm{std::vector<IdMap>(N), std::vector<std::vector<int64_t>>(N)};
+  const int64_t* l = labels.const_data_ptr<int64_t>();
+  for (int64_t n = 0; n < N; ++n) {
+    lm.map[n] = id_map(l + n * HW, HW);
+    lm.count[n].assign(R, 0);
+    for (const Run& run : lm.map[n].runs) {
+      if (run.id >= 0) lm.count[n][run.id] += run.len;
+    }
+  }
+  return lm;
+}
+
+void check_feat_labels(const at::Tensor& feat, const char* name, const at::Tensor& labels) {
+  check_dim(feat, 4, name, "(N, C, H, W)");
+  check_floating(feat, name);
+  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == feat.size(0) &&
+                  labels.size(1) == feat.size(2) && labels.size(2) == feat.size(3),
+              "labels must have shape (N, H, W) = ", feat.size(0), ", ", feat.size(2), ", ",
+              feat.size(3), " to match ", name, ", got ", labels.sizes());
+}
+
+// (N, C, H, W) -> (N, R, C): per-region sums, or means (mean = true; an empty
+// region gives 0).
+at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in, int64_t R,
+                          bool mean) {
+  check_feat_labels(feat_in, "feat", labels_in);
+  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor feat = feat_in.contiguous();
+  const int64_t N = feat.size(0), C = feat.size(1), HW = feat.size(2) * feat.size(3);
+  at::Tensor out = at::empty({N, R, C}, feat.options());
+  if (out.numel() == 0) return out;
+  const LabelMaps lm = label_maps(labels, R);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feat.scalar_type(), "region_sum_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* x = feat.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int64_t groups = (C + kPlaneBlock - 1) / kPlaneBlock;  // per image
+    at::parallel_for(0, N * groups, grain(kPlaneBlock * HW), [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> acc(kPlaneBlock * R);
+      AlignedScratch<acc_t> lanes(0);
+      for (int64_t ng = begin; ng < end; ++ng) {
+        const int64_t n = ng / groups, c0 = (ng % groups) * kPlaneBlock;
+        const int64_t count = std::min<int64_t>(kPlaneBlock, C - c0);
+        sum_planes<acc_t>(x + (n * C + c0) * HW, count, lm.map[n], HW, R, lanes, acc.data());
+        for (int64_t b = 0; b < count; ++b) {
+          for (int64_t r = 0; r < R; ++r) {
+            const int64_t area = lm.count[n][r];
+            const acc_t v = acc[b * R + r];
+            o[(n * R + r) * C + c0 + b] = static_cast<scalar_t>(
+                !mean ? v : (area > 0 ? v / acc_t(area) : acc_t(0)));
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// codes (N, R, C) -> (N, C, H, W): each pixel gets its region's code (divided
+// by the region's pixel count when mean = true), 0 where it has no region.
+at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_in, bool mean) {
+  check_dim(codes_in, 3, "codes", "(N, R, C)");
+  check_floating(codes_in, "codes");
+  check_dim(labels_in, 3, "labels", "(N, H, W)");
+  TORCH_CHECK(labels_in.size(0) == codes_in.size(0), "labels must have N = ", codes_in.size(0),
+              " images to match codes, got ", labels_in.sizes());
+  const int64_t R = codes_in.size(1);
+  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor codes = codes_in.contiguous();
+  const int64_t N = codes.size(0), C = codes.size(2), H = labels.size(1), W = labels.size(2);
+  at::Tensor out = empty_output({N, C, H, W}, codes.options());
+  if (out.numel() == 0) return out;
+  const LabelMaps lm = label_maps(labels, R);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, codes.scalar_type(), "region_fill_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* t = codes.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> value(R);
+      for (int64_t nc = begin; nc < end; ++nc) {
+        const int64_t n = nc / C, c = nc % C;
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t count = lm.count[n][r];
+          const acc_t scale = (mean && count > 0) ? acc_t(1) / acc_t(count) : acc_t(1);
+          value[r] = static_cast<scalar_t>(region_fill_value<acc_t>(t + n * R * C, r, C, c, scale));
+        }
+        fill_runs(o + nc * H * W, lm.map[n].runs, value.data());
+      }
+    });
+  });
+  return out;
+}
+
+// --- region-constant convolution ---------------------------------------------------------------
+
+// Pixels of one image grouped by neighbourhood signature (the labels under
+// the k*k taps).
+struct Classes {
+  std::vector<int64_t> class_map;  // (Ho * Wo) class per output pixel
+  IdMap map;                       // of class_map
+  std::vector<int64_t> signature;  // (U, k*k) tap labels per class
+  int64_t classes = 0;
+  int64_t size() const { return classes; }
+};
+
+Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64_t k, int64_t pad,
+                   int64_t Ho, int64_t Wo) {
+  const int64_t taps = k * k;
+  Classes cl;
+  std::map<std::vector<int64_t>, int64_t> ids;
+  std::vector<int64_t> sig(taps), prev;
+  std::vector<int64_t>& class_map = cl.class_map;
+  class_map.resize(Ho * Wo);
+  int64_t prev_id = -1;
+  for (int64_t y = 0; y < Ho; ++y) {
+    for (int64_t x = 0; x < Wo; ++x) {
+      for (int64_t t = 0; t < taps; ++t) sig[t] = region_tap_label(labels, H, W, R, k, pad, y, x, t);
+      if (prev_id < 0 || sig != prev) {  // signatures repeat along runs: skip the lookup
+        auto [it, inserted] = ids.try_emplace(sig, cl.size());
+        if (inserted) {
+          ++cl.classes;
+          cl.signature.insert(cl.signature.end(), sig.begin(), sig.end());
+        }
+        prev_id = it->second;
+        prev = sig;
+      }
+      class_map[y * Wo + x] = prev_id;
+    }
+  }
+  return cl;
+}
+
+struct ConvGeometry {
+  int64_t N, R, taps, O, H, W, k, pad, Ho, Wo;
+};
+
+ConvGeometry conv_geometry(int64_t N, int64_t R, int64_t taps, int64_t O, const at::Tensor& labels,
+                           int64_t k, int64_t pad) {
+  TORCH_CHECK(k >= 1 && taps == k * k, "proj must have k*k = ", k * k, " taps, got ", taps);
+  TORCH_CHECK(pad >= 0, "padding must be >= 0, got ", pad);
+  check_dim(labels, 3, "labels", "(N, H, W)");
+  TORCH_CHECK(labels.size(0) == N, "labels must have N = ", N, " images, got ", labels.sizes());
+  const int64_t H = labels.size(1), W = labels.size(2);
+  const int64_t Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
+  TORCH_CHECK(Ho >= 0 && Wo >= 0, "kernel ", k, " with padding ", pad,
+              " does not fit labels of size ", H, "x", W);
+  return {N, R, taps, O, H, W, k, pad, Ho, Wo};
+}
+
+std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g) {
+  std::vector<Classes> cls(g.N);
+  const int64_t* l = labels.const_data_ptr<int64_t>();
+  at::parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      cls[n] = classes_of(l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.Ho, g.Wo);
+      cls[n].map = id_map(cls[n].class_map.data(), g.Ho * g.Wo);  // after the move: stable pointer
+    }
+  });
+  return cls;
+}
+
+// proj (N, R, k*k, O), labels (N, H, W), bias (O) or none -> (N, O, Ho, Wo).
+at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& labels_in,
+                                  const std::optional<at::Tensor>& bias_in, int64_t k,
+                                  int64_t pad) {
+  check_dim(proj_in, 4, "proj", "(N, R, k*k, O)");
+  check_floating(proj_in, "proj");
+  const ConvGeometry g = conv_geometry(proj_in.size(0), proj_in.size(1), proj_in.size(2),
+                                       proj_in.size(3), labels_in, k, pad);
+  const at::Tensor labels = checked_labels(labels_in, g.R);
+  const at::Tensor proj = proj_in.contiguous();
+  at::Tensor bias;
+  if (bias_in.has_value()) {
+    bias = bias_in->contiguous();
+    check_same(proj, "proj", bias, "bias");
+    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == g.O, "bias must have shape (", g.O, "), got ",
+                bias.sizes());
+  }
+  at::Tensor out = empty_output({g.N, g.O, g.Ho, g.Wo}, proj.options());
+  if (out.numel() == 0) return out;
+  const std::vector<Classes> cls = all_classes(labels, g);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, proj.scalar_type(), "region_conv_gather_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* P = proj.const_data_ptr<scalar_t>();
+    const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int64_t plane = g.Ho * g.Wo;
+    // Per image, the value table (U, O) of the classes.
+    std::vector<std::vector<scalar_t>> values(g.N);
+    for (int64_t n = 0; n < g.N; ++n) {
+      const Classes& cl = cls[n];
+      const scalar_t* Pn = P + n * g.R * g.taps * g.O;
+      values[n].resize(cl.size() * g.O);
+      at::parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / g.O), [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+          const int64_t* sig = cl.signature.data() + u * g.taps;
+          for (int64_t oc = 0; oc < g.O; ++oc) {
+            const acc_t bias_o = b ? static_cast<acc_t>(b[oc]) : acc_t(0);
+            values[n][u * g.O + oc] =
+                static_cast<scalar_t>(region_conv_value<acc_t>(Pn, sig, g.taps, g.O, oc, bias_o));
+          }
+        }
+      });
+    }
+    at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
+      for (int64_t no = begin; no < end; ++no) {
+        const int64_t n = no / g.O, oc = no % g.O;
+        scalar_t* dst = o + no * plane;
+        const scalar_t* v = values[n].data() + oc;
+        for (const Run& run : cls[n].map.runs) {
+          std::fill_n(dst + run.start, run.len, v[run.id * g.O]);  // every pixel has a class
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// The adjoint of region_conv_gather in proj: grad (N, O, Ho, Wo) ->
+// grad_proj (N, R, k*k, O), grad_proj[n, r, t, o] = sum of grad over the
+// pixels whose tap t lies on region r.
+at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::Tensor& labels_in,
+                                           int64_t R, int64_t k, int64_t pad) {
+  check_dim(grad_in, 4, "grad", "(N, O, Ho, Wo)");
+  check_floating(grad_in, "grad");
+  const ConvGeometry g =
+      conv_geometry(grad_in.size(0), R, k * k, grad_in.size(1), labels_in, k, pad);
+  TORCH_CHECK(grad_in.size(2) == g.Ho && grad_in.size(3) == g.Wo, "grad must have spatial size ",
+              g.Ho, "x", g.Wo, ", got ", grad_in.sizes());
+  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor grad = grad_in.contiguous();
+  at::Tensor out = at::empty({g.N, R, g.taps, g.O}, grad.options());
+  if (out.numel() == 0) return out;
+  const std::vector<Classes> cls = all_classes(labels, g);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "region_conv_gather_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int64_t plane = g.Ho * g.Wo, bins = R * g.taps;
+    const int64_t groups = (g.O + kPlaneBlock - 1) / kPlaneBlock;  // per image
+    at::parallel_for(0, g.N * groups, grain(kPlaneBlock * plane), [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> per_class, per_bin(bins);
+      AlignedScratch<acc_t> lanes(0);
+      for (int64_t ng = begin; ng < end; ++ng) {
+        const int64_t n = ng / groups, o0 = (ng % groups) * kPlaneBlock;
+        const int64_t count = std::min<int64_t>(kPlaneBlock, g.O - o0);
+        const Classes& cl = cls[n];
+        const int64_t U = cl.size();
+        per_class.resize(kPlaneBlock * U);
+        sum_planes<acc_t>(gp + (n * g.O + o0) * plane, count, cl.map, plane, U, lanes,
+                          per_class.data());
+        for (int64_t b = 0; b < count; ++b) {
+          std::fill(per_bin.begin(), per_bin.end(), acc_t(0));
+          for (int64_t u = 0; u < U; ++u) {
+            for (int64_t t = 0; t < g.taps; ++t) {
+              const int64_t r = cl.signature[u * g.taps + t];
+              if (r >= 0) per_bin[r * g.taps + t] += per_class[b * U + u];
+            }
+          }
+          for (int64_t i = 0; i < bins; ++i) {
+            o[(n * bins + i) * g.O + o0 + b] = static_cast<scalar_t>(per_bin[i]);
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
+  m.impl("region_sum", &region_sum_cpu);
+  m.impl("region_fill", &region_fill_cpu);
+  m.impl("region_conv_gather", &region_conv_gather_cpu);
+  m.impl("region_conv_gather_backward", &region_conv_gather_backward_cpu);
+}
+
+}  // namespace hrops

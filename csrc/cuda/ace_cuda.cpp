@@ -1,0 +1,60 @@
+// Tensor glue of the ACE epilogue CUDA kernel (ace_kernels.cu).
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "common/tensor_checks.h"
+#include "cuda/dtype_map.h"
+
+namespace hrops {
+namespace {
+
+at::Tensor ace_modulate_cuda(const at::Tensor& x, const at::Tensor& gamma_spade,
+                             const at::Tensor& beta_spade, const std::optional<at::Tensor>& gamma_avg,
+                             const std::optional<at::Tensor>& beta_avg,
+                             const std::optional<at::Tensor>& alpha) {
+  check_floating(x, "x");
+  const bool blend = gamma_avg.has_value();
+  TORCH_CHECK(blend == beta_avg.has_value() && blend == alpha.has_value(),
+              "gamma_avg, beta_avg and alpha must be given together");
+  std::vector<at::Tensor> maps = {x, gamma_spade, beta_spade};
+  if (blend) {
+    maps.push_back(*gamma_avg);
+    maps.push_back(*beta_avg);
+  }
+  const char* names[] = {"x", "gamma_spade", "beta_spade", "gamma_avg", "beta_avg"};
+  for (size_t i = 0; i < maps.size(); ++i) {
+    check_same(x, "x", maps[i], names[i]);
+    TORCH_CHECK(maps[i].sizes() == x.sizes(), names[i], " must have the shape of x ", x.sizes(),
+                ", got ", maps[i].sizes());
+    maps[i] = maps[i].contiguous();
+  }
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor a;
+  if (blend) {
+    TORCH_CHECK(alpha->numel() == 2 && alpha->device() == x.device(),
+                "alpha must hold (a_gamma, a_beta) on ", x.device(), ", got shape ",
+                alpha->sizes(), " on ", alpha->device());
+    a = alpha->to(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).contiguous();
+  }
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  if (out.numel() == 0) return out;
+  C10_CUDA_CHECK(launch_ace_modulate(
+      to_launch_dtype(x.scalar_type()), maps[0].const_data_ptr(), maps[1].const_data_ptr(),
+      maps[2].const_data_ptr(), blend ? maps[3].const_data_ptr() : nullptr,
+      blend ? maps[4].const_data_ptr() : nullptr, blend ? a.const_data_ptr() : nullptr,
+      out.mutable_data_ptr(), out.numel(), c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
+  m.impl("ace_modulate", &ace_modulate_cuda);
+}
+
+}  // namespace hrops

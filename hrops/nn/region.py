@@ -1,0 +1,144 @@
+"""SEAN's region layers on hrops ops (SEEDS.md section 3).
+
+ACE keeps SEAN's parameter and buffer names (fc_mu0..fc_mu{R-1},
+conv_gamma, conv_beta, blending_gamma, blending_beta, noise_var,
+param_free_norm, Spade.*), so SEAN generator state_dicts load unchanged, but
+stores the R per-region Linears as one stacked weight so that they run as
+one batched matmul; state_dict() and load_state_dict() translate to and from
+SEAN's per-region keys.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..ops.ace import ace_modulate
+from ..ops.region import (region_avg_pool, region_broadcast, region_conv2d, resize_seg,
+                          seg_to_labels)
+
+
+class RegionAvgPool(nn.Module):
+    """Module form of hrops.region_avg_pool: (feat, seg) -> (N, R, C)."""
+
+    def __init__(self, num_regions: int | None = None):
+        super().__init__()
+        self.num_regions = num_regions
+
+    def forward(self, feat, seg):
+        return region_avg_pool(feat, seg, self.num_regions)
+
+    def extra_repr(self):
+        return f"num_regions={self.num_regions}"
+
+
+class RegionBroadcast(nn.Module):
+    """Module form of hrops.region_broadcast: (codes, seg) -> (N, C, H, W)."""
+
+    def forward(self, codes, seg):
+        return region_broadcast(codes, seg)
+
+
+class SPADE(nn.Module):
+    """SEAN's SPADE submodule (the ACE's label-only branch). Its first conv
+    runs on the one-hot map, i.e. it is a region-constant conv of the
+    identity codes; param_free_norm is unused, as in SEAN, but kept for its
+    state_dict entries."""
+
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int = 128):
+        super().__init__()
+        self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False)
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(hidden, norm_nc, 3, padding=1)
+        self.mlp_beta = nn.Conv2d(hidden, norm_nc, 3, padding=1)
+        self.label_nc = label_nc
+
+    def forward(self, labels):
+        conv = self.mlp_shared[0]
+        eye = torch.eye(self.label_nc, device=labels.device, dtype=conv.weight.dtype)
+        actv = F.relu(region_conv2d(eye.expand(labels.shape[0], -1, -1), labels, conv.weight,
+                                    conv.bias, padding=1))
+        return self.mlp_gamma(actv), self.mlp_beta(actv)
+
+
+class ACE(nn.Module):
+    """SEAN normalisation (SEEDS.md 3.2): x (B, C, H, W), a one-hot segmap
+    (B, R, h, w) or label map (B, h, w) of any size (nearest-resized to
+    (H, W)), style_codes (B, R, style_length).
+
+    out = BN(x + noise) * (1 + gamma) + beta, with gamma/beta blended by
+    sigmoid(blending_*) from the region branch (per-region
+    ReLU(fc_mu_j(code_j)) broadcast and convolved by conv_gamma/conv_beta,
+    computed as hrops.region_conv2d) and the SPADE branch, in one pass
+    (hrops.ace_modulate). A one-hot map is
+    taken as its labels (hrops.seg_to_labels), which is exact for SEAN's hard
+    one-hot maps. use_rgb=False: the SPADE branch only (SEAN's up_3).
+    """
+
+    def __init__(self, norm_nc: int, label_nc: int, use_rgb: bool = True,
+                 style_length: int = 512):
+        super().__init__()
+        self.norm_nc, self.label_nc, self.use_rgb = norm_nc, label_nc, use_rgb
+        self.style_length = style_length
+        self.blending_gamma = nn.Parameter(torch.zeros(1))
+        self.blending_beta = nn.Parameter(torch.zeros(1))
+        self.noise_var = nn.Parameter(torch.zeros(norm_nc))
+        self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False)
+        self.Spade = SPADE(norm_nc, label_nc)
+        if use_rgb:
+            # SEAN's fc_mu0..fc_mu{R-1} (Linear(style, style) each), stacked.
+            self.fc_mu_weight = nn.Parameter(torch.empty(label_nc, style_length, style_length))
+            self.fc_mu_bias = nn.Parameter(torch.empty(label_nc, style_length))
+            for j in range(label_nc):
+                linear = nn.Linear(style_length, style_length)
+                with torch.no_grad():
+                    self.fc_mu_weight[j].copy_(linear.weight)
+                    self.fc_mu_bias[j].copy_(linear.bias)
+            self.conv_gamma = nn.Conv2d(style_length, norm_nc, 3, padding=1)
+            self.conv_beta = nn.Conv2d(style_length, norm_nc, 3, padding=1)
+            self.register_state_dict_post_hook(_split_fc_mu)
+            self.register_load_state_dict_pre_hook(_stack_fc_mu)
+
+    def region_styles(self, style_codes):
+        """ReLU(fc_mu_j(style_codes[:, j])) for every region j at once."""
+        mu = torch.einsum("bjd,jod->bjo", style_codes, self.fc_mu_weight)
+        return F.relu(mu + self.fc_mu_bias)
+
+    def forward(self, x, segmap, style_codes=None):
+        b, _, h, w = x.shape
+        # SEAN: randn(B, W, H, 1) * noise_var, transposed to (B, C, H, W).
+        noise = (torch.randn(b, w, h, 1, device=x.device, dtype=x.dtype)
+                 * self.noise_var).transpose(1, 3)
+        normalized = self.param_free_norm(x + noise)
+        seg = resize_seg(segmap, (h, w))
+        labels = seg_to_labels(seg) if seg.is_floating_point() else seg
+        gamma_spade, beta_spade = self.Spade(labels)
+        if not self.use_rgb:
+            return ace_modulate(normalized, gamma_spade, beta_spade)
+        mu = self.region_styles(style_codes)
+        gamma_avg = region_conv2d(mu, labels, self.conv_gamma.weight, self.conv_gamma.bias, 1)
+        beta_avg = region_conv2d(mu, labels, self.conv_beta.weight, self.conv_beta.bias, 1)
+        alpha = torch.sigmoid(torch.cat((self.blending_gamma, self.blending_beta)))
+        return ace_modulate(normalized, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha)
+
+    def extra_repr(self):
+        return (f"norm_nc={self.norm_nc}, label_nc={self.label_nc}, use_rgb={self.use_rgb}, "
+                f"style_length={self.style_length}")
+
+
+def _split_fc_mu(module, state_dict, prefix, local_metadata):
+    """state_dict hook: fc_mu_weight/bias -> SEAN's fc_mu{j}.weight/bias."""
+    weight = state_dict.pop(prefix + "fc_mu_weight")
+    bias = state_dict.pop(prefix + "fc_mu_bias")
+    for j in range(weight.shape[0]):
+        state_dict[f"{prefix}fc_mu{j}.weight"] = weight[j]
+        state_dict[f"{prefix}fc_mu{j}.bias"] = bias[j]
+
+
+def _stack_fc_mu(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                 unexpected_keys, error_msgs):
+    """load_state_dict pre-hook: SEAN's fc_mu{j}.* -> fc_mu_weight/bias."""
+    names = [f"{prefix}fc_mu{j}" for j in range(module.label_nc)]
+    if all(n + ".weight" in state_dict and n + ".bias" in state_dict for n in names):
+        state_dict[prefix + "fc_mu_weight"] = torch.stack([state_dict.pop(n + ".weight")
+                                                           for n in names])
+        state_dict[prefix + "fc_mu_bias"] = torch.stack([state_dict.pop(n + ".bias")
+                                                         for n in names])

@@ -1,0 +1,283 @@
+"""SEAN's region ops (SEEDS.md section 3) as custom ops.
+
+Segmentation inputs (`seg`) are either
+  * a label map (N, H, W) of an integer dtype: region ids in [0, R), -1 for a
+    pixel in no region (any other value is an error), or
+  * SEAN's one-hot float map (N, R, H, W). Any nonzero entry means membership
+    (SEAN converts the map with .bool()). A pixel in no region is unlabelled.
+    A pixel in several regions is treated as SEAN's math treats it: pooling
+    counts it in each of them (SEAN's masked means), broadcasting gives it
+    the code of the highest region id (SEAN's masked_scatter_ loop writes
+    regions in increasing order, so the last one wins). seg_to_labels() gives
+    the label map that broadcasting uses. (Pooling an overlapping one-hot map
+    takes a dense masked path, chosen by a data-dependent check that
+    torch.compile skips: compiled code pools by seg_to_labels().)
+Resize a segmentation to the feature size with resize_seg() (SEAN's nearest
+interpolation); the ops require matching sizes.
+
+Custom ops (all with fake impls and autograd):
+  hrops::region_sum(feat, labels, R, mean)      (N, C, H, W) -> (N, R, C)
+  hrops::region_fill(codes, labels, mean)       (N, R, C) -> (N, C, H, W)
+      sums/means per region and their broadcast; each is the other's adjoint
+      with the same `mean`, so the backward of either is the other op (no
+      tensor but the labels is saved; double backward works).
+  hrops::region_conv_gather(proj, labels, bias, k, padding)
+      conv2d of a region-constant map from the per-region, per-tap projection
+      proj (N, R, k*k, O); its backward is
+  hrops::region_conv_gather_backward(grad, labels, R, k, padding).
+"""
+import torch
+import torch.nn.functional as F
+
+from .. import _backends, ref
+from ._checks import check_same_device_dtype, check_tensor
+
+_IMPLS = ("ref", "cpu", "cuda")
+
+
+def _raw(name):
+    return getattr(torch.ops.hrops_C, name)
+
+
+# --- segmentation helpers -----------------------------------------------------------------------
+
+def resize_seg(seg: torch.Tensor, size) -> torch.Tensor:
+    """Nearest resize of a one-hot (N, R, H, W) or label (N, H, W) map to
+    `size` = (h, w), exactly as SEAN's F.interpolate(segmap, size, mode='nearest')."""
+    size = tuple(int(s) for s in size)
+    if seg.is_floating_point():
+        return F.interpolate(seg, size=size, mode="nearest")
+    # Nearest interpolation only selects pixels, so resizing the ids as float
+    # (exact up to 2**24) selects the same pixels.
+    return F.interpolate(seg[:, None].float(), size=size, mode="nearest")[:, 0].to(seg.dtype)
+
+
+def seg_to_labels(seg: torch.Tensor) -> torch.Tensor:
+    """SEAN one-hot (N, R, H, W) -> int64 label map (N, H, W): the highest
+    region whose entry is nonzero, -1 where none is."""
+    ids = torch.arange(seg.shape[1], device=seg.device).view(1, -1, 1, 1)
+    return torch.where(seg != 0, ids, -1).amax(1)
+
+
+def _labels(seg, n, size, num_regions, what):
+    """(int64 labels, R) from a label map or one-hot seg matching batch n and
+    spatial `size`; raises ValueError naming the problem."""
+    if not isinstance(seg, torch.Tensor):
+        raise TypeError(f"seg must be a torch.Tensor, got {type(seg).__name__}")
+    if seg.is_floating_point():
+        if seg.dim() != 4:
+            raise ValueError(f"a one-hot seg must have shape (N, R, H, W), got {tuple(seg.shape)}")
+        if num_regions is not None and num_regions != seg.shape[1]:
+            raise ValueError(f"num_regions={num_regions} but the one-hot seg has "
+                             f"{seg.shape[1]} regions")
+        num_regions = seg.shape[1]
+        spatial = tuple(seg.shape[2:])
+    else:
+        if seg.dim() != 3 or seg.dtype == torch.bool:
+            raise ValueError(f"a label map seg must be an integer tensor of shape (N, H, W), "
+                             f"got {seg.dtype} of shape {tuple(seg.shape)}")
+        if num_regions is None:
+            raise ValueError("num_regions is required with a label map seg")
+        spatial = tuple(seg.shape[1:])
+    if seg.shape[0] != n or spatial != tuple(size):
+        raise ValueError(f"seg must match {what} in N and (H, W) = {(n, *size)}, got N = "
+                         f"{seg.shape[0]} and (H, W) = {spatial}; resize it with "
+                         f"hrops.resize_seg")
+    if num_regions < 1:
+        raise ValueError(f"num_regions must be >= 1, got {num_regions}")
+    labels = seg_to_labels(seg) if seg.is_floating_point() else seg.long()
+    if not torch.compiler.is_compiling() and labels.numel():
+        low, high = labels.aminmax()
+        if low < -1 or high >= num_regions:
+            raise ValueError(f"seg labels must be in [0, {num_regions}) or -1 (no region), got "
+                             f"values in [{int(low)}, {int(high)}]")
+    return labels, num_regions
+
+
+# --- region sum / fill --------------------------------------------------------------------------
+
+@torch.library.custom_op("hrops::region_sum", mutates_args=())
+def _region_sum(feat: torch.Tensor, labels: torch.Tensor, num_regions: int, mean: bool,
+                impl: str) -> torch.Tensor:
+    return _raw("region_sum")(feat, labels, num_regions, mean)
+
+
+@_region_sum.register_fake
+def _(feat, labels, num_regions, mean, impl):
+    return feat.new_empty((feat.shape[0], num_regions, feat.shape[1]))
+
+
+@torch.library.custom_op("hrops::region_fill", mutates_args=())
+def _region_fill(codes: torch.Tensor, labels: torch.Tensor, mean: bool,
+                 impl: str) -> torch.Tensor:
+    return _raw("region_fill")(codes, labels, mean)
+
+
+@_region_fill.register_fake
+def _(codes, labels, mean, impl):
+    return codes.new_empty((codes.shape[0], codes.shape[2], labels.shape[1], labels.shape[2]))
+
+
+def _sum_setup(ctx, inputs, output):
+    _, labels, _, ctx.mean, ctx.impl = inputs
+    ctx.save_for_backward(labels)
+
+
+def _sum_backward(ctx, grad):
+    labels, = ctx.saved_tensors
+    return _region_fill(grad, labels, ctx.mean, ctx.impl), None, None, None, None
+
+
+def _fill_setup(ctx, inputs, output):
+    codes, labels, ctx.mean, ctx.impl = inputs
+    ctx.num_regions = codes.shape[1]
+    ctx.save_for_backward(labels)
+
+
+def _fill_backward(ctx, grad):
+    labels, = ctx.saved_tensors
+    return _region_sum(grad, labels, ctx.num_regions, ctx.mean, ctx.impl), None, None, None
+
+
+_region_sum.register_autograd(_sum_backward, setup_context=_sum_setup)
+_region_fill.register_autograd(_fill_backward, setup_context=_fill_setup)
+
+
+def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | None = None, *,
+                    impl: str | None = None) -> torch.Tensor:
+    """SEAN's region-wise average pooling: feat (N, C, H, W) and a seg of the
+    same N, H, W -> (N, R, C), the mean of feat over each region's pixels;
+    exactly 0 for a region with no pixels. One pass over feat; the backward
+    spreads grad / area without saving feat. Deterministic."""
+    check_tensor(feat, "feat", 4, "(N, C, H, W)")
+    labels, num_regions = _labels(seg, feat.shape[0], feat.shape[2:], num_regions, "feat")
+    if seg.is_floating_point() and not torch.compiler.is_compiling():
+        masks = seg.flatten(2) != 0
+        if bool((masks.sum(1) > 1).any()):  # overlapping one-hot: SEAN's masked means
+            return ref.masked_avg_pool(feat, masks.to(feat.dtype))
+    impl = _backends.resolve("region_avg_pool", impl, feat.device, _IMPLS)
+    if impl == "ref":
+        return ref.region_avg_pool(feat, labels, num_regions)
+    return _region_sum(feat, labels, num_regions, True, impl)
+
+
+def region_broadcast(codes: torch.Tensor, seg: torch.Tensor, *,
+                     impl: str | None = None) -> torch.Tensor:
+    """SEAN's per-region broadcast: codes (N, R, C) and a seg (N, H, W) /
+    (N, R, H, W) -> (N, C, H, W), each pixel holding its region's code (0 for
+    a pixel in no region). The backward is the per-region sum of the grad."""
+    check_tensor(codes, "codes", 3, "(N, R, C)")
+    size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
+    labels, _ = _labels(seg, codes.shape[0], size, codes.shape[1], "codes")
+    impl = _backends.resolve("region_broadcast", impl, codes.device, _IMPLS)
+    if impl == "ref":
+        return ref.region_broadcast(codes, labels)
+    return _region_fill(codes, labels, False, impl)
+
+
+# --- region-constant convolution ----------------------------------------------------------------
+
+@torch.library.custom_op("hrops::region_conv_gather", mutates_args=())
+def _region_conv_gather(proj: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None,
+                        kernel_size: int, padding: int, impl: str) -> torch.Tensor:
+    return _raw("region_conv_gather")(proj, labels, bias, kernel_size, padding)
+
+
+@_region_conv_gather.register_fake
+def _(proj, labels, bias, kernel_size, padding, impl):
+    grow = 2 * padding - kernel_size + 1
+    return proj.new_empty((proj.shape[0], proj.shape[3], labels.shape[1] + grow,
+                           labels.shape[2] + grow))
+
+
+@torch.library.custom_op("hrops::region_conv_gather_backward", mutates_args=())
+def _region_conv_gather_backward(grad: torch.Tensor, labels: torch.Tensor, num_regions: int,
+                                 kernel_size: int, padding: int, impl: str) -> torch.Tensor:
+    return _raw("region_conv_gather_backward")(grad, labels, num_regions, kernel_size, padding)
+
+
+@_region_conv_gather_backward.register_fake
+def _(grad, labels, num_regions, kernel_size, padding, impl):
+    return grad.new_empty((grad.shape[0], num_regions, kernel_size * kernel_size, grad.shape[1]))
+
+
+def _gather_setup(ctx, inputs, output):
+    proj, labels, bias, ctx.kernel_size, ctx.padding, ctx.impl = inputs
+    ctx.num_regions = proj.shape[1]
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(labels)
+
+
+def _gather_backward(ctx, grad):
+    labels, = ctx.saved_tensors
+    grad_proj = _region_conv_gather_backward(grad, labels, ctx.num_regions, ctx.kernel_size,
+                                             ctx.padding, ctx.impl)
+    grad_bias = grad.sum((0, 2, 3)) if ctx.has_bias else None
+    return grad_proj, None, grad_bias, None, None, None
+
+
+def _gather_backward_setup(ctx, inputs, output):
+    _, labels, _, ctx.kernel_size, ctx.padding, ctx.impl = inputs
+    ctx.save_for_backward(labels)
+
+
+def _gather_double_backward(ctx, grad_grad_proj):
+    # The backward is linear in grad with adjoint region_conv_gather.
+    labels, = ctx.saved_tensors
+    return (_region_conv_gather(grad_grad_proj, labels, None, ctx.kernel_size, ctx.padding,
+                                ctx.impl), None, None, None, None, None)
+
+
+_region_conv_gather.register_autograd(_gather_backward, setup_context=_gather_setup)
+_region_conv_gather_backward.register_autograd(_gather_double_backward,
+                                               setup_context=_gather_backward_setup)
+
+
+def region_projection(codes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """P[n, r, t, o] = sum_d weight[o, d, t] codes[n, r, d]: every region's
+    code through every tap of a (O, D, k, k) weight, one GEMM."""
+    n, num_regions, d = codes.shape
+    o, _, k, _ = weight.shape
+    # (N*R, D) @ (O, D, k*k), batched over O: reads the weight in place (a
+    # permuted copy of it would cost more than the GEMM); only the small
+    # result is transposed.
+    proj = torch.matmul(codes.reshape(n * num_regions, d), weight.reshape(o, d, k * k))
+    return proj.permute(1, 2, 0).reshape(n, num_regions, k * k, o)
+
+
+def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None = None, padding: int = 1, *,
+                  impl: str | None = None) -> torch.Tensor:
+    """conv2d(region_broadcast(codes, seg), weight, bias, padding) (stride 1,
+    zero padding) without building the broadcast map: each region's code is
+    projected through each tap's weight (one small GEMM), then every output
+    pixel sums the k*k projections selected by its neighbours' labels (taps
+    outside the image or on unlabelled pixels add 0). Exact up to summation
+    order; differentiable in codes, weight and bias.
+
+    codes (N, R, D); seg (N, H, W) labels or (N, R, H, W) one-hot;
+    weight (O, D, k, k); bias (O,) or None. Returns (N, O, H+2p-k+1, W+2p-k+1).
+    """
+    check_tensor(codes, "codes", 3, "(N, R, D)")
+    check_tensor(weight, "weight", 4, "(O, D, k, k)")
+    check_same_device_dtype(codes, "codes", weight, "weight")
+    n, num_regions, d = codes.shape
+    o, wd, k, k2 = weight.shape
+    if wd != d or k2 != k:
+        raise ValueError(f"weight must have shape (O, D, k, k) with D = {d} (codes' channels), "
+                         f"got {tuple(weight.shape)}")
+    if bias is not None:
+        check_tensor(bias, "bias", 1, "(O,)")
+        check_same_device_dtype(codes, "codes", bias, "bias")
+        if bias.shape[0] != o:
+            raise ValueError(f"bias must have shape ({o},), got {tuple(bias.shape)}")
+    padding = int(padding)
+    size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
+    labels, _ = _labels(seg, n, size, num_regions, "codes")
+    if padding < 0 or size[0] + 2 * padding < k or size[1] + 2 * padding < k:
+        raise ValueError(f"padding {padding} with kernel {k} does not fit a seg of spatial size "
+                         f"{tuple(size)}")
+    impl = _backends.resolve("region_conv2d", impl, codes.device, _IMPLS)
+    if impl == "ref":
+        return ref.region_conv2d(codes, labels, weight, bias, padding)
+    return _region_conv_gather(region_projection(codes, weight), labels, bias, k, padding, impl)

@@ -1,0 +1,246 @@
+"""region_avg_pool / region_broadcast: the reference against SEAN's loops and
+scatter_reduce, every kernel against the reference, segmentation forms,
+edge cases, errors, autograd, opcheck, compile."""
+import pytest
+import torch
+
+import hrops
+from hrops import ref
+from region_cases import TOL, blob_labels, layouts, onehot, region_impls
+
+DTYPES = list(TOL)
+
+
+def sean_loop_pool(codes, segmap):
+    """Zencoder.forward's pooling loop (SEEDS.md 3.1), CPU-safe."""
+    b, s = segmap.shape[:2]
+    c = codes.shape[1]
+    out = torch.zeros(b, s, c, dtype=codes.dtype)
+    for i in range(b):
+        for j in range(s):
+            mask = segmap.bool()[i, j]
+            if torch.sum(mask) > 0:
+                out[i, j] = codes[i].masked_select(mask).reshape(c, -1).mean(1)
+    return out
+
+
+def sean_loop_broadcast(codes, segmap):
+    """ACE.forward's masked_scatter_ loop (SEEDS.md 3.2) without the fc_mu."""
+    b, s, c = codes.shape
+    out = torch.zeros(b, c, *segmap.shape[2:], dtype=codes.dtype)
+    for i in range(b):
+        for j in range(s):
+            mask = segmap.bool()[i, j]
+            area = int(mask.sum())
+            if area > 0:
+                out[i].masked_scatter_(mask, codes[i, j].reshape(c, 1).expand(c, area))
+    return out
+
+
+def scatter_mean(feat, labels, num_regions):
+    """Outside oracle: torch's scatter_reduce 'mean' over label + 1 (slot 0
+    collects the unlabelled pixels and is dropped; empty slots stay 0)."""
+    n, c = feat.shape[:2]
+    index = (labels.flatten(1) + 1)[:, :, None].expand(n, -1, c)
+    out = torch.zeros(n, num_regions + 1, c, dtype=feat.dtype)
+    out.scatter_reduce_(1, index, feat.flatten(2).transpose(1, 2), "mean", include_self=False)
+    return out[:, 1:]
+
+
+# --- the reference against SEAN's loops and scatter_reduce ----------------------------------------
+
+@pytest.mark.parametrize("n,r,c,h,w", [(2, 5, 3, 6, 7), (1, 1, 2, 4, 4), (2, 19, 4, 9, 8)])
+def test_ref_matches_sean_loops_and_scatter_reduce(n, r, c, h, w):
+    labels = blob_labels(n, h, w, r, absent=(r - 1,) if r > 1 else ())
+    feat = torch.randn(n, c, h, w, dtype=torch.float64)
+    segmap = onehot(labels, r, torch.float64)
+    pooled = ref.region_avg_pool(feat, labels, r)
+    torch.testing.assert_close(pooled, sean_loop_pool(feat, segmap))
+    torch.testing.assert_close(pooled, scatter_mean(feat, labels, r))
+    codes = torch.randn(n, r, c, dtype=torch.float64)
+    torch.testing.assert_close(ref.region_broadcast(codes, labels),
+                               sean_loop_broadcast(codes, segmap))
+
+
+# --- kernels against the reference ---------------------------------------------------------------
+
+@pytest.mark.parametrize("impl,device", region_impls())
+@pytest.mark.parametrize("n,r,c,h,w", [(2, 19, 5, 16, 12), (1, 3, 1, 1, 1), (3, 4, 17, 7, 33)])
+def test_pool_and_broadcast_match_ref(impl, device, n, r, c, h, w):
+    labels = blob_labels(n, h, w, r, absent=(1,) if r > 2 else ())
+    for dtype in DTYPES:
+        feat = torch.randn(n, c, h, w, dtype=torch.float64)
+        want = ref.region_avg_pool(feat, labels, r).to(dtype)
+        for layout, x in layouts(feat.to(dtype)).items():
+            got = hrops.region_avg_pool(x.to(device), labels.to(device), r, impl=impl)
+            torch.testing.assert_close(got.cpu(), want, **TOL[dtype], msg=f"{dtype} {layout}")
+        codes = torch.randn(n, r, c, dtype=torch.float64)
+        want = ref.region_broadcast(codes, labels).to(dtype)
+        strided = torch.randn(n, r, 2 * c, dtype=dtype)[:, :, ::2]
+        strided.copy_(codes.to(dtype))
+        for x in (codes.to(dtype), strided):
+            got = hrops.region_broadcast(x.to(device), labels.to(device), impl=impl)
+            torch.testing.assert_close(got.cpu(), want, **TOL[dtype], msg=str(dtype))
+
+
+@pytest.mark.parametrize("impl,device", region_impls())
+def test_absent_regions_are_exactly_zero_and_single_region(impl, device):
+    labels = blob_labels(2, 8, 8, 6, absent=(0, 3))
+    feat = torch.randn(2, 4, 8, 8).to(device)
+    pooled = hrops.region_avg_pool(feat, labels.to(device), 6, impl=impl).cpu()
+    assert (pooled[:, [0, 3]] == 0).all()
+    assert (pooled[:, [1, 2, 4, 5]] != 0).any()
+    one = torch.zeros(2, 8, 8, dtype=torch.long, device=device)  # every pixel in region 0
+    torch.testing.assert_close(hrops.region_avg_pool(feat, one, 1, impl=impl),
+                               feat.mean((2, 3))[:, None])
+    codes = torch.randn(2, 1, 4, device=device)
+    torch.testing.assert_close(hrops.region_broadcast(codes, one, impl=impl),
+                               codes[:, 0, :, None, None].expand(2, 4, 8, 8))
+    nothing = torch.full((2, 8, 8), -1, device=device)
+    assert (hrops.region_broadcast(torch.randn(2, 3, 4, device=device), nothing, impl=impl) == 0).all()
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_onehot_seg_follows_sean_math(impl):
+    """A one-hot pixel in no region is unlabelled; in several regions it
+    counts in each for pooling and takes the last region's code when
+    broadcasting, as SEAN's loops do."""
+    labels = blob_labels(2, 6, 7, 4)
+    seg = onehot(labels, 4)
+    seg[0, :, 0, 0] = 0          # no region
+    seg[0, 1, 2, 3] = 1          # several regions
+    seg[1, 2, 4, 4] = seg[1, 0, 4, 4] = 1
+    seg[1, 3, 1, :] = 1          # a whole overlapping row
+    feat = torch.randn(2, 5, 6, 7, dtype=torch.float64)
+    torch.testing.assert_close(hrops.region_avg_pool(feat, seg.double(), impl=impl),
+                               sean_loop_pool(feat, seg))
+    codes = torch.randn(2, 4, 5, dtype=torch.float64)
+    torch.testing.assert_close(hrops.region_broadcast(codes, seg.double(), impl=impl),
+                               sean_loop_broadcast(codes, seg))
+    clean = onehot(labels, 4, torch.float64)  # no overlaps: the kernel path
+    torch.testing.assert_close(hrops.region_avg_pool(feat, clean, impl=impl),
+                               sean_loop_pool(feat, clean))
+    assert torch.equal(hrops.seg_to_labels(clean), labels)
+
+
+def test_resize_seg_matches_interpolate_for_labels_and_onehot():
+    labels = blob_labels(2, 16, 16, 5)
+    small = hrops.resize_seg(labels, (8, 8))
+    assert small.dtype == labels.dtype
+    assert torch.equal(small, labels[:, ::2, ::2])  # 256 -> 128 in SEAN picks every second pixel
+    seg = onehot(labels, 5)
+    assert torch.equal(hrops.resize_seg(seg, (5, 7)),
+                       torch.nn.functional.interpolate(seg, size=(5, 7), mode="nearest"))
+    assert torch.equal(hrops.seg_to_labels(hrops.resize_seg(seg, (5, 7))),
+                       hrops.resize_seg(labels, (5, 7)))
+
+
+@pytest.mark.parametrize("impl,device", region_impls())
+def test_empty_tensors(impl, device):
+    for n, c, h, w in ((0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 5)):
+        labels = torch.zeros(n, h, w, dtype=torch.long, device=device)
+        feat = torch.randn(n, c, h, w, device=device)
+        assert hrops.region_avg_pool(feat, labels, 3, impl=impl).shape == (n, 3, c)
+        assert (hrops.region_avg_pool(feat, labels, 3, impl=impl) == 0).all()
+        assert hrops.region_broadcast(torch.randn(n, 3, c, device=device), labels,
+                                      impl=impl).shape == (n, c, h, w)
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_bad_inputs_raise_clear_errors(impl):
+    feat, labels = torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 5, dtype=torch.long)
+    for bad, what in ((labels + 3, r"\[0, 3\)"), (labels - 2, r"\[0, 3\)")):
+        with pytest.raises(ValueError, match=what):
+            hrops.region_avg_pool(feat, bad, 3, impl=impl)
+        with pytest.raises(ValueError, match=what):
+            hrops.region_broadcast(torch.randn(2, 3, 3), bad, impl=impl)
+    with pytest.raises(ValueError, match="match feat in N"):
+        hrops.region_avg_pool(feat, labels[:1], 3, impl=impl)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        hrops.region_avg_pool(feat, labels[:, :3], 3, impl=impl)
+    with pytest.raises(ValueError, match="num_regions is required"):
+        hrops.region_avg_pool(feat, labels, impl=impl)
+    with pytest.raises(ValueError, match="codes must be a 3-D"):
+        hrops.region_broadcast(torch.randn(2, 3), labels, impl=impl)
+    with pytest.raises(ValueError, match="integer tensor"):
+        hrops.region_broadcast(torch.randn(2, 3, 3), labels.bool(), impl=impl)
+
+
+def test_raw_kernels_reject_out_of_range_labels():
+    """The compiled kernels check by themselves (never index out of bounds)."""
+    labels = torch.full((1, 2, 2), 7)
+    with pytest.raises(RuntimeError, match="labels must be region ids in"):
+        torch.ops.hrops_C.region_sum(torch.randn(1, 2, 2, 2), labels, 3, True)
+    with pytest.raises(RuntimeError, match="labels must be region ids in"):
+        torch.ops.hrops_C.region_fill(torch.randn(1, 3, 2), labels, False)
+
+
+# --- autograd --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_gradcheck_fp64(impl):
+    labels = blob_labels(2, 5, 6, 4, absent=(2,))
+    feat = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    codes = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    pool = lambda f: hrops.region_avg_pool(f, labels, 4, impl=impl)  # noqa: E731
+    bcast = lambda c: hrops.region_broadcast(c, labels, impl=impl)  # noqa: E731
+    assert torch.autograd.gradcheck(pool, (feat,))
+    assert torch.autograd.gradcheck(bcast, (codes,))
+    assert torch.autograd.gradgradcheck(pool, (feat,))
+    assert torch.autograd.gradgradcheck(bcast, (codes,))
+
+
+def test_pool_backward_saves_only_the_labels():
+    labels = blob_labels(1, 8, 8, 3)
+    feat = torch.randn(1, 16, 8, 8, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        hrops.region_avg_pool(feat, labels, 3, impl="cpu")
+    assert [t.dtype for t in saved] == [torch.long]
+
+
+def test_kernels_are_deterministic_across_thread_counts():
+    labels = blob_labels(2, 32, 32, 19)
+    feat = torch.randn(2, 64, 32, 32)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(hrops.region_avg_pool(feat, labels, 19, impl="cpu"))
+        assert torch.equal(results[0], results[1])
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_opcheck():
+    labels = blob_labels(2, 5, 6, 4)
+    feat = torch.randn(2, 3, 5, 6, requires_grad=True)
+    codes = torch.randn(2, 4, 3, requires_grad=True)
+    for mean in (True, False):
+        torch.library.opcheck(torch.ops.hrops.region_sum.default, (feat, labels, 4, mean, "cpu"))
+        torch.library.opcheck(torch.ops.hrops.region_fill.default, (codes, labels, mean, "cpu"))
+
+
+def test_compile_fullgraph():
+    labels = blob_labels(2, 6, 6, 4)
+    feat = torch.randn(2, 3, 6, 6, requires_grad=True)
+
+    def f(x):
+        codes = hrops.region_avg_pool(x, labels, 4, impl="cpu")
+        return hrops.region_broadcast(codes * 2, labels, impl="cpu")
+
+    got = torch.compile(f, fullgraph=True, backend="aot_eager")(feat)
+    torch.testing.assert_close(got, f(feat))
+    got.sum().backward()
+    assert feat.grad is not None
+
+
+def test_nn_layers():
+    labels = blob_labels(2, 6, 6, 4)
+    feat = torch.randn(2, 3, 6, 6)
+    pool, bcast = hrops.nn.RegionAvgPool(4), hrops.nn.RegionBroadcast()
+    codes = pool(feat, labels)
+    torch.testing.assert_close(codes, ref.region_avg_pool(feat, labels, 4))
+    torch.testing.assert_close(bcast(codes, labels), ref.region_broadcast(codes, labels))
+    assert "num_regions=4" in repr(pool)
