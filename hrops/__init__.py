@@ -6,11 +6,13 @@ HROPS_IMPL environment variable; see hrops._backends.
 """
 from . import _backends
 from ._backends import build_info
+from .ops import gru_update, lstu_gates, stu_reset, stu_update
 from .ops import (haar_dwt, haar_idwt, haar_idwt_bands, modulated_dwconv2d,
                   modulated_idwt_upsample)
 from . import nn
 from .convert import convert
 
-__all__ = ["build_info", "convert", "haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
+__all__ = ["gru_update", "lstu_gates", "stu_reset", "stu_update",
+           "build_info", "convert", "haar_dwt", "haar_idwt", "haar_idwt_bands", "modulated_dwconv2d",
            "modulated_idwt_upsample", "nn"]
 __version__ = "0.1.0"

@@ -19,6 +19,18 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def(
       "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "
       "(Tensor, Tensor)");
+  m.def(
+      "lstu_gates(Tensor x_up, Tensor x_tilde, Tensor pre_gates, Tensor enc, int activation) -> "
+      "(Tensor, Tensor)");
+  m.def(
+      "lstu_gates_backward(Tensor grad_h, Tensor grad_c, Tensor x_up, Tensor x_tilde, "
+      "Tensor pre_gates, Tensor enc, int activation) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("stu_reset(Tensor pre_r, Tensor s_hat) -> Tensor");
+  m.def("stu_reset_backward(Tensor grad, Tensor pre_r, Tensor s_hat) -> (Tensor, Tensor)");
+  m.def("gru_update(Tensor pre_z, Tensor h, Tensor pre_q) -> Tensor");
+  m.def(
+      "gru_update_backward(Tensor grad, Tensor pre_z, Tensor h, Tensor pre_q) -> "
+      "(Tensor, Tensor, Tensor)");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library
