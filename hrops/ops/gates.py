@@ -33,7 +33,7 @@ def _kernel(impl, name):
 
 def _like(t, groups=1):
     n, c, h, w = t.shape
-    return t.new_empty((n, groups * c, h, w), memory_format=torch.contiguous_format)
+    return t.new_empty((n, groups * c, h, w))
 
 
 def _no_double_backward(name):
