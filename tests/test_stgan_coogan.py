@@ -97,7 +97,7 @@ def test_consistency_loss_trains_both_paths():
     image, attr = torch.rand(2, 3, 64, 64) * 2 - 1, torch.ones(2, 5)  # batch 2: BatchNorm at 1x1
     global_out = model.global_edit(image, attr)
     guide = upsample_crop(global_out, (64, 64), 0, 0, 64, 64)
-    local = stitch(model.local_edit(patches_of(image, 32), patches_of(guide, 32), attr.expand(8, 5)),
+    local = stitch(model.local_edit(patches_of(image, 32), patches_of(guide, 32), attr.repeat_interleave(4, 0)),
                    2, 64, 64)
     loss = consistency_loss(local, global_out)
     loss.backward()
