@@ -26,6 +26,21 @@ namespace gates {
 // g of the LSTU output h = r*g(c) + (1-r)*x.
 enum Activation : int64_t { kTanh = 0, kRelu = 1 };
 
+// The kernels built on the functions below, as the CPU and CUDA tensor glue
+// names them (csrc/common/gates_ops.h).
+enum class Kernel : int { kLstu, kLstuBackward, kStuReset, kStuResetBackward, kGruUpdate,
+                          kGruUpdateBackward };
+constexpr int kMaxInputs = 7, kMaxOutputs = 5;
+
+// Operand k's plane (n, c) starts at ptr[k] + n*sn[k] + c*sc[k] (elements);
+// planes are H*W contiguous elements.
+struct Planes {
+  const void* in[kMaxInputs];
+  int64_t in_sn[kMaxInputs], in_sc[kMaxInputs];
+  void* out[kMaxOutputs];
+  int64_t out_sn[kMaxOutputs], out_sc[kMaxOutputs];
+};
+
 #if !defined(__CUDA_ARCH__)
 // exp(x) for float on the host without a libm call, so that the CPU loops
 // vectorise (Cephes expf: range reduction by ln 2, degree-6 polynomial,

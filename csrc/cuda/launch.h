@@ -5,6 +5,8 @@
 #include <cuda_runtime_api.h>
 #include <cstdint>
 
+#include "common/gates.h"
+
 namespace hrops {
 
 enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16 };
@@ -32,5 +34,11 @@ cudaError_t launch_modulated_idwt_backward(DType dtype, const void* grad, const 
                                            const void* mod, void* grad_x, void* grad_mod,
                                            int64_t N, int64_t C, int64_t h, int64_t w,
                                            cudaStream_t stream);
+
+// Gating kernel `kernel` (csrc/common/gates.h) over N*C planes of HW elements
+// whose locations `planes` gives; activation: gates::kTanh or kRelu (LSTU).
+cudaError_t launch_gates(gates::Kernel kernel, int64_t activation, DType dtype,
+                         const gates::Planes& planes, int64_t N, int64_t C, int64_t HW,
+                         cudaStream_t stream);
 
 }  // namespace hrops
