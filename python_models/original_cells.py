@@ -7,7 +7,11 @@ hrops' concatenated layout."""
 import torch
 from torch import nn
 
-from hrops.nn.recurrent import tile_attributes
+
+def tile_attributes(state, attr):
+    """STGAN's `_concat`: the attribute vector tiled to the state's H x W."""
+    n, _, h, w = state.shape
+    return torch.cat([state, attr.view(n, -1, 1, 1).expand(n, attr.shape[1], h, w)], 1)
 
 
 class OriginalLSTU(nn.Module):

@@ -5,10 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-import hrops
 from hrops.nn import LSTU, STU, load_bluestyle97_stu
 from impls import kernel_impls
-from python_models.original_cells import OriginalLSTU, OriginalSTU
+from python_models.original_cells import OriginalLSTU, OriginalSTU, tile_attributes
 
 IMPLS = kernel_impls()
 
@@ -123,7 +122,7 @@ class Bluestyle97Cell(nn.Module):
         self.reset_gate, self.update_gate, self.hidden = gate(nn.Sigmoid()), gate(nn.Sigmoid()), gate(nn.Tanh())
 
     def forward(self, enc, state, attr):
-        s_hat = self.upsample(hrops.nn.recurrent.tile_attributes(state, attr))
+        s_hat = self.upsample(tile_attributes(state, attr))
         r = self.reset_gate(torch.cat([enc, s_hat], 1))
         z = self.update_gate(torch.cat([enc, s_hat], 1))
         s_new = r * s_hat

@@ -21,10 +21,11 @@ convolution, each gate conv followed by BatchNorm (gates_norm over [r | u],
 info_norm); `load_bluestyle97_stu` maps its state_dict names onto this layout.
 
 Memory: with the default (no norm) the whole cell is one autograd node that
-saves the gate pre-activations only (LSTU: 2d channels; STU: 3d), and in
-backward recomputes the upsampled state (one transposed convolution) and
-the rest from them; `impl="ref"` runs the plain module graph (the original
-cells' eager computation) instead.
+saves, besides its inputs and weights, the LSTU's upsampled state and gate
+pre-activations (3d channels; x~ is recomputed by its 1x1 convolution) or
+the STU's [enc, s_hat] and gate pre-activations (in_dim + 4d channels;
+s_new is recomputed from them); no sigmoid/tanh output is kept. `impl="ref"`
+runs the plain module graph (the original cells' eager computation) instead.
 """
 import torch
 import torch.nn.functional as F
@@ -69,15 +70,14 @@ class _LSTUCell(torch.autograd.Function):
         x = F.conv_transpose2d(tile_attributes(state, attr), w_up, b_up, stride=2, padding=1)
         pre = F.conv2d(x, w_g, b_g, padding=w_g.shape[-1] // 2)
         h, c = gate_ops._lstu_gates(x, F.conv2d(x, w_t, b_t), pre, enc, activation, impl)
-        ctx.save_for_backward(enc, state, attr, w_up, b_up, w_t, b_t, w_g, pre)
+        ctx.save_for_backward(enc, state, attr, w_up, w_t, b_t, w_g, x, pre)
         ctx.activation, ctx.impl = activation, impl
         return h, c
 
     @staticmethod
     def backward(ctx, grad_h, grad_c):
-        enc, state, attr, w_up, b_up, w_t, b_t, w_g, pre = ctx.saved_tensors
+        enc, state, attr, w_up, w_t, b_t, w_g, x, pre = ctx.saved_tensors
         s = tile_attributes(state, attr)
-        x = F.conv_transpose2d(s, w_up, b_up, stride=2, padding=1)
         gx, gxt, gpre, genc = gate_ops._lstu_gates_backward(
             grad_h, grad_c, x, F.conv2d(x, w_t, b_t), pre, enc, ctx.activation, ctx.impl)
         gx_t, gw_t, gb_t = _grads(gxt, x, w_t, 0, True)
@@ -130,28 +130,29 @@ class _STUCell(torch.autograd.Function):
     def forward(ctx, enc, state, attr, w_up, b_up, w_g, b_g, w_i, b_i, impl):
         d = w_up.shape[1]
         s_hat = F.conv_transpose2d(tile_attributes(state, attr), w_up, b_up, stride=2, padding=1)
-        pre = F.conv2d(torch.cat([enc, s_hat], 1), w_g, b_g, padding=w_g.shape[-1] // 2)
+        enc_s_hat = torch.cat([enc, s_hat], 1)
+        pre = F.conv2d(enc_s_hat, w_g, b_g, padding=w_g.shape[-1] // 2)
         s_new = gate_ops._stu_reset(pre[:, :d], s_hat, impl)
         pre_info = F.conv2d(torch.cat([enc, s_new], 1), w_i, b_i, padding=w_i.shape[-1] // 2)
         out = gate_ops._gru_update(pre[:, d:], s_hat, pre_info, impl)
-        ctx.save_for_backward(enc, state, attr, w_up, b_up, w_g, w_i, pre, pre_info)
+        ctx.save_for_backward(enc, state, attr, w_up, w_g, w_i, enc_s_hat, pre, pre_info)
         ctx.impl = impl
         return out, s_new
 
     @staticmethod
     def backward(ctx, grad_out, grad_s_new):
-        enc, state, attr, w_up, b_up, w_g, w_i, pre, pre_info = ctx.saved_tensors
+        enc, state, attr, w_up, w_g, w_i, enc_s_hat, pre, pre_info = ctx.saved_tensors
         d, e = w_up.shape[1], enc.shape[1]
         s = tile_attributes(state, attr)
-        s_hat = F.conv_transpose2d(s, w_up, b_up, stride=2, padding=1)
+        s_hat = enc_s_hat[:, e:]
         s_new = gate_ops._stu_reset(pre[:, :d], s_hat, ctx.impl)
         g_pu, g_shat, g_pinfo = gate_ops._gru_update_backward(grad_out, pre[:, d:], s_hat, pre_info,
                                                              ctx.impl)
         g_cat, gw_i, gb_i = _grads(g_pinfo, torch.cat([enc, s_new], 1), w_i, w_i.shape[-1] // 2, True)
         g_pr, g_shat_r = gate_ops._stu_reset_backward(g_cat[:, e:] + grad_s_new, pre[:, :d], s_hat,
                                                       ctx.impl)
-        g_cat1, gw_g, gb_g = _grads(torch.cat([g_pr, g_pu], 1), torch.cat([enc, s_hat], 1), w_g,
-                                    w_g.shape[-1] // 2, True)
+        g_cat1, gw_g, gb_g = _grads(torch.cat([g_pr, g_pu], 1), enc_s_hat, w_g, w_g.shape[-1] // 2,
+                                    True)
         g_enc = g_cat[:, :e] + g_cat1[:, :e]
         g_shat += g_shat_r
         g_shat += g_cat1[:, e:]

@@ -9,7 +9,6 @@ import triton
 import triton.language as tl
 
 BLOCK = 1024
-ACTIVATIONS = {"tanh": 0, "relu": 1}
 
 
 @triton.jit
