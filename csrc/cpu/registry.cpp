@@ -47,6 +47,18 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def(
       "ace_modulate(Tensor x, Tensor gamma_spade, Tensor beta_spade, Tensor? gamma_avg, "
       "Tensor? beta_avg, Tensor? alpha) -> Tensor");
+  m.def(
+      "lstu_gates(Tensor x_up, Tensor x_tilde, Tensor pre_gates, Tensor enc, int activation) -> "
+      "(Tensor, Tensor)");
+  m.def(
+      "lstu_gates_backward(Tensor grad_h, Tensor grad_c, Tensor x_up, Tensor x_tilde, "
+      "Tensor pre_gates, Tensor enc, int activation) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("stu_reset(Tensor pre_r, Tensor s_hat) -> Tensor");
+  m.def("stu_reset_backward(Tensor grad, Tensor pre_r, Tensor s_hat) -> (Tensor, Tensor)");
+  m.def("gru_update(Tensor pre_z, Tensor h, Tensor pre_q) -> Tensor");
+  m.def(
+      "gru_update_backward(Tensor grad, Tensor pre_z, Tensor h, Tensor pre_q) -> "
+      "(Tensor, Tensor, Tensor)");
 }
 
 // An importable, empty Python module: importing hrops._C loads this library

@@ -5,6 +5,8 @@
 #include <cuda_runtime_api.h>
 #include <cstdint>
 
+#include "common/gates.h"
+
 namespace hrops {
 
 enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16 };
@@ -107,5 +109,10 @@ cudaError_t launch_ace_modulate(DType dtype, const void* x, const void* gamma_sp
                                 const void* beta_spade, const void* gamma_avg,
                                 const void* beta_avg, const void* alpha, void* out, int64_t n,
                                 cudaStream_t stream);
+// Gating kernel `kernel` (csrc/common/gates.h) over N*C planes of HW elements
+// whose locations `planes` gives; activation: gates::kTanh or kRelu (LSTU).
+cudaError_t launch_gates(gates::Kernel kernel, int64_t activation, DType dtype,
+                         const gates::Planes& planes, int64_t N, int64_t C, int64_t HW,
+                         cudaStream_t stream);
 
 }  // namespace hrops

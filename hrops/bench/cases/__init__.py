@@ -1,6 +1,7 @@
 """Benchmark cases per op family: CASES[name](quick) -> list of harness.Case.
 A new op adds a module here and one line below."""
-from . import bias_act, haar, mobilestylegan, patchmatch, region, s2fgan, sean, upfirdn2d
+from . import (bias_act, haar, mobilestylegan, patchmatch, recurrent, region, s2fgan, sean,
+               upfirdn2d)
 
 CASES = {
     "haar": haar.cases,
@@ -11,4 +12,5 @@ CASES = {
     "fused_bias_leaky_relu": bias_act.cases,
     "upfirdn2d": upfirdn2d.cases,
     "s2fgan": s2fgan.cases,
+    "recurrent": recurrent.cases,
 }

@@ -1,0 +1,183 @@
+// Recurrent-cell gating math shared by the CPU (g++) and CUDA (nvcc) kernels:
+// CooGAN's LSTU (SRU_modify / SRU_modify_relu), STGAN's STU and the ConvGRU
+// update of CoCosNet v2 (SEEDS.md sections 5.1, 5.3, 4.4). Each function maps
+// one element's pre-activations to its outputs (forward) or its output
+// gradients to input gradients (backward, recomputing the gates from the
+// inputs so that nothing but the inputs is saved). T is the compute type:
+// float (half/bfloat16 are computed in float) or double.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "common/hd.h"
+
+// Host: always inlined, so that the CPU kernels' loops (also the AVX2 copies,
+// whose target differs) see straight-line math they can vectorise.
+#if defined(__CUDACC__)
+#define HROPS_GATE HROPS_HD
+#else
+#define HROPS_GATE inline __attribute__((always_inline))
+#endif
+
+namespace hrops {
+namespace gates {
+
+// g of the LSTU output h = r*g(c) + (1-r)*x.
+enum Activation : int64_t { kTanh = 0, kRelu = 1 };
+
+// The kernels built on the functions below, as the CPU and CUDA tensor glue
+// names them (csrc/common/gates_ops.h).
+enum class Kernel : int { kLstu, kLstuBackward, kStuReset, kStuResetBackward, kGruUpdate,
+                          kGruUpdateBackward };
+constexpr int kMaxInputs = 7, kMaxOutputs = 5;
+
+// Operand k's plane (n, c) starts at ptr[k] + n*sn[k] + c*sc[k] (elements);
+// planes are H*W contiguous elements.
+struct Planes {
+  const void* in[kMaxInputs];
+  int64_t in_sn[kMaxInputs], in_sc[kMaxInputs];
+  void* out[kMaxOutputs];
+  int64_t out_sn[kMaxOutputs], out_sc[kMaxOutputs];
+};
+
+#if !defined(__CUDA_ARCH__)
+// exp(x) for float on the host without a libm call, so that the CPU loops
+// vectorise (Cephes expf: range reduction by ln 2, degree-6 polynomial,
+// scaling by 2^n through the exponent bits; ~1 ulp). Inputs are clamped to
+// [-87.3, 88.7]: exp underflows to ~1e-38 instead of 0 and overflows to ~3e38
+// instead of inf, which no gate below can tell apart.
+HROPS_GATE float host_expf(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  const float t = x * 1.44269504088896341f;
+  const int n = static_cast<int>(t + (t >= 0.f ? 0.5f : -0.5f));  // round to nearest
+  const float fn = static_cast<float>(n);
+  const float r = (x - fn * 0.693359375f) - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const int32_t bits = (n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// tanh(x) for float on the host, vectorisable: an odd polynomial for
+// |x| < 0.625 (Cephes tanhf), else 1 - 2/(exp(2|x|) + 1) with the sign of x.
+// Both are computed and blended arithmetically (a select makes GCC branch and
+// give up vectorising); the polynomial's argument is clamped so that it stays
+// finite where it is not used.
+HROPS_GATE float host_tanhf(float x) {
+  const float a = std::fabs(x);
+  const float s = x < -0.625f ? -0.625f : (x > 0.625f ? 0.625f : x);
+  const float z = s * s;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * s + s;
+  const float big = std::copysign(1.f - 2.f / (host_expf(2.f * a) + 1.f), x);
+  const float use_small = a < 0.625f ? 1.f : 0.f;
+  return big + use_small * (small - big);
+}
+#endif
+
+HROPS_GATE float exp_(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  return host_expf(x);
+#endif
+}
+HROPS_GATE double exp_(double x) { return exp(x); }
+
+HROPS_GATE float tanh_(float x) {
+#if defined(__CUDA_ARCH__)
+  return tanhf(x);
+#else
+  return host_tanhf(x);
+#endif
+}
+HROPS_GATE double tanh_(double x) { return tanh(x); }
+
+template <typename T>
+HROPS_GATE T sigmoid(T x) {
+  return T(1) / (T(1) + exp_(-x));
+}
+
+// g(c) and g'(c) of the LSTU activation.
+template <int64_t kAct, typename T>
+HROPS_GATE void activation(T c, T& g, T& dg) {
+  if constexpr (kAct == kTanh) {
+    g = tanh_(c);
+    dg = T(1) - g * g;
+  } else {
+    g = c > T(0) ? c : T(0);
+    dg = c > T(0) ? T(1) : T(0);
+  }
+}
+
+// LSTU (SEEDS.md 5.3): f = sigmoid(pre_f), r = sigmoid(pre_r),
+// c = f*enc + (1-f)*x_tilde, h = r*g(c) + (1-r)*x.
+template <int64_t kAct, typename T>
+HROPS_GATE void lstu_forward(T x, T x_tilde, T pre_f, T pre_r, T enc, T& h, T& c) {
+  const T f = sigmoid(pre_f), r = sigmoid(pre_r);
+  c = f * enc + (T(1) - f) * x_tilde;
+  T g, dg;
+  activation<kAct>(c, g, dg);
+  h = r * g + (T(1) - r) * x;
+}
+
+template <int64_t kAct, typename T>
+HROPS_GATE void lstu_backward(T grad_h, T grad_c, T x, T x_tilde, T pre_f, T pre_r, T enc, T& grad_x,
+                            T& grad_x_tilde, T& grad_pre_f, T& grad_pre_r, T& grad_enc) {
+  const T f = sigmoid(pre_f), r = sigmoid(pre_r);
+  const T c = f * enc + (T(1) - f) * x_tilde;
+  T g, dg;
+  activation<kAct>(c, g, dg);
+  grad_x = grad_h * (T(1) - r);
+  grad_pre_r = grad_h * (g - x) * r * (T(1) - r);
+  const T dc = grad_c + grad_h * r * dg;  // c reaches the loss directly and through h
+  grad_enc = dc * f;
+  grad_x_tilde = dc * (T(1) - f);
+  grad_pre_f = dc * (enc - x_tilde) * f * (T(1) - f);
+}
+
+// STU reset (SEEDS.md 5.1): s_new = sigmoid(pre_r) * s_hat.
+template <typename T>
+HROPS_GATE T stu_reset_forward(T pre_r, T s_hat) {
+  return sigmoid(pre_r) * s_hat;
+}
+
+template <typename T>
+HROPS_GATE void stu_reset_backward(T grad, T pre_r, T s_hat, T& grad_pre_r, T& grad_s_hat) {
+  const T r = sigmoid(pre_r);
+  grad_pre_r = grad * s_hat * r * (T(1) - r);
+  grad_s_hat = grad * r;
+}
+
+// Gated update h' = (1-z)*h + z*tanh(pre_q) with z = sigmoid(pre_z): STGAN's
+// STU output out = (1-u)*s_hat + u*info (SEEDS.md 5.1) and the ConvGRU step of
+// CoCosNet v2 (SEEDS.md 4.4) are both this.
+template <typename T>
+HROPS_GATE T gru_update_forward(T pre_z, T h, T pre_q) {
+  const T z = sigmoid(pre_z);
+  return (T(1) - z) * h + z * tanh_(pre_q);
+}
+
+template <typename T>
+HROPS_GATE void gru_update_backward(T grad, T pre_z, T h, T pre_q, T& grad_pre_z, T& grad_h,
+                                  T& grad_pre_q) {
+  const T z = sigmoid(pre_z), q = tanh_(pre_q);
+  grad_pre_z = grad * (q - h) * z * (T(1) - z);
+  grad_h = grad * (T(1) - z);
+  grad_pre_q = grad * z * (T(1) - q * q);
+}
+
+}  // namespace gates
+}  // namespace hrops

@@ -1,0 +1,175 @@
+// Tensor glue of the gating kernels shared by the CPU and CUDA backends
+// (host only): argument checks, plane-contiguous operands, outputs, and the
+// op bodies, parameterised by a Backend with
+//   static at::Tensor alloc(at::IntArrayRef sizes, const at::TensorOptions&);
+//   static void run(gates::Kernel, int64_t activation, const gates::Planes&,
+//                   at::ScalarType, int64_t N, int64_t C, int64_t HW);
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+#include <vector>
+
+#include "common/gates.h"
+#include "common/tensor_checks.h"
+
+namespace hrops {
+namespace gates_ops {
+
+using gates::Kernel;
+using gates::kMaxInputs;
+using gates::kMaxOutputs;
+using gates::kRelu;
+using gates::kTanh;
+using gates::Planes;
+
+// Validates the operands of one op (same device, dtype and (N, C|2C, H, W)
+// shape as `like`), keeps plane-contiguous versions of them alive and
+// records where their planes are.
+template <class Backend>
+class Operands {
+ public:
+  Operands(const at::Tensor& like, const char* like_name) : ref_(like), ref_name_(like_name) {
+    check_dim(like, 4, like_name, "(N, C, H, W)");
+    check_floating(like, like_name);
+    N_ = like.size(0);
+    C_ = like.size(1);
+    H_ = like.size(2);
+    W_ = like.size(3);
+    kept_.reserve(kMaxInputs + kMaxOutputs);
+  }
+
+  // An input with `groups` * C channels (the gate halves of one conv output);
+  // records its group `group` as the next input operand.
+  void input(const at::Tensor& t, const char* name, int64_t groups = 1) {
+    check_dim(t, 4, name, "(N, C, H, W)");
+    check_same(ref_, ref_name_, t, name);
+    TORCH_CHECK(t.size(0) == N_ && t.size(1) == groups * C_ && t.size(2) == H_ && t.size(3) == W_,
+                name, " must have shape ", at::IntArrayRef({N_, groups * C_, H_, W_}), " to match ",
+                ref_name_, ", got ", t.sizes());
+    const bool planar = (t.stride(3) == 1 || W_ <= 1) && (t.stride(2) == W_ || H_ <= 1);
+    kept_.push_back(planar ? t : t.contiguous());
+    for (int64_t g = 0; g < groups; ++g) add(kept_.back(), g, planes_.in, planes_.in_sn, planes_.in_sc, n_in_);
+  }
+
+  // A new contiguous output with `groups` * C channels, recorded group by group.
+  at::Tensor output(int64_t groups = 1) {
+    kept_.push_back(Backend::alloc({N_, groups * C_, H_, W_}, ref_.options()));
+    for (int64_t g = 0; g < groups; ++g) {
+      add(kept_.back(), g, planes_.out, planes_.out_sn, planes_.out_sc, n_out_);
+    }
+    return kept_.back();
+  }
+
+  void run(Kernel kernel, int64_t activation = kTanh) const {
+    if (N_ * C_ * H_ * W_ == 0) return;
+    Backend::run(kernel, activation, planes_, ref_.scalar_type(), N_, C_, H_ * W_);
+  }
+
+ private:
+  template <typename P>
+  void add(const at::Tensor& t, int64_t group, P* ptrs, int64_t* sn, int64_t* sc, int& count) {
+    auto* base = static_cast<char*>(const_cast<void*>(t.const_data_ptr()));
+    ptrs[count] = base + group * C_ * t.stride(1) * t.element_size();
+    sn[count] = t.stride(0);
+    sc[count] = t.stride(1);
+    ++count;
+  }
+
+  const at::Tensor& ref_;
+  const char* ref_name_;
+  int64_t N_, C_, H_, W_;
+  std::vector<at::Tensor> kept_;
+  Planes planes_{};
+  int n_in_ = 0, n_out_ = 0;
+};
+
+inline void check_activation(int64_t activation) {
+  TORCH_CHECK(activation == kTanh || activation == kRelu,
+              "activation must be 0 (tanh) or 1 (relu), got ", activation);
+}
+
+template <class B>
+std::tuple<at::Tensor, at::Tensor> lstu_gates(const at::Tensor& x_up, const at::Tensor& x_tilde,
+                                              const at::Tensor& pre_gates, const at::Tensor& enc,
+                                              int64_t activation) {
+  check_activation(activation);
+  Operands<B> ops(x_up, "x_up");
+  ops.input(x_up, "x_up");
+  ops.input(x_tilde, "x_tilde");
+  ops.input(pre_gates, "pre_gates", 2);
+  ops.input(enc, "enc");
+  at::Tensor h = ops.output(), c = ops.output();
+  ops.run(Kernel::kLstu, activation);
+  return {h, c};
+}
+
+template <class B>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstu_gates_backward(
+    const at::Tensor& grad_h, const at::Tensor& grad_c, const at::Tensor& x_up,
+    const at::Tensor& x_tilde, const at::Tensor& pre_gates, const at::Tensor& enc,
+    int64_t activation) {
+  check_activation(activation);
+  Operands<B> ops(x_up, "x_up");
+  ops.input(grad_h, "grad_h");
+  ops.input(grad_c, "grad_c");
+  ops.input(x_up, "x_up");
+  ops.input(x_tilde, "x_tilde");
+  ops.input(pre_gates, "pre_gates", 2);
+  ops.input(enc, "enc");
+  at::Tensor gx = ops.output(), gxt = ops.output(), gpre = ops.output(2), ge = ops.output();
+  ops.run(Kernel::kLstuBackward, activation);
+  return {gx, gxt, gpre, ge};
+}
+
+template <class B>
+at::Tensor stu_reset(const at::Tensor& pre_r, const at::Tensor& s_hat) {
+  Operands<B> ops(s_hat, "s_hat");
+  ops.input(pre_r, "pre_r");
+  ops.input(s_hat, "s_hat");
+  at::Tensor out = ops.output();
+  ops.run(Kernel::kStuReset);
+  return out;
+}
+
+template <class B>
+std::tuple<at::Tensor, at::Tensor> stu_reset_backward(const at::Tensor& grad,
+                                                      const at::Tensor& pre_r,
+                                                      const at::Tensor& s_hat) {
+  Operands<B> ops(s_hat, "s_hat");
+  ops.input(grad, "grad");
+  ops.input(pre_r, "pre_r");
+  ops.input(s_hat, "s_hat");
+  at::Tensor gr = ops.output(), gs = ops.output();
+  ops.run(Kernel::kStuResetBackward);
+  return {gr, gs};
+}
+
+template <class B>
+at::Tensor gru_update(const at::Tensor& pre_z, const at::Tensor& h, const at::Tensor& pre_q) {
+  Operands<B> ops(h, "h");
+  ops.input(pre_z, "pre_z");
+  ops.input(h, "h");
+  ops.input(pre_q, "pre_q");
+  at::Tensor out = ops.output();
+  ops.run(Kernel::kGruUpdate);
+  return out;
+}
+
+template <class B>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_update_backward(const at::Tensor& grad,
+                                                                   const at::Tensor& pre_z,
+                                                                   const at::Tensor& h,
+                                                                   const at::Tensor& pre_q) {
+  Operands<B> ops(h, "h");
+  ops.input(grad, "grad");
+  ops.input(pre_z, "pre_z");
+  ops.input(h, "h");
+  ops.input(pre_q, "pre_q");
+  at::Tensor gz = ops.output(), gh = ops.output(), gq = ops.output();
+  ops.run(Kernel::kGruUpdateBackward);
+  return {gz, gh, gq};
+}
+
+}  // namespace gates_ops
+}  // namespace hrops

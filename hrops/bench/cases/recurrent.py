@@ -1,0 +1,53 @@
+"""LSTU and STU cells, fp32, at CooGAN-256's last level (SEEDS.md 5.3, 8):
+batch 8, encoder feature 32 ch @128^2, state 64 ch @64^2 plus 13 attributes.
+
+Baselines: the original cells' eager computation (separate gate
+convolutions, plain PyTorch gating, as CooGAN's SRU_modify and STGAN's
+ConvGRUCell compute it; python_models.original_cells) and torch.compile of
+it. hrops: hrops.nn.LSTU / hrops.nn.STU with the same weights. The floor is
+not memory bandwidth but the convolutions, so none is given (the issue's
+figure for the convolutions alone: ~71 / ~214 ms fwd / fwd+bwd for LSTU).
+"""
+import torch
+
+import hrops
+
+from ..harness import Case, Impl, compiled
+
+SIZES = {"default": [(8, 32, 64, 128, 13)], "quick": [(2, 8, 8, 16, 3)]}
+
+
+def cases(quick=False):
+    key = "quick" if quick else "default"
+    return [_case(kind, *s) for s in SIZES[key] for kind in ("lstu", "stu")]
+
+
+def _case(kind, n, d, c_prev, hw, attrs):
+    from python_models.original_cells import OriginalLSTU, OriginalSTU
+
+    modules = {}
+
+    def pair(device):
+        if device not in modules:
+            torch.manual_seed(0)
+            if kind == "lstu":
+                original = OriginalLSTU(d, c_prev + attrs, "relu").to(device)
+                ours = hrops.nn.LSTU(d, c_prev + attrs, "relu").to(device)
+            else:
+                original = OriginalSTU(d, c_prev + attrs).to(device)
+                ours = hrops.nn.STU(d, c_prev + attrs).to(device)
+            original.export_to(ours)
+            modules[device] = original, ours
+        return modules[device]
+
+    def make_inputs(device, dtype):
+        gen = torch.Generator(device).manual_seed(0)
+        return (torch.randn(n, d, hw, hw, generator=gen, device=device, dtype=dtype),
+                torch.randn(n, c_prev, hw // 2, hw // 2, generator=gen, device=device, dtype=dtype),
+                torch.randint(-1, 2, (n, attrs), generator=gen, device=device).to(dtype))
+
+    def impls(device, dtype):
+        original, ours = pair(device)
+        return {"hrops": Impl(ours), "ref": Impl(original), "compile(ref)": compiled(original)}
+    return Case(f"{kind}_cell", f"B{n}x{d}@{hw}^2,state{c_prev}+{attrs}", make_inputs, impls,
+                fwd_bytes=None, bwd_bytes=0, tolerance=dict(scaled_atol=2e-5, rtol=1e-4))

@@ -1,0 +1,238 @@
+"""CooGAN's LSTU and STGAN's STU cells (SEEDS.md 5.1-5.3) on hrops' gating ops.
+
+Both cells take the encoder feature `enc` (N, d, H, W), the coarser state
+(N, C_prev, H/2, W/2) and the attribute difference (N, A), which is tiled
+onto the state before the transposed convolution (STGAN's `_concat`), so the
+upsampling sees state_dim = C_prev + A channels.
+
+Parameter layout (names as in the modules below):
+  LSTU  upsample  ConvTranspose2d(state_dim, d, 4, stride 2, padding 1)  [TF 'SAME']
+        transform Conv2d(d, d, 1)                   x~ = transform(x_t)
+        gates     Conv2d(d, 2d, k, padding k//2)    output channels [f | r]
+        parameters: 16*state_dim*d + d + (d*d + d) + 2*(9*d*d + d) for k = 3
+  STU   upsample  ConvTranspose2d(state_dim, d, 4, 2, 1)
+        gates     Conv2d(in_dim + d, 2d, k)         output channels [r | u], input [enc, s_hat]
+        info      Conv2d(in_dim + d, d, k)          input [enc, s_new]
+        parameters: 16*state_dim*d + d + 3*(9*2d*d + d) for in_dim = d, k = 3
+The two gate convolutions of a cell share their input, so they run as one
+convolution with concatenated weights. `norm="batch"` (STU only) gives
+bluestyle97/STGAN-pytorch's variant: bias-free convolutions and transposed
+convolution, each gate conv followed by BatchNorm (gates_norm over [r | u],
+info_norm); `load_bluestyle97_stu` maps its state_dict names onto this layout.
+
+Memory: with the default (no norm) the whole cell is one autograd node that
+saves, besides its inputs and weights, the LSTU's upsampled state and gate
+pre-activations (3d channels; x~ is recomputed by its 1x1 convolution) or
+the STU's [enc, s_hat] and gate pre-activations (in_dim + 4d channels;
+s_new is recomputed from them); no sigmoid/tanh output is kept. `impl="ref"`
+runs the plain module graph (the original cells' eager computation) instead.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _backends
+from ..ops import gates as gate_ops
+
+_conv_backward = torch.ops.aten.convolution_backward.default
+
+
+def tile_attributes(state, attr):
+    """[state, attr tiled to state's H x W] on the channel axis."""
+    n, _, h, w = state.shape
+    return torch.cat([state, attr[:, :, None, None].to(state.dtype).expand(n, -1, h, w)], 1)
+
+
+def _check_cell_inputs(cell, enc, state, attr, in_dim, state_dim):
+    if enc.dim() != 4 or enc.shape[1] != in_dim:
+        raise ValueError(f"{cell}: enc must have shape (N, {in_dim}, H, W), got {tuple(enc.shape)}")
+    n, _, h, w = enc.shape
+    if attr.dim() != 2 or attr.shape[0] != n:
+        raise ValueError(f"{cell}: attr must have shape (N, A) = ({n}, A), got {tuple(attr.shape)}")
+    want = state_dim - attr.shape[1]
+    if state.dim() != 4 or tuple(state.shape) != (n, want, h // 2, w // 2) or h % 2 or w % 2:
+        raise ValueError(f"{cell}: state must have shape (N, state_dim - A, H/2, W/2) = "
+                         f"{(n, want, h // 2, w // 2)} for enc {tuple(enc.shape)} and "
+                         f"{attr.shape[1]} attributes (H, W even), got {tuple(state.shape)}")
+
+
+def _grads(grad, inp, weight, padding, bias, transposed=False, stride=1):
+    """(grad_input, grad_weight, grad_bias) of a 2-D (transposed) convolution."""
+    k = [stride, stride]
+    return _conv_backward(grad, inp, weight, [weight.shape[1 if transposed else 0]] if bias else None,
+                          k, [padding, padding], [1, 1], transposed, [0, 0], 1,
+                          [True, True, bias])
+
+
+class _LSTUCell(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, enc, state, attr, w_up, b_up, w_t, b_t, w_g, b_g, activation, impl):
+        x = F.conv_transpose2d(tile_attributes(state, attr), w_up, b_up, stride=2, padding=1)
+        pre = F.conv2d(x, w_g, b_g, padding=w_g.shape[-1] // 2)
+        h, c = gate_ops._lstu_gates(x, F.conv2d(x, w_t, b_t), pre, enc, activation, impl)
+        ctx.save_for_backward(enc, state, attr, w_up, w_t, b_t, w_g, x, pre)
+        ctx.activation, ctx.impl = activation, impl
+        return h, c
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_c):
+        enc, state, attr, w_up, w_t, b_t, w_g, x, pre = ctx.saved_tensors
+        s = tile_attributes(state, attr)
+        gx, gxt, gpre, genc = gate_ops._lstu_gates_backward(
+            grad_h, grad_c, x, F.conv2d(x, w_t, b_t), pre, enc, ctx.activation, ctx.impl)
+        gx_t, gw_t, gb_t = _grads(gxt, x, w_t, 0, True)
+        gx_g, gw_g, gb_g = _grads(gpre, x, w_g, w_g.shape[-1] // 2, True)
+        gx += gx_t
+        gx += gx_g
+        gs, gw_up, gb_up = _grads(gx, s, w_up, 1, True, transposed=True, stride=2)
+        c_prev = state.shape[1]
+        return (genc, gs[:, :c_prev], gs[:, c_prev:].sum((2, 3)).to(attr.dtype), gw_up, gb_up,
+                gw_t, gb_t, gw_g, gb_g, None, None)
+
+
+class LSTU(nn.Module):
+    """CooGAN's Light Selective Transfer Unit (SEEDS.md 5.3): SRU_modify
+    (activation "tanh", CooGAN-128) or SRU_modify_relu ("relu", CooGAN-256).
+
+    forward(enc, state, attr) -> (h, c): h goes to the decoder skip, c is the
+    next level's state. in_dim = d (the encoder feature's channels, also the
+    cell's width), state_dim = the state's channels plus the attributes.
+    """
+
+    def __init__(self, in_dim, state_dim, activation="tanh", kernel_size=3, impl=None):
+        super().__init__()
+        if activation not in gate_ops.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(gate_ops.ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        d = in_dim
+        self.in_dim, self.state_dim, self.activation, self.impl = d, state_dim, activation, impl
+        self.upsample = nn.ConvTranspose2d(state_dim, d, 4, 2, 1)
+        self.transform = nn.Conv2d(d, d, 1)
+        self.gates = nn.Conv2d(d, 2 * d, kernel_size, padding=kernel_size // 2)
+
+    def extra_repr(self):
+        return f"in_dim={self.in_dim}, state_dim={self.state_dim}, activation={self.activation!r}"
+
+    def forward(self, enc, state, attr):
+        _check_cell_inputs("LSTU", enc, state, attr, self.in_dim, self.state_dim)
+        impl = _backends.resolve("lstu_gates", self.impl, enc.device)
+        if impl == "ref":
+            x = self.upsample(tile_attributes(state, attr))
+            return gate_ops.lstu_gates(x, self.transform(x), self.gates(x), enc, self.activation,
+                                       impl="ref")
+        return _LSTUCell.apply(enc, state, attr, self.upsample.weight, self.upsample.bias,
+                               self.transform.weight, self.transform.bias, self.gates.weight,
+                               self.gates.bias, gate_ops.ACTIVATIONS[self.activation], impl)
+
+
+class _STUCell(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, enc, state, attr, w_up, b_up, w_g, b_g, w_i, b_i, impl):
+        d = w_up.shape[1]
+        s_hat = F.conv_transpose2d(tile_attributes(state, attr), w_up, b_up, stride=2, padding=1)
+        enc_s_hat = torch.cat([enc, s_hat], 1)
+        pre = F.conv2d(enc_s_hat, w_g, b_g, padding=w_g.shape[-1] // 2)
+        s_new = gate_ops._stu_reset(pre[:, :d], s_hat, impl)
+        pre_info = F.conv2d(torch.cat([enc, s_new], 1), w_i, b_i, padding=w_i.shape[-1] // 2)
+        out = gate_ops._gru_update(pre[:, d:], s_hat, pre_info, impl)
+        ctx.save_for_backward(enc, state, attr, w_up, w_g, w_i, enc_s_hat, pre, pre_info)
+        ctx.impl = impl
+        return out, s_new
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_s_new):
+        enc, state, attr, w_up, w_g, w_i, enc_s_hat, pre, pre_info = ctx.saved_tensors
+        d, e = w_up.shape[1], enc.shape[1]
+        s = tile_attributes(state, attr)
+        s_hat = enc_s_hat[:, e:]
+        s_new = gate_ops._stu_reset(pre[:, :d], s_hat, ctx.impl)
+        g_pu, g_shat, g_pinfo = gate_ops._gru_update_backward(grad_out, pre[:, d:], s_hat, pre_info,
+                                                             ctx.impl)
+        g_cat, gw_i, gb_i = _grads(g_pinfo, torch.cat([enc, s_new], 1), w_i, w_i.shape[-1] // 2, True)
+        g_pr, g_shat_r = gate_ops._stu_reset_backward(g_cat[:, e:] + grad_s_new, pre[:, :d], s_hat,
+                                                      ctx.impl)
+        g_cat1, gw_g, gb_g = _grads(torch.cat([g_pr, g_pu], 1), enc_s_hat, w_g, w_g.shape[-1] // 2,
+                                    True)
+        g_enc = g_cat[:, :e] + g_cat1[:, :e]
+        g_shat += g_shat_r
+        g_shat += g_cat1[:, e:]
+        gs, gw_up, gb_up = _grads(g_shat, s, w_up, 1, True, transposed=True, stride=2)
+        c_prev = state.shape[1]
+        return (g_enc, gs[:, :c_prev], gs[:, c_prev:].sum((2, 3)).to(attr.dtype), gw_up, gb_up,
+                gw_g, gb_g, gw_i, gb_i, None)
+
+
+class STU(nn.Module):
+    """STGAN's Selective Transfer Unit (SEEDS.md 5.1, `ConvGRUCell` with
+    pass_state 'stu').
+
+    forward(enc, state, attr) -> (out, s_new): out goes to the decoder skip,
+    s_new is the next level's state. in_dim: the encoder feature's channels;
+    out_dim = d: the cell's width (default in_dim); state_dim: the state's
+    channels plus the attributes. norm: None (official STGAN: convolutions
+    with bias) or "batch" (bluestyle97/STGAN-pytorch: no biases, BatchNorm
+    after each gate conv).
+    """
+
+    def __init__(self, in_dim, state_dim, out_dim=None, kernel_size=3, norm=None, impl=None):
+        super().__init__()
+        if norm not in (None, "batch"):
+            raise ValueError(f"norm must be None or 'batch', got {norm!r}")
+        d = in_dim if out_dim is None else out_dim
+        self.in_dim, self.out_dim, self.state_dim, self.norm, self.impl = (in_dim, d, state_dim,
+                                                                          norm, impl)
+        bias = norm is None
+        self.upsample = nn.ConvTranspose2d(state_dim, d, 4, 2, 1, bias=bias)
+        self.gates = nn.Conv2d(in_dim + d, 2 * d, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.info = nn.Conv2d(in_dim + d, d, kernel_size, padding=kernel_size // 2, bias=bias)
+        if norm == "batch":
+            self.gates_norm = nn.BatchNorm2d(2 * d)
+            self.info_norm = nn.BatchNorm2d(d)
+
+    def extra_repr(self):
+        return (f"in_dim={self.in_dim}, out_dim={self.out_dim}, state_dim={self.state_dim}, "
+                f"norm={self.norm!r}")
+
+    def forward(self, enc, state, attr):
+        _check_cell_inputs("STU", enc, state, attr, self.in_dim, self.state_dim)
+        impl = _backends.resolve("stu_gates", self.impl, enc.device)
+        if impl != "ref" and self.norm is None:
+            return _STUCell.apply(enc, state, attr, self.upsample.weight, self.upsample.bias,
+                                  self.gates.weight, self.gates.bias, self.info.weight,
+                                  self.info.bias, impl)
+        d = self.out_dim
+        s_hat = self.upsample(tile_attributes(state, attr))
+        pre = self.gates(torch.cat([enc, s_hat], 1))
+        if self.norm == "batch":
+            pre = self.gates_norm(pre)
+        s_new = gate_ops.stu_reset(pre[:, :d], s_hat, impl=impl)
+        pre_info = self.info(torch.cat([enc, s_new], 1))
+        if self.norm == "batch":
+            pre_info = self.info_norm(pre_info)
+        return gate_ops.stu_update(pre[:, d:], s_hat, pre_info, impl=impl), s_new
+
+
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+
+def load_bluestyle97_stu(cell, state_dict, prefix=""):
+    """Loads one bluestyle97/STGAN-pytorch `ConvGRUCell` (keys `prefix` +
+    upsample.weight, reset_gate.{0,1}.*, update_gate.{0,1}.*, hidden.{0,1}.*)
+    into an STU(norm="batch"); the reset and update convolutions and norms
+    are concatenated in that order ([r | u])."""
+    if cell.norm != "batch":
+        raise ValueError("bluestyle97 STU cells use BatchNorm: build the STU with norm='batch'")
+    sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    new = {"upsample.weight": sd["upsample.weight"],
+           "gates.weight": torch.cat([sd["reset_gate.0.weight"], sd["update_gate.0.weight"]]),
+           "info.weight": sd["hidden.0.weight"]}
+    for key in _BN_KEYS:
+        new[f"gates_norm.{key}"] = torch.cat([sd[f"reset_gate.1.{key}"],
+                                              sd[f"update_gate.1.{key}"]])
+        new[f"info_norm.{key}"] = sd[f"hidden.1.{key}"]
+    for name in ("gates_norm", "info_norm"):
+        src = "reset_gate" if name == "gates_norm" else "hidden"
+        if f"{src}.1.num_batches_tracked" in sd:
+            new[f"{name}.num_batches_tracked"] = sd[f"{src}.1.num_batches_tracked"]
+    cell.load_state_dict(new, strict=True)
+    return cell

@@ -1,0 +1,33 @@
+"""Reference recurrent-cell gates (SEEDS.md 5.1, 5.3, 4.4), written from the
+equations with plain PyTorch ops.
+
+  lstu_gates: CooGAN's LSTU (SRU_modify: g = tanh, SRU_modify_relu: g = relu)
+      f = sigmoid(pre_f), r = sigmoid(pre_r)
+      c = f * enc + (1 - f) * x_tilde
+      h = r * g(c) + (1 - r) * x_up
+  stu_reset: STGAN's STU reset, s_new = sigmoid(pre_r) * s_hat
+  gru_update: h' = (1 - z) * h + z * tanh(pre_q), z = sigmoid(pre_z); STGAN's
+      STU output out = (1 - u) * s_hat + u * tanh(pre_info) is this update.
+pre_gates holds [pre_f | pre_r] on the channel axis: the output of the one
+convolution that computes both gates.
+"""
+import torch
+
+
+def lstu_gates(x_up, x_tilde, pre_gates, enc, activation="tanh"):
+    pre_f, pre_r = pre_gates.chunk(2, dim=1)
+    f = torch.sigmoid(pre_f)
+    r = torch.sigmoid(pre_r)
+    c = f * enc + (1 - f) * x_tilde
+    g = torch.tanh(c) if activation == "tanh" else torch.relu(c)
+    h = r * g + (1 - r) * x_up
+    return h, c
+
+
+def stu_reset(pre_r, s_hat):
+    return torch.sigmoid(pre_r) * s_hat
+
+
+def gru_update(pre_z, h, pre_q):
+    z = torch.sigmoid(pre_z)
+    return (1 - z) * h + z * torch.tanh(pre_q)

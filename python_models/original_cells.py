@@ -1,0 +1,68 @@
+"""The original recurrent cells' computation, written from SEEDS.md 5.1/5.3
+(no code copied): CooGAN's SRU_modify(_relu) and STGAN's official
+ConvGRUCell with pass_state 'stu', each gate its own convolution with bias,
+TF 'SAME' padding, plain PyTorch gating. Oracles for hrops.nn.LSTU/STU and
+the eager baseline of their benchmarks; `export_to` copies the weights into
+hrops' concatenated layout."""
+import torch
+from torch import nn
+
+
+def tile_attributes(state, attr):
+    """STGAN's `_concat`: the attribute vector tiled to the state's H x W."""
+    n, _, h, w = state.shape
+    return torch.cat([state, attr.view(n, -1, 1, 1).expand(n, attr.shape[1], h, w)], 1)
+
+
+class OriginalLSTU(nn.Module):
+    def __init__(self, in_dim, state_dim, activation="tanh", kernel_size=3):
+        super().__init__()
+        d, p = in_dim, kernel_size // 2
+        self.activation = activation
+        self.upsample = nn.ConvTranspose2d(state_dim, d, 4, 2, 1)
+        self.transform = nn.Conv2d(d, d, 1)
+        self.forget_gate = nn.Conv2d(d, d, kernel_size, padding=p)
+        self.reset_gate = nn.Conv2d(d, d, kernel_size, padding=p)
+
+    def forward(self, enc, state, attr):
+        x = self.upsample(tile_attributes(state, attr))
+        x_tilde = self.transform(x)
+        f = torch.sigmoid(self.forget_gate(x))
+        r = torch.sigmoid(self.reset_gate(x))
+        c = f * enc + (1 - f) * x_tilde
+        g = torch.tanh(c) if self.activation == "tanh" else torch.relu(c)
+        return r * g + (1 - r) * x, c
+
+    @torch.no_grad()
+    def export_to(self, cell):
+        cell.upsample.load_state_dict(self.upsample.state_dict())
+        cell.transform.load_state_dict(self.transform.state_dict())
+        cell.gates.weight.copy_(torch.cat([self.forget_gate.weight, self.reset_gate.weight]))
+        cell.gates.bias.copy_(torch.cat([self.forget_gate.bias, self.reset_gate.bias]))
+        return cell
+
+
+class OriginalSTU(nn.Module):
+    def __init__(self, in_dim, state_dim, out_dim=None, kernel_size=3):
+        super().__init__()
+        d, p = out_dim or in_dim, kernel_size // 2
+        self.upsample = nn.ConvTranspose2d(state_dim, d, 4, 2, 1)
+        self.reset_gate = nn.Conv2d(in_dim + d, d, kernel_size, padding=p)
+        self.update_gate = nn.Conv2d(in_dim + d, d, kernel_size, padding=p)
+        self.hidden = nn.Conv2d(in_dim + d, d, kernel_size, padding=p)
+
+    def forward(self, enc, state, attr):
+        s_hat = self.upsample(tile_attributes(state, attr))
+        r = torch.sigmoid(self.reset_gate(torch.cat([enc, s_hat], 1)))
+        u = torch.sigmoid(self.update_gate(torch.cat([enc, s_hat], 1)))
+        s_new = r * s_hat
+        info = torch.tanh(self.hidden(torch.cat([enc, s_new], 1)))
+        return (1 - u) * s_hat + u * info, s_new
+
+    @torch.no_grad()
+    def export_to(self, cell):
+        cell.upsample.load_state_dict(self.upsample.state_dict())
+        cell.gates.weight.copy_(torch.cat([self.reset_gate.weight, self.update_gate.weight]))
+        cell.gates.bias.copy_(torch.cat([self.reset_gate.bias, self.update_gate.bias]))
+        cell.info.load_state_dict(self.hidden.state_dict())
+        return cell
