@@ -10,9 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <map>
+#include <list>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace hrops {
 namespace {
@@ -44,33 +45,44 @@ struct Block {
   size_t size;  // multiple of kHugePage
 };
 
-// Freed blocks by size. Guarded by mutex_; bytes_ is their total size.
+// Freed blocks, most recently freed first. A freed block always enters the
+// cache, evicting the least recently freed ones when the total would pass
+// the limit: the sizes a workload is using now stay cached, old ones go.
+// Guarded by mutex_; bytes_ is the total size of the cached blocks.
 class BlockCache {
  public:
   void* take(size_t size) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.find(size);
-    if (it == free_.end()) return nullptr;
-    void* p = it->second;
-    free_.erase(it);
-    bytes_ -= size;
-    return p;
-  }
-  void give(Block* b) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (bytes_ + b->size <= cache_limit_bytes()) {
-        free_.emplace(b->size, b->ptr);
-        bytes_ += b->size;
-        b->ptr = nullptr;
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->size == size) {
+        void* p = it->ptr;
+        free_.erase(it);
+        bytes_ -= size;
+        return p;
       }
     }
-    std::free(b->ptr);
+    return nullptr;
+  }
+  void give(Block* b) {
+    std::vector<void*> evicted;
+    if (b->size <= cache_limit_bytes()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      free_.push_front(*b);
+      bytes_ += b->size;
+      while (bytes_ > cache_limit_bytes()) {
+        evicted.push_back(free_.back().ptr);
+        bytes_ -= free_.back().size;
+        free_.pop_back();
+      }
+    } else {
+      evicted.push_back(b->ptr);
+    }
     delete b;
+    for (void* p : evicted) std::free(p);  // outside the lock
   }
   int64_t clear() {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& kv : free_) std::free(kv.second);
+    for (const Block& b : free_) std::free(b.ptr);
     free_.clear();
     const size_t released = bytes_;
     bytes_ = 0;
@@ -79,7 +91,7 @@ class BlockCache {
 
  private:
   std::mutex mutex_;
-  std::multimap<size_t, void*> free_;
+  std::list<Block> free_;
   size_t bytes_ = 0;
 };
 

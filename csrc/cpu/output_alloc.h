@@ -7,7 +7,8 @@ namespace hrops {
 
 // Like at::empty(sizes, options) for CPU tensors. Storage of 2 MiB or more is
 // 2 MiB-aligned, madvise(MADV_HUGEPAGE)d, and returned on free to a cache
-// that later outputs of the same rounded size reuse.
+// that later outputs of the same rounded size reuse (least recently freed
+// blocks are evicted first when the cache is full).
 //
 // Why: a fresh output is written once by a memory-bound kernel, and the
 // first-touch page faults of newly mapped memory cost more than the kernel
