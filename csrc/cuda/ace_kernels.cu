@@ -49,18 +49,8 @@ cudaError_t launch_ace_modulate(DType dtype, const void* x, const void* gamma_sp
                                 const void* beta_spade, const void* gamma_avg,
                                 const void* beta_avg, const void* alpha, void* out, int64_t n,
                                 cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return modulate<float>(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, out, n, stream);
-    case DType::kFloat64:
-      return modulate<double>(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, out, n, stream);
-    case DType::kFloat16:
-      return modulate<__half>(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, out, n, stream);
-    case DType::kBFloat16:
-      return modulate<__nv_bfloat16>(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, out, n,
-                                     stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, modulate<T>(
+        x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, out, n, stream));
 }
 
 }  // namespace hrops

@@ -75,32 +75,15 @@ cudaError_t backward(const void* grad, const void* out, const void* shift, void*
 cudaError_t launch_fused_bias_leaky_relu(DType dtype, const void* x, const void* bias, void* out,
                                          int64_t outer, int64_t C, int64_t inner, double slope,
                                          double scale, cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32: return forward<float>(x, bias, out, outer, C, inner, slope, scale, stream);
-    case DType::kFloat64: return forward<double>(x, bias, out, outer, C, inner, slope, scale, stream);
-    case DType::kFloat16: return forward<__half>(x, bias, out, outer, C, inner, slope, scale, stream);
-    case DType::kBFloat16:
-      return forward<__nv_bfloat16>(x, bias, out, outer, C, inner, slope, scale, stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, forward<T>(x, bias, out, outer, C, inner, slope, scale, stream));
 }
 
 cudaError_t launch_fused_bias_leaky_relu_backward(DType dtype, const void* grad, const void* out,
                                                   const void* shift, void* grad_x, int64_t outer,
                                                   int64_t C, int64_t inner, double slope,
                                                   double scale, cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return backward<float>(grad, out, shift, grad_x, outer, C, inner, slope, scale, stream);
-    case DType::kFloat64:
-      return backward<double>(grad, out, shift, grad_x, outer, C, inner, slope, scale, stream);
-    case DType::kFloat16:
-      return backward<__half>(grad, out, shift, grad_x, outer, C, inner, slope, scale, stream);
-    case DType::kBFloat16:
-      return backward<__nv_bfloat16>(grad, out, shift, grad_x, outer, C, inner, slope, scale,
-                                     stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, backward<T>(
+        grad, out, shift, grad_x, outer, C, inner, slope, scale, stream));
 }
 
 }  // namespace hrops

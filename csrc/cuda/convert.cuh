@@ -33,4 +33,15 @@ struct Convert<__nv_bfloat16> {
 template <typename T> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
 
+// `return expr` for the launcher of `dtype`, with T bound to its storage type:
+//   HROPS_DISPATCH_DTYPE(dtype, T, kernel_launch<T>(args...))
+#define HROPS_DISPATCH_DTYPE(dtype, T, ...)                      \
+  switch (dtype) {                                               \
+    case DType::kFloat32: { using T = float; return __VA_ARGS__; }          \
+    case DType::kFloat64: { using T = double; return __VA_ARGS__; }         \
+    case DType::kFloat16: { using T = __half; return __VA_ARGS__; }         \
+    case DType::kBFloat16: { using T = __nv_bfloat16; return __VA_ARGS__; } \
+  }                                                              \
+  return cudaErrorInvalidValue
+
 }  // namespace hrops

@@ -73,13 +73,7 @@ cudaError_t launch(const gates::Planes& p, int64_t N, int64_t C, int64_t HW, cud
 template <Kernel K, int64_t kAct>
 cudaError_t by_dtype(DType dtype, const gates::Planes& p, int64_t N, int64_t C, int64_t HW,
                      cudaStream_t s) {
-  switch (dtype) {
-    case DType::kFloat32: return launch<K, kAct, float>(p, N, C, HW, s);
-    case DType::kFloat64: return launch<K, kAct, double>(p, N, C, HW, s);
-    case DType::kFloat16: return launch<K, kAct, __half>(p, N, C, HW, s);
-    case DType::kBFloat16: return launch<K, kAct, __nv_bfloat16>(p, N, C, HW, s);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, launch<K, kAct, T>(p, N, C, HW, s));
 }
 
 }  // namespace

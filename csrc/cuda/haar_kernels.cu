@@ -77,25 +77,13 @@ cudaError_t idwt(const void* low, const int64_t* ls, const void* high, const int
 
 cudaError_t launch_haar_dwt(DType dtype, const void* x, const int64_t xs[4], void* out, int64_t N,
                             int64_t C, int64_t H, int64_t W, cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32: return dwt<float>(x, xs, out, N, C, H, W, stream);
-    case DType::kFloat64: return dwt<double>(x, xs, out, N, C, H, W, stream);
-    case DType::kFloat16: return dwt<__half>(x, xs, out, N, C, H, W, stream);
-    case DType::kBFloat16: return dwt<__nv_bfloat16>(x, xs, out, N, C, H, W, stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, dwt<T>(x, xs, out, N, C, H, W, stream));
 }
 
 cudaError_t launch_haar_idwt(DType dtype, const void* low, const int64_t ls[4], const void* high,
                              const int64_t hs[5], void* out, int64_t N, int64_t C, int64_t H,
                              int64_t W, cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32: return idwt<float>(low, ls, high, hs, out, N, C, H, W, stream);
-    case DType::kFloat64: return idwt<double>(low, ls, high, hs, out, N, C, H, W, stream);
-    case DType::kFloat16: return idwt<__half>(low, ls, high, hs, out, N, C, H, W, stream);
-    case DType::kBFloat16: return idwt<__nv_bfloat16>(low, ls, high, hs, out, N, C, H, W, stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, idwt<T>(low, ls, high, hs, out, N, C, H, W, stream));
 }
 
 }  // namespace hrops

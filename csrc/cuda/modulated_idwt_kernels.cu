@@ -94,30 +94,14 @@ cudaError_t backward(const void* grad, const void* x, const void* mod, void* gra
 cudaError_t launch_modulated_idwt(DType dtype, const void* x, const int64_t xs[4], const void* mod,
                                   void* out, int64_t N, int64_t C, int64_t h, int64_t w,
                                   cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32: return forward<float>(x, xs, mod, out, N, C, h, w, stream);
-    case DType::kFloat64: return forward<double>(x, xs, mod, out, N, C, h, w, stream);
-    case DType::kFloat16: return forward<__half>(x, xs, mod, out, N, C, h, w, stream);
-    case DType::kBFloat16: return forward<__nv_bfloat16>(x, xs, mod, out, N, C, h, w, stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, forward<T>(x, xs, mod, out, N, C, h, w, stream));
 }
 
 cudaError_t launch_modulated_idwt_backward(DType dtype, const void* grad, const void* x,
                                            const void* mod, void* grad_x, void* grad_mod,
                                            int64_t N, int64_t C, int64_t h, int64_t w,
                                            cudaStream_t stream) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return backward<float>(grad, x, mod, grad_x, grad_mod, N, C, h, w, stream);
-    case DType::kFloat64:
-      return backward<double>(grad, x, mod, grad_x, grad_mod, N, C, h, w, stream);
-    case DType::kFloat16:
-      return backward<__half>(grad, x, mod, grad_x, grad_mod, N, C, h, w, stream);
-    case DType::kBFloat16:
-      return backward<__nv_bfloat16>(grad, x, mod, grad_x, grad_mod, N, C, h, w, stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, backward<T>(grad, x, mod, grad_x, grad_mod, N, C, h, w, stream));
 }
 
 }  // namespace hrops

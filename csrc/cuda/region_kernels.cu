@@ -128,35 +128,27 @@ cudaError_t conv_gather(const void* proj, const int64_t* labels, const void* bia
 
 }  // namespace
 
-#define HROPS_REGION_DISPATCH(fn, ...)                                       \
-  switch (dtype) {                                                           \
-    case DType::kFloat32: return fn<float>(__VA_ARGS__);                     \
-    case DType::kFloat64: return fn<double>(__VA_ARGS__);                    \
-    case DType::kFloat16: return fn<__half>(__VA_ARGS__);                    \
-    case DType::kBFloat16: return fn<__nv_bfloat16>(__VA_ARGS__);            \
-  }                                                                          \
-  return cudaErrorInvalidValue;
-
 cudaError_t launch_region_tap_sum(DType dtype, const void* src, const int64_t* labels,
                                   const void* scale, void* out, int64_t N, int64_t C, int64_t Ho,
                                   int64_t Wo, int64_t H, int64_t W, int64_t R, int64_t k,
                                   int64_t pad, cudaStream_t stream) {
-  HROPS_REGION_DISPATCH(tap_sum, src, labels, scale, out, N, C, Ho, Wo, H, W, R, k, pad, stream)
+  HROPS_DISPATCH_DTYPE(dtype, T, tap_sum<T>(
+        src, labels, scale, out, N, C, Ho, Wo, H, W, R, k, pad, stream));
 }
 
 cudaError_t launch_region_fill(DType dtype, const void* codes, const int64_t* labels,
                                const void* scale, void* out, int64_t N, int64_t R, int64_t C,
                                int64_t H, int64_t W, cudaStream_t stream) {
-  HROPS_REGION_DISPATCH(fill, codes, labels, scale, out, N, R, C, H, W, stream)
+  HROPS_DISPATCH_DTYPE(dtype, T, fill<T>(codes, labels, scale, out, N, R, C, H, W, stream));
 }
 
 cudaError_t launch_region_conv_gather(DType dtype, const void* proj, const int64_t* labels,
                                       const void* bias, void* out, int64_t N, int64_t R, int64_t O,
                                       int64_t H, int64_t W, int64_t k, int64_t pad,
                                       cudaStream_t stream) {
-  HROPS_REGION_DISPATCH(conv_gather, proj, labels, bias, out, N, R, O, H, W, k, pad, stream)
+  HROPS_DISPATCH_DTYPE(dtype, T, conv_gather<T>(
+        proj, labels, bias, out, N, R, O, H, W, k, pad, stream));
 }
 
-#undef HROPS_REGION_DISPATCH
 
 }  // namespace hrops

@@ -43,13 +43,7 @@ cudaError_t launch_upfirdn2d(DType dtype, const void* x, const int64_t xs[4], co
                              cudaStream_t stream) {
   const UpFirDn2dGeom g{geom[0], geom[1], geom[2], geom[3], geom[4],  geom[5],
                         geom[6], geom[7], geom[8], geom[9], geom[10], geom[11]};
-  switch (dtype) {
-    case DType::kFloat32: return run<float>(x, xs, kernel, out, N, C, g, stream);
-    case DType::kFloat64: return run<double>(x, xs, kernel, out, N, C, g, stream);
-    case DType::kFloat16: return run<__half>(x, xs, kernel, out, N, C, g, stream);
-    case DType::kBFloat16: return run<__nv_bfloat16>(x, xs, kernel, out, N, C, g, stream);
-  }
-  return cudaErrorInvalidValue;
+  HROPS_DISPATCH_DTYPE(dtype, T, run<T>(x, xs, kernel, out, N, C, g, stream));
 }
 
 }  // namespace hrops
