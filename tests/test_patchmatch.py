@@ -129,6 +129,49 @@ def test_step_kernel_matches_ref(impl, device, case):
             torch.testing.assert_close(got[1].cpu(), expected[1], **tol)
 
 
+def _fma_sensitive_offsets(h, w, k):
+    """Fractional (N=1, 2, k, h, w) offsets whose target row * w + col truncates
+    differently when computed with one rounding (a fused multiply-add) than
+    with CoCosNet v2's two float32 roundings."""
+    gen = torch.Generator().manual_seed(3)
+    rows = torch.arange(h, dtype=torch.float32).view(1, h, 1)
+    cols = torch.arange(w, dtype=torch.float32).view(1, 1, w)
+    picked = []
+    while len(picked) < k:
+        off = torch.rand(2, 4096, h, w, generator=gen) * 6 - 3
+        tr = (rows + off[0]).clamp(0, h - 1)
+        tc = (cols + off[1]).clamp(0, w - 1)
+        two_roundings = (tr * w + tc).long()  # torch: separate multiply and add
+        one_rounding = (tr.double() * w + tc.double()).float().long()
+        differ = (two_roundings != one_rounding).flatten(1).any(1).nonzero().flatten().tolist()
+        picked += [off[:, i] for i in differ]
+    return torch.stack(picked[:k], dim=1)[None]
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
+def test_truncation_rounds_twice_like_cocosnet(impl, device):
+    """A kernel that contracts row * Wb + col into a fused multiply-add picks
+    a neighbouring pixel for some fractional offsets: after the GRU's
+    fractional updates such flips cascade through a whole level."""
+    h, w, k = 5, 7, 4
+    off = _fma_sensitive_offsets(h, w, k)
+    gen = torch.Generator().manual_seed(0)
+    a = F.normalize(torch.randn(1, 8, h, w, generator=gen), dim=1)
+    b = F.normalize(torch.randn(1, 8, h, w, generator=gen), dim=1)
+    for direction in ("none", "horizontal"):
+        got, _ = hrops.patchmatch_step(a.to(device), b.to(device), off.to(device), direction, 0.1,
+                                       3 * k if direction != "none" else k,
+                                       cocosnet_truncation=True, impl=impl)
+        expected, _ = ref.patchmatch_step(a, b, off, direction, 0.1, 3 * k if direction != "none"
+                                          else k, True)
+        torch.testing.assert_close(got.cpu(), expected)
+    r = torch.randn(1, 3, h, w, generator=gen)
+    torch.testing.assert_close(
+        hrops.patchmatch_warp(a.to(device), b.to(device), r.to(device), off.to(device), 0.1,
+                              cocosnet_truncation=True, impl=impl).cpu(),
+        ref.patchmatch_warp(a, b, r, off, 0.1, True), atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
 def test_identical_features_break_ties_to_the_lower_candidate(impl, device):
     a = torch.ones(1, 4, 3, 3)

@@ -16,12 +16,15 @@ constexpr int kPatchMatchMaxCandidates = 96;
 HROPS_HD float pm_clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // row * width + col in float32 with the two roundings of CoCosNet's torch
-// code (no fused multiply-add on the GPU).
+// code: never a fused multiply-add, whose single rounding truncates some
+// fractional indices differently (the host compiler contracts a * b + c
+// under -O3 unless the product is forced through memory).
 HROPS_HD float pm_flat_index_f32(float row, float width, float col) {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(__fmul_rn(row, width), col);
 #else
-  return row * width + col;
+  volatile float product = row * width;
+  return product + col;
 #endif
 }
 
