@@ -1,9 +1,10 @@
-"""The original recurrent cells' computation, written from SEEDS.md 5.1/5.3
+"""The original recurrent cells' computation, written from SEEDS.md 4.4/5.1/5.3
 (no code copied): CooGAN's SRU_modify(_relu) and STGAN's official
 ConvGRUCell with pass_state 'stu', each gate its own convolution with bias,
-TF 'SAME' padding, plain PyTorch gating. Oracles for hrops.nn.LSTU/STU and
-the eager baseline of their benchmarks; `export_to` copies the weights into
-hrops' concatenated layout."""
+TF 'SAME' padding, plain PyTorch gating; and RAFT / CoCosNet v2's
+SepConvGRU. Oracles for hrops.nn.LSTU/STU/SepConvGRU and the eager baselines
+of their benchmarks; `export_to` copies LSTU/STU weights into hrops'
+concatenated layout (SepConvGRU shares its state_dict as it is)."""
 import torch
 from torch import nn
 
@@ -66,3 +67,24 @@ class OriginalSTU(nn.Module):
         cell.gates.bias.copy_(torch.cat([self.reset_gate.bias, self.update_gate.bias]))
         cell.info.load_state_dict(self.hidden.state_dict())
         return cell
+
+
+class OriginalSepConvGRU(nn.Module):
+    """RAFT/CoCosNet v2's SepConvGRU as written there: separate z, r, q convs,
+    a 1x5 pass then a 5x1 pass."""
+
+    def __init__(self, hidden_dim=32, input_dim=64):
+        super().__init__()
+        cin = hidden_dim + input_dim
+        for suffix, kernel, pad in (("1", (1, 5), (0, 2)), ("2", (5, 1), (2, 0))):
+            for gate in "zrq":
+                setattr(self, f"conv{gate}{suffix}", nn.Conv2d(cin, hidden_dim, kernel, padding=pad))
+
+    def forward(self, h, x):
+        for s in "12":
+            hx = torch.cat([h, x], dim=1)
+            z = torch.sigmoid(getattr(self, f"convz{s}")(hx))
+            r = torch.sigmoid(getattr(self, f"convr{s}")(hx))
+            q = torch.tanh(getattr(self, f"convq{s}")(torch.cat([r * h, x], dim=1)))
+            h = (1 - z) * h + z * q
+        return h

@@ -2,6 +2,7 @@
 autograd and fake implementations."""
 from .ace import ace_modulate
 from .bias_act import fused_bias_leaky_relu
+from .conv_gru import conv_gru_pass
 from .gates import gru_update, lstu_gates, stu_reset, stu_update
 from .haar import haar_dwt, haar_idwt, haar_idwt_bands
 from .modulated_conv import modulated_dwconv2d, modulated_idwt_upsample
@@ -11,7 +12,7 @@ from .region import (region_avg_pool, region_broadcast, region_conv2d, region_pr
 from .stylegan2_modconv import modulated_conv2d
 from .upfirdn2d import upfirdn2d
 
-__all__ = ["ace_modulate", "fused_bias_leaky_relu", "gru_update", "lstu_gates", "stu_reset",
+__all__ = ["ace_modulate", "conv_gru_pass", "fused_bias_leaky_relu", "gru_update", "lstu_gates", "stu_reset",
            "stu_update", "haar_dwt", "haar_idwt", "haar_idwt_bands",
            "modulated_conv2d", "modulated_dwconv2d", "modulated_idwt_upsample", "patchmatch_step",
            "patchmatch_warp", "region_avg_pool", "region_broadcast", "region_conv2d",

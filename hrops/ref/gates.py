@@ -8,10 +8,12 @@ equations with plain PyTorch ops.
   stu_reset: STGAN's STU reset, s_new = sigmoid(pre_r) * s_hat
   gru_update: h' = (1 - z) * h + z * tanh(pre_q), z = sigmoid(pre_z); STGAN's
       STU output out = (1 - u) * s_hat + u * tanh(pre_info) is this update.
+  conv_gru_pass: one ConvGRU pass, the gate convolutions on [h, x] included.
 pre_gates holds [pre_f | pre_r] on the channel axis: the output of the one
 convolution that computes both gates.
 """
 import torch
+import torch.nn.functional as F
 
 
 def lstu_gates(x_up, x_tilde, pre_gates, enc, activation="tanh"):
@@ -31,3 +33,12 @@ def stu_reset(pre_r, s_hat):
 def gru_update(pre_z, h, pre_q):
     z = torch.sigmoid(pre_z)
     return (1 - z) * h + z * torch.tanh(pre_q)
+
+
+def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
+    """One ConvGRU pass: gate convolutions on [h, x], reset, update."""
+    c = h.shape[1]
+    pre_zr = F.conv2d(torch.cat((h, x), dim=1), weight_zr, bias_zr, padding=padding)
+    pre_q = F.conv2d(torch.cat((stu_reset(pre_zr[:, c:], h), x), dim=1), weight_q, bias_q,
+                     padding=padding)
+    return gru_update(pre_zr[:, :c], h, pre_q)

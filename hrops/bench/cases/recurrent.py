@@ -1,5 +1,7 @@
 """LSTU and STU cells, fp32, at CooGAN-256's last level (SEEDS.md 5.3, 8):
-batch 8, encoder feature 32 ch @128^2, state 64 ch @64^2 plus 13 attributes.
+batch 8, encoder feature 32 ch @128^2, state 64 ch @64^2 plus 13 attributes;
+and CoCosNet v2's SepConvGRU (hidden 32, input 64, batch 2 at 128^2 and
+256^2; SEEDS.md 4.4), whose "saved" column is the issue's memory target.
 
 Baselines: the original cells' eager computation (separate gate
 convolutions, plain PyTorch gating, as CooGAN's SRU_modify and STGAN's
@@ -15,11 +17,37 @@ import hrops
 from ..harness import Case, Impl, compiled
 
 SIZES = {"default": [(8, 32, 64, 128, 13)], "quick": [(2, 8, 8, 16, 3)]}
+GRU_SIZES = {"default": [128, 256], "quick": [16]}
 
 
 def cases(quick=False):
     key = "quick" if quick else "default"
-    return [_case(kind, *s) for s in SIZES[key] for kind in ("lstu", "stu")]
+    return ([_case(kind, *s) for s in SIZES[key] for kind in ("lstu", "stu")]
+            + [_gru_case(hw) for hw in GRU_SIZES[key]])
+
+
+def _gru_case(hw, n=2, hidden=32, inp=64):
+    from python_models.original_cells import OriginalSepConvGRU
+
+    modules = {}
+
+    def impls(device, dtype):
+        if device not in modules:
+            torch.manual_seed(0)
+            original = OriginalSepConvGRU(hidden, inp).to(device, dtype)
+            ours = hrops.nn.SepConvGRU(hidden, inp).to(device, dtype)
+            ours.load_state_dict(original.state_dict())
+            modules[device] = original, ours
+        original, ours = modules[device]
+        return {"hrops": Impl(ours), "ref": Impl(original), "compile(ref)": compiled(original)}
+
+    def make_inputs(device, dtype):
+        gen = torch.Generator(device).manual_seed(0)
+        return (torch.randn(n, hidden, hw, hw, generator=gen, device=device, dtype=dtype),
+                torch.randn(n, inp, hw, hw, generator=gen, device=device, dtype=dtype))
+
+    return Case("sepconv_gru", f"B{n}xh{hidden}+x{inp}@{hw}^2", make_inputs, impls,
+                fwd_bytes=None, bwd_bytes=0, tolerance=dict(scaled_atol=2e-5, rtol=1e-4))
 
 
 def _case(kind, n, d, c_prev, hw, attrs):
