@@ -1,5 +1,7 @@
 // Host-only argument checks of the PatchMatch kernels.
 #pragma once
+#include <optional>
+
 #include "common/patchmatch.h"
 #include "common/tensor_checks.h"
 
@@ -43,12 +45,27 @@ inline void check_patchmatch_warp_args(const PmDims& d, const at::Tensor& a, con
   TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
 }
 
+// random_offsets: the optional random-search candidates (N, 2, R, H, W),
+// evaluated after the propagated ones. Returns R (0 without them).
+inline int64_t check_patchmatch_random_offsets(const PmDims& d, const at::Tensor& a,
+                                               const std::optional<at::Tensor>& random_offsets) {
+  if (!random_offsets.has_value()) return 0;
+  const at::Tensor& t = *random_offsets;
+  check_dim(t, 5, "random_offsets", "(N, 2, R, H, W)");
+  check_floating(t, "random_offsets");
+  TORCH_CHECK(t.device() == a.device(), "random_offsets must be on feat_a's device");
+  TORCH_CHECK(t.size(0) == d.N && t.size(1) == 2 && t.size(3) == d.H && t.size(4) == d.W,
+              "random_offsets must have shape (N, 2, R, H, W) = (", d.N, ", 2, R, ", d.H, ", ",
+              d.W, "), got ", t.sizes());
+  return t.size(2);
+}
+
 inline void check_patchmatch_step_args(const PmDims& d, int64_t direction, double temperature,
-                                       int64_t topk) {
+                                       int64_t topk, int64_t R = 0) {
   TORCH_CHECK(direction >= 0 && direction <= 2, "direction must be 0, 1 or 2, got ", direction);
-  const int64_t M = direction == 0 ? d.K : 3 * d.K;
+  const int64_t M = (direction == 0 ? d.K : 3 * d.K) + R;
   TORCH_CHECK(M <= kPatchMatchMaxCandidates, "at most ", kPatchMatchMaxCandidates,
-              " candidates after propagation are supported, got ", M);
+              " candidates after propagation (and random search) are supported, got ", M);
   TORCH_CHECK(topk >= 1 && topk <= M, "topk must be in [1, ", M, "], got ", topk);
   TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
 }

@@ -39,13 +39,15 @@ struct StepArgs {
   bool trunc;
   const float *a, *b, *offsets;  // a, b channels-last
   float *new_offsets, *probs;
+  const float* random_offsets;  // (N, 2, R, H, W): random-search candidates
+  int64_t R;
 };
 
 // Evaluates pixels [begin, end) of the flattened (N, H, W) grid.
 HROPS_INLINE void step_pixels(const StepArgs& s, int64_t begin, int64_t end) {
   const PmDims& d = s.d;
   const int64_t HW = d.H * d.W, C = d.C, k = s.k;
-  const int M = int(s.direction == 0 ? d.K : 3 * d.K);
+  const int M = int((s.direction == 0 ? d.K : 3 * d.K) + s.R);
   float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
   int64_t target[kPatchMatchMaxCandidates];
   int top[kPatchMatchMaxCandidates];
@@ -62,6 +64,11 @@ HROPS_INLINE void step_pixels(const StepArgs& s, int64_t begin, int64_t end) {
         target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, s.trunc);
         prefetch_vector(bn + target[m] * C, C);
       }
+    }
+    for (int64_t j = 0; j < s.R; ++j, ++m) {
+      const float* rnd = s.random_offsets + ((n * 2) * s.R + j) * HW + p;
+      target[m] = pm_target(r, c, rnd[0], rnd[s.R * HW], d.Hb, d.Wb, s.trunc);
+      prefetch_vector(bn + target[m] * C, C);
     }
     // Scores after all targets are known: the B reads are random, and the
     // prefetches above let their cache misses overlap.
@@ -84,17 +91,19 @@ void step_pixels_baseline(const StepArgs& s, int64_t begin, int64_t end) {
   step_pixels(s, begin, end);
 }
 
-std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, const at::Tensor& b,
-                                                       const at::Tensor& offsets,
-                                                       int64_t direction, double temperature,
-                                                       int64_t topk, bool cocosnet_truncation) {
+std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(
+    const at::Tensor& a, const at::Tensor& b, const at::Tensor& offsets, int64_t direction,
+    double temperature, int64_t topk, bool cocosnet_truncation,
+    const std::optional<at::Tensor>& random_offsets) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
-  check_patchmatch_step_args(d, direction, temperature, topk);
+  const int64_t R = check_patchmatch_random_offsets(d, a, random_offsets);
+  check_patchmatch_step_args(d, direction, temperature, topk, R);
   at::Tensor new_offsets = at::empty({d.N, 2, topk, d.H, d.W}, offsets.options().dtype(at::kFloat));
   at::Tensor probs = at::empty({d.N, topk, d.H, d.W}, a.options().dtype(at::kFloat));
   if (d.N * d.H * d.W == 0) return {new_offsets, probs};
   const at::Tensor acl = channels_last(a), bcl = channels_last(b);
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
+  const at::Tensor rnd = R > 0 ? random_offsets->to(at::kFloat).contiguous() : at::Tensor();
   const float* ap = acl.const_data_ptr<float>();
   const float* bp = bcl.const_data_ptr<float>();
   const float* op = off.const_data_ptr<float>();
@@ -102,7 +111,8 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, cons
   float* pp = probs.mutable_data_ptr<float>();
   const int64_t HW = d.H * d.W, k = topk;
   const float inv_t = float(1.0 / temperature);
-  const StepArgs args{d, int(direction), int(k), inv_t, cocosnet_truncation, ap, bp, op, nop, pp};
+  const StepArgs args{d, int(direction), int(k), inv_t, cocosnet_truncation, ap, bp, op, nop, pp,
+                      R > 0 ? rnd.const_data_ptr<float>() : nullptr, R};
   const bool avx2 = cpu_has_avx2_fma();
   at::parallel_for(0, d.N * HW, 256, [&](int64_t begin, int64_t end) {
     if (avx2) {

@@ -18,7 +18,8 @@ TORCH_LIBRARY(hrops_C, m) {
   m.def("modulated_idwt_upsample(Tensor x, Tensor modulation) -> Tensor");
   m.def(
       "patchmatch_step(Tensor feat_a, Tensor feat_b, Tensor offsets, int direction, "
-      "float temperature, int topk, bool cocosnet_truncation) -> (Tensor, Tensor)");
+      "float temperature, int topk, bool cocosnet_truncation, Tensor? random_offsets=None) -> "
+      "(Tensor, Tensor)");
   m.def(
       "patchmatch_warp(Tensor feat_a, Tensor feat_b, Tensor ref, Tensor offsets, "
       "float temperature, bool cocosnet_truncation) -> Tensor");

@@ -42,9 +42,11 @@ struct PatchMatchDims {
 };
 
 // new_offsets (N, 2, topk, H, W), probs (N, topk, H, W).
+// random_offsets: contiguous (N, 2, R, H, W) random-search candidates (null when R = 0).
 cudaError_t launch_patchmatch_step(const PatchMatchDims& d, const float* a, const float* b,
                                    const float* offsets, int direction, float inv_temperature,
-                                   int topk, bool cocosnet_truncation, float* new_offsets,
+                                   int topk, bool cocosnet_truncation,
+                                   const float* random_offsets, int64_t R, float* new_offsets,
                                    float* probs, cudaStream_t stream);
 
 // out: (N, Cr, H, W), zero-initialised by the caller.

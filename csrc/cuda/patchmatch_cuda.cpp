@@ -19,22 +19,23 @@ at::Tensor channels_last_f32(const at::Tensor& t) {
 
 PatchMatchDims dims(const PmDims& d) { return PatchMatchDims{d.N, d.C, d.H, d.W, d.Hb, d.Wb, d.K}; }
 
-std::tuple<at::Tensor, at::Tensor> patchmatch_step_cuda(const at::Tensor& a, const at::Tensor& b,
-                                                        const at::Tensor& offsets,
-                                                        int64_t direction, double temperature,
-                                                        int64_t topk, bool trunc) {
+std::tuple<at::Tensor, at::Tensor> patchmatch_step_cuda(
+    const at::Tensor& a, const at::Tensor& b, const at::Tensor& offsets, int64_t direction,
+    double temperature, int64_t topk, bool trunc, const std::optional<at::Tensor>& random_offsets) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
-  check_patchmatch_step_args(d, direction, temperature, topk);
+  const int64_t R = check_patchmatch_random_offsets(d, a, random_offsets);
+  check_patchmatch_step_args(d, direction, temperature, topk, R);
   const c10::cuda::CUDAGuard guard(a.device());
   at::Tensor new_offsets = at::empty({d.N, 2, topk, d.H, d.W}, offsets.options().dtype(at::kFloat));
   at::Tensor probs = at::empty({d.N, topk, d.H, d.W}, a.options().dtype(at::kFloat));
   const at::Tensor acl = channels_last_f32(a), bcl = channels_last_f32(b);
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
+  const at::Tensor rnd = R > 0 ? random_offsets->to(at::kFloat).contiguous() : at::Tensor();
   C10_CUDA_CHECK(launch_patchmatch_step(
       dims(d), acl.const_data_ptr<float>(), bcl.const_data_ptr<float>(), off.const_data_ptr<float>(),
       int(direction), float(1.0 / temperature), int(topk), trunc,
-      new_offsets.mutable_data_ptr<float>(), probs.mutable_data_ptr<float>(),
-      c10::cuda::getCurrentCUDAStream()));
+      R > 0 ? rnd.const_data_ptr<float>() : nullptr, R, new_offsets.mutable_data_ptr<float>(),
+      probs.mutable_data_ptr<float>(), c10::cuda::getCurrentCUDAStream()));
   return {new_offsets.to(offsets.scalar_type()), probs.to(a.scalar_type())};
 }
 

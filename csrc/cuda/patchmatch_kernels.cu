@@ -19,12 +19,13 @@ __device__ float dot_f32(const float* a, const float* b, int64_t n) {
 __global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
                             const float* __restrict__ b, const float* __restrict__ off,
                             int direction, float inv_t, int topk, bool trunc,
+                            const float* __restrict__ rnd, int64_t R,
                             float* __restrict__ new_off, float* __restrict__ probs) {
   const int64_t HW = d.H * d.W;
   const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (np >= d.N * HW) return;
   const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
-  const int M = int(direction == 0 ? d.K : 3 * d.K);
+  const int M = int((direction == 0 ? d.K : 3 * d.K) + R);
   float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
   int64_t target[kPatchMatchMaxCandidates];
   int top[kPatchMatchMaxCandidates];
@@ -38,6 +39,11 @@ __global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
       target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, trunc);
       cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
     }
+  }
+  for (int64_t j = 0; j < R; ++j, ++m) {  // random-search candidates
+    const int64_t s = ((n * 2) * R + j) * HW + p;
+    target[m] = pm_target(r, c, rnd[s], rnd[s + R * HW], d.Hb, d.Wb, trunc);
+    cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
   }
   pm_softmax_topk(cost, M, topk, prob, top);
   for (int i = 0; i < topk; ++i) {
@@ -117,11 +123,13 @@ int64_t blocks(const PatchMatchDims& d) { return (d.N * d.H * d.W + kThreads - 1
 
 cudaError_t launch_patchmatch_step(const PatchMatchDims& d, const float* a, const float* b,
                                    const float* offsets, int direction, float inv_temperature,
-                                   int topk, bool cocosnet_truncation, float* new_offsets,
+                                   int topk, bool cocosnet_truncation,
+                                   const float* random_offsets, int64_t R, float* new_offsets,
                                    float* probs, cudaStream_t stream) {
   if (d.N * d.H * d.W == 0) return cudaSuccess;
   step_kernel<<<blocks(d), kThreads, 0, stream>>>(d, a, b, offsets, direction, inv_temperature,
-                                                  topk, cocosnet_truncation, new_offsets, probs);
+                                                  topk, cocosnet_truncation, random_offsets, R,
+                                                  new_offsets, probs);
   return cudaGetLastError();
 }
 

@@ -6,11 +6,16 @@ gradient (CoCosNet v2 runs it under no_grad).
 hrops::patchmatch_warp: the soft warp, differentiable in feat_a, feat_b and
 ref; backward recomputes the candidates' weights (saves only the inputs).
 """
+import math
+import operator
+from typing import Optional
+
 import torch
 
 from .. import _backends, ref
 from ..ref.patchmatch import DIRECTIONS
 from ._checks import check_same_device_dtype, check_tensor
+from .patchmatch_random_search import random_search_offsets, random_search_radii
 
 _IMPLS = ("ref", "cpu", "cuda")
 MAX_CANDIDATES = 96  # after propagation; csrc/common/patchmatch.h
@@ -19,13 +24,15 @@ MAX_CANDIDATES = 96  # after propagation; csrc/common/patchmatch.h
 @torch.library.custom_op("hrops::patchmatch_step", mutates_args=())
 def _patchmatch_step(feat_a: torch.Tensor, feat_b: torch.Tensor, offsets: torch.Tensor,
                      direction: int, temperature: float, topk: int, cocosnet_truncation: bool,
-                     impl: str) -> tuple[torch.Tensor, torch.Tensor]:
+                     impl: str, random_offsets: Optional[torch.Tensor] = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.ops.hrops_C.patchmatch_step(feat_a, feat_b, offsets, direction, temperature,
-                                             topk, cocosnet_truncation)
+                                             topk, cocosnet_truncation, random_offsets)
 
 
 @_patchmatch_step.register_fake
-def _(feat_a, feat_b, offsets, direction, temperature, topk, cocosnet_truncation, impl):
+def _(feat_a, feat_b, offsets, direction, temperature, topk, cocosnet_truncation, impl,
+      random_offsets=None):
     n, _, h, w = feat_a.shape
     return offsets.new_empty((n, 2, topk, h, w)), feat_a.new_empty((n, topk, h, w))
 
@@ -97,8 +104,36 @@ def _check(feat_a, feat_b, offsets, temperature):
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
+def _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b):
+    """The random candidates' radii (empty when the stage is off)."""
+    count = random_search
+    if count != "full":
+        try:  # a bool is no count: True could mean one candidate or the "full" schedule
+            count = -1 if isinstance(count, bool) else operator.index(count)
+        except TypeError:
+            count = -1
+        if count < 0:
+            raise ValueError(f"random_search must be a number of candidates >= 0 or 'full', got "
+                             f"{random_search!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha (the radius ratio) must be in (0, 1), got {alpha}")
+    if max_radius is None:
+        max_radius = max(*feat_b.shape[2:], 1)
+    elif not (math.isfinite(max_radius) and max_radius >= 1):
+        raise ValueError(f"max_radius must be a finite number >= 1, got {max_radius}")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator)}")
+        dev, want = generator.device, feat_a.device
+        same_index = None in (dev.index, want.index) or dev.index == want.index
+        if dev.type != want.type or not same_index:
+            raise ValueError(f"generator must be on feat_a's device {want}, got {dev}")
+    return random_search_radii(count, max_radius, alpha)
+
+
 def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature=0.01, topk=None,
-                    *, cocosnet_truncation=False, impl=None):
+                    *, cocosnet_truncation=False, random_search=0, max_radius=None, alpha=0.5,
+                    generator=None, impl=None):
     """One PatchMatch propagation + evaluation (CoCosNet v2's PatchMatchOnce half).
 
     feat_a (N, C, H, W), feat_b (N, C, Hb, Wb): matching features (CoCosNet v2
@@ -113,25 +148,47 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     offsets' dtype, probabilities (N, topk, H, W)). Targets are clamped into
     B; fractional offsets round per coordinate, or truncate like CoCosNet v2
     with cocosnet_truncation=True. No gradient flows through a search.
+
+    Random search (classic PatchMatch, off by default): random_search=R
+    appends R candidates after the propagated ones (M = 3K + R, or K + R
+    with direction "none"; at most 96). Candidate i is the target of each
+    pixel's own candidate 0 (its current best when offsets are sorted, as
+    this op returns them) displaced by integers drawn uniformly from
+    [-floor(radius_i), floor(radius_i)] per axis, then clamped into B, with
+    radius_i = max_radius * alpha**i (max_radius defaults to max(Hb, Wb))
+    while it is >= 1, the schedule starting over when R is longer;
+    random_search="full" is the schedule once. The offsets are drawn with
+    torch.rand(generator=generator) on feat_a's device before the kernel
+    runs, so every impl gives the same result for the same generator state.
+    The propagated candidates are all still evaluated: the best score never
+    drops compared with no random search. Under torch.compile(fullgraph=True)
+    leave generator=None (dynamo cannot trace a torch.Generator argument of
+    torch.rand) and seed the global RNG instead.
     """
     _check(feat_a, feat_b, offsets, temperature)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {tuple(DIRECTIONS)}, got {direction!r}")
+    radii = _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b)
     k = offsets.shape[2]
-    m = k if direction == "none" else 3 * k
+    m = (k if direction == "none" else 3 * k) + len(radii)
     topk = k if topk is None else int(topk)
     if not 1 <= topk <= m:
         raise ValueError(f"topk must be in [1, {m}] ({m} candidates), got {topk}")
     if m > MAX_CANDIDATES:
         raise ValueError(f"at most {MAX_CANDIDATES} candidates after propagation are supported, "
-                         f"got {m}")
+                         f"got {m}" + (f" ({m - len(radii)} propagated + {len(radii)} from "
+                                       f"random search)" if radii else ""))
     feat_a, feat_b, offsets = feat_a.detach(), feat_b.detach(), offsets.detach()
     impl = _backends.resolve("patchmatch_step", impl, feat_a.device, _IMPLS)
+    rand = None
+    if radii:
+        rand = random_search_offsets(offsets, *feat_b.shape[2:], radii, generator,
+                                     cocosnet_truncation)
     if impl == "ref":
         return ref.patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
-                                   cocosnet_truncation)
+                                   cocosnet_truncation, rand)
     return _patchmatch_step(feat_a, feat_b, offsets, DIRECTIONS[direction], float(temperature),
-                            topk, cocosnet_truncation, impl)
+                            topk, cocosnet_truncation, impl, rand)
 
 
 def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,

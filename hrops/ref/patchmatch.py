@@ -56,12 +56,16 @@ def scores(feat_a, feat_b, idx, temperature):
 
 
 def patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
-                    cocosnet_truncation=False):
+                    cocosnet_truncation=False, random_offsets=None):
     """Propagation then evaluation: the topk candidates by softmax weight
     (descending, ties to the lower candidate index) as integer offsets
-    (float32), and their softmax weights. Returns (offsets, probs)."""
+    (float32), and their softmax weights. Returns (offsets, probs).
+    random_offsets (N, 2, R, H, W): random-search candidates evaluated after
+    the propagated ones."""
     hb, wb = feat_b.shape[-2:]
     cand = propagate(offsets.float(), direction)
+    if random_offsets is not None:
+        cand = torch.cat((cand, random_offsets.float()), dim=2)
     idx = targets(cand, hb, wb, cocosnet_truncation)
     prob = torch.softmax(scores(feat_a, feat_b, idx, temperature), dim=1)
     order = torch.sort(prob, dim=1, descending=True, stable=True).indices[:, :topk]
