@@ -4,11 +4,13 @@ iterations per level): hrops' model against the same network on the
 pure-PyTorch references ("ref": vectorised gathers for PatchMatch, the
 reference gating for the SepConvGRU), from one state_dict.
 
-The check compares the dense level's warp and the finest warp's per-channel
-mean: the float32 step kernels differ from the reference in the last bits,
-which CoCosNet v2's index truncation can turn into a neighbouring pixel for
-a few candidates (tests/test_cocosnet_v2.py bounds that; the ops are checked
-exactly in tests/test_patchmatch.py).
+The check compares the dense level's warp only: the float32 step kernels
+differ from the reference in the last bits, which CoCosNet v2's float32
+index truncation of the GRU's fractional offsets can turn into a
+neighbouring pixel, and the GRU spreads such a flip over the level (with
+random weights, most of it). tests/test_cocosnet_v2.py checks the network
+against CoCosNet v2's code and the kernels with integer offsets; the ops are
+checked exactly in tests/test_patchmatch.py.
 """
 import functools
 
@@ -43,7 +45,7 @@ def cases(quick=False):
     label = f"B1x{size}^2xL{labels}xnef{cfg['nef']}"
     # A whole model: no memory floor (fwd_bytes=None).
     return [Case("cocosnet_v2_corr", label, make_inputs, impls, fwd_bytes=None, bwd_bytes=None,
-                 tolerance=dict(atol=2e-3, rtol=1e-3))]
+                 tolerance=dict(atol=1e-5, rtol=1e-4))]
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,5 +62,5 @@ def _run(model, impl):
         use_impl(model, impl)
         with torch.no_grad():
             out = model(ref_img, seg, ref_seg, torch.Generator().manual_seed(0))
-        return out.warps[0], out.warps[-1].mean(dim=(2, 3))
+        return out.warps[0]
     return run
