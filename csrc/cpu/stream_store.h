@@ -16,38 +16,70 @@
 
 namespace hrops {
 
-// Outputs of at least this many bytes are streamed.
+// Outputs of at least this many bytes are streamed (kStreamable types).
 constexpr int64_t kStreamOutputBytes = int64_t(32) << 20;
 
 template <typename T>
 constexpr bool kStreamable = HROPS_X86 && (std::is_same_v<T, float> || std::is_same_v<T, double>);
 
-// dst[j] = src[j], j < n, with SSE2 (x86-64 baseline) streaming stores where
-// dst is 16-byte aligned. Call stream_fence() before the data is handed on.
+// Writes one contiguous output range front to back (say, one parallel task's
+// rows) with SSE2 (x86-64 baseline) streaming stores of whole 64-byte lines.
+// The partial lines at the range's two ends get normal stores: they may share
+// a line with another task's range, and a line written by both kinds of store
+// at once is slow. Rows of any length may be appended; a line that spans two
+// rows is collected first. finish() writes the rest and orders the streaming
+// stores before later stores (and so before the end of the parallel region).
 template <typename T>
-inline void stream_row(const T* src, T* dst, int64_t n) {
-  static_assert(kStreamable<T>, "streaming stores of float or double rows only");
-#if HROPS_X86
-  constexpr int64_t kLanes = 16 / sizeof(T);
-  int64_t j = 0;
-  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 15) != 0; ++j) dst[j] = src[j];
-  for (; j + kLanes <= n; j += kLanes) {
-    if constexpr (std::is_same_v<T, float>) {
-      _mm_stream_ps(dst + j, _mm_loadu_ps(src + j));
-    } else {
-      _mm_stream_pd(dst + j, _mm_loadu_pd(src + j));
+class StreamWriter {
+  static constexpr int64_t kLine = 64 / sizeof(T);
+
+ public:
+  explicit StreamWriter(T* dst)
+      : p_(dst), head_(((64 - reinterpret_cast<uintptr_t>(dst) % 64) % 64) / sizeof(T)) {}
+
+  void write(const T* src, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && head_ > 0; ++i, --head_) *p_++ = src[i];
+    while (i < n) {
+      if (fill_ == 0) {  // p_ starts a line: stream whole lines straight from src
+        for (; i + kLine <= n; i += kLine, p_ += kLine) stream_line(src + i, p_);
+      }
+      for (; i < n && fill_ < kLine; ++i) line_[fill_++] = src[i];
+      if (fill_ == kLine) {
+        stream_line(line_, p_);
+        p_ += kLine;
+        fill_ = 0;
+      }
     }
   }
-  for (; j < n; ++j) dst[j] = src[j];
-#endif
-}
 
-// Orders this thread's streaming stores before its later stores (and so
-// before the end of a parallel region that publishes them).
-inline void stream_fence() {
+  void finish() {
+    for (int64_t i = 0; i < fill_; ++i) p_[i] = line_[i];
+    p_ += fill_;
+    fill_ = 0;
 #if HROPS_X86
-  _mm_sfence();
+    _mm_sfence();
 #endif
-}
+  }
+
+ private:
+  static void stream_line(const T* src, T* dst) {
+#if HROPS_X86
+    if constexpr (std::is_same_v<T, float>) {
+      for (int64_t k = 0; k < kLine; k += 4) _mm_stream_ps(dst + k, _mm_loadu_ps(src + k));
+      return;
+    } else if constexpr (std::is_same_v<T, double>) {
+      for (int64_t k = 0; k < kLine; k += 2) _mm_stream_pd(dst + k, _mm_loadu_pd(src + k));
+      return;
+    }
+#endif
+    for (int64_t k = 0; k < kLine; ++k) dst[k] = src[k];  // normal stores
+  }
+
+  T* p_;
+  int64_t head_;  // elements before the first line boundary (normal stores)
+  int64_t fill_ = 0;
+  alignas(64) T line_[kLine];
+};
 
 }  // namespace hrops

@@ -269,6 +269,7 @@ HROPS_INLINE void separable_planes(const scalar_t* x, scalar_t* out, const UpFir
   while (i_hi > i_lo && (i_hi - 1) * g.up_x + g.pad_x0 >= span_x) --i_hi;
   i_hi = std::max(i_hi, i_lo);  // a crop wider than the input leaves no columns
   InputPrefetcher pf(x + begin * g.in_h * g.in_w, x + end * g.in_h * g.in_w);
+  StreamWriter<scalar_t> writer(out + begin * g.out_h * g.out_w);  // used if stream
   for (int64_t plane = begin; plane < end; ++plane) {
     const scalar_t* xp = x + plane * g.in_h * g.in_w;
     scalar_t* op = out + plane * g.out_h * g.out_w;
@@ -306,11 +307,13 @@ HROPS_INLINE void separable_planes(const scalar_t* x, scalar_t* out, const UpFir
                                 buf.out.data(), orow, g.out_w);
       }
       if constexpr (kStreamable<scalar_t>) {
-        if (stream) stream_row(orow, op + oy * g.out_w, g.out_w);
+        if (stream) writer.write(orow, g.out_w);
       }
     }
   }
-  if (stream) stream_fence();
+  if constexpr (kStreamable<scalar_t>) {
+    if (stream) writer.finish();
+  }
 }
 
 template <typename scalar_t>
