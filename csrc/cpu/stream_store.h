@@ -3,7 +3,10 @@
 // an output that does not fit in the cache moves its bytes twice; a streaming
 // store writes whole lines straight to memory. Worth it only for outputs far
 // larger than the last-level cache share of a core, which would be evicted
-// before their consumer reads them anyway.
+// before their consumer reads them anyway (measured on a 2-core Xeon VM, one
+// thread: upfirdn2d's 64 MiB up2 output 9.3 -> 5.2 ms; the fused bias-act's
+// 32 MiB outputs, which its backward reads straight back, got slower, so it
+// does not stream).
 #pragma once
 #include <cstdint>
 #include <type_traits>
