@@ -104,6 +104,35 @@ def test_matches_ref(impl, device, config, name):
 
 
 @pytest.mark.parametrize("impl,device", IMPLS)
+@pytest.mark.parametrize("config", [((2, 2), (1, 1), (2, 1, 2, 1)), ((1, 1), (2, 2), (1, 1, 1, 1)),
+                                    ((1, 1), (1, 1), (1, 2, 1, 1)), ((2, 2), (1, 1), (-3, 4, 1, 2)),
+                                    ((1, 1), (2, 2), (4, -2, 0, 1)), ((4, 4), (1, 1), (3, 2, 1, 0))])
+@pytest.mark.parametrize("name", ["blur4", "sep3x5"])
+def test_matches_ref_wide_rows(impl, device, config, name):
+    # Rows long enough for the vector loops of the separable path, with tails.
+    up, down, pad = config
+    x = torch.randn(1, 2, 5, 45, dtype=torch.float64)
+    kernel = KERNELS[name]
+    for dtype, tol in TOL.items():
+        y = hrops.upfirdn2d(x.to(dtype).to(device), kernel.to(dtype).to(device), up, down, pad,
+                            impl=impl)
+        want = _call_ref(x.to(dtype).double(), kernel.to(dtype).double(), up, down, pad)
+        torch.testing.assert_close(y.cpu(), want.to(dtype), **tol)
+
+
+def test_streamed_output_matches_small_calls():
+    # An output of tens of MiB takes the CPU kernel's streaming stores (odd
+    # width: rows start unaligned); per-channel calls with small outputs don't.
+    if not hrops.build_info()["cpu_kernels"]:
+        pytest.skip("no CPU kernels")
+    x, k = torch.randn(1, 64, 128, 320), _blur().float() * 4
+    y = hrops.upfirdn2d(x, k, 2, 1, (2, 2), impl="cpu")
+    assert y.nbytes > 40 << 20 and y.shape[3] % 2 == 1
+    for c in range(0, 64, 8):
+        assert torch.equal(y[:, c:c + 8], hrops.upfirdn2d(x[:, c:c + 8], k, 2, 1, (2, 2), impl="cpu"))
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
 def test_layouts_and_kernel_dtype(impl, device):
     x = torch.randn(2, 3, 8, 10, device=device)
     k = _blur().float().to(device)
