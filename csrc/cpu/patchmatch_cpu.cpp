@@ -152,7 +152,17 @@ at::ScalarType warp_acc(const at::Tensor& t) {
 // Per-candidate kernels of one ISA: out[m] = <a, bt[m]> * scale for m < M
 // (bt padded to a multiple of kGroup with valid pointers), softmax, top-k.
 template <typename A>
+HROPS_INLINE void transpose8x8(const A* src, int64_t ls, A* dst, int64_t ld) {
+  for (int i = 0; i < 8; ++i) {
+    for (int j = 0; j < 8; ++j) dst[j * ld + i] = src[i * ls + j];
+  }
+}
+
+template <typename A>
 struct GenericOps {
+  static void transpose8(const A* src, int64_t ls, A* dst, int64_t ld) {
+    transpose8x8(src, ls, dst, ld);
+  }
   static void dots(const A* a, const A* const* bt, int M, int64_t C, A scale, A* out) {
     for (int m = 0; m < M; ++m) out[m] = dot_inline(a, bt[m], C) * scale;
   }
@@ -167,6 +177,9 @@ struct GenericOps {
 
 template <>
 struct GenericOps<float> {
+  static void transpose8(const float* src, int64_t ls, float* dst, int64_t ld) {
+    transpose8x8(src, ls, dst, ld);
+  }
   static void dots(const float* a, const float* const* bt, int M, int64_t C, float scale,
                    float* out) {
     for (int m = 0; m < M; ++m) out[m] = dot_inline(a, bt[m], C) * scale;
@@ -203,6 +216,9 @@ HROPS_TARGET_AVX2 HROPS_INLINE __m256 dots8_avx2(const float* a, const float* co
 }
 
 struct Avx2Ops {
+  HROPS_TARGET_AVX2 static void transpose8(const float* src, int64_t ls, float* dst, int64_t ld) {
+    transpose8x8_avx2(src, ls, dst, ld);
+  }
   HROPS_TARGET_AVX2 static void dots(const float* a, const float* const* bt, int M, int64_t C,
                                      float scale, float* out) {
     for (int m = 0; m < M; m += kGroup) {
@@ -247,66 +263,148 @@ HROPS_INLINE void pad_candidates(const A** bt, int M) {
   for (int m = M; m % kGroup != 0; ++m) bt[m] = bt[0];
 }
 
+// Blocks of up to 16 consecutive pixels of one image (one cache line of a
+// plane). A's C-vectors are transposed out of the (N, C, H, W) input into a
+// small buffer (and grad_A back into it), so A never needs a channels-last
+// copy. The offsets, and the step's outputs, are read and written plane by
+// plane for the whole block: the planes are HW apart, all in the same L1
+// set for power-of-two maps, so touching each plane once per pixel would
+// evict and refetch every line 16 times.
+constexpr int64_t kBlock = 16;
+
+struct Block {
+  int64_t n, p0, count;
+};
+
+HROPS_INLINE Block pixel_block(int64_t index, int64_t HW) {
+  const int64_t per_image = (HW + kBlock - 1) / kBlock;
+  const int64_t n = index / per_image, p0 = (index % per_image) * kBlock;
+  return Block{n, p0, std::min(kBlock, HW - p0)};
+}
+
+// buf[i * C + ch] = planar[ch * P + p0 + i] for i < count.
+template <typename Ops, typename A>
+HROPS_INLINE void block_to_last(const Block& blk, int64_t C, int64_t P, const A* planar, A* buf) {
+  int64_t ch = 0;
+  for (; blk.count == kBlock && ch + 8 <= C; ch += 8) {
+    for (int64_t i = 0; i < kBlock; i += 8) {
+      Ops::transpose8(planar + ch * P + blk.p0 + i, P, buf + i * C + ch, C);
+    }
+  }
+  for (; ch < C; ++ch) {
+    for (int64_t i = 0; i < blk.count; ++i) buf[i * C + ch] = planar[ch * P + blk.p0 + i];
+  }
+}
+
+// planar[ch * P + p0 + i] = buf[i * C + ch] for i < count.
+template <typename Ops, typename A>
+HROPS_INLINE void block_to_planar(const Block& blk, int64_t C, int64_t P, const A* buf, A* planar) {
+  int64_t ch = 0;
+  for (; blk.count == kBlock && ch + 8 <= C; ch += 8) {
+    for (int64_t i = 0; i < kBlock; i += 8) {
+      Ops::transpose8(buf + i * C + ch, C, planar + ch * P + blk.p0 + i, P);
+    }
+  }
+  for (; ch < C; ++ch) {
+    for (int64_t i = 0; i < blk.count; ++i) planar[ch * P + blk.p0 + i] = buf[i * C + ch];
+  }
+}
+
 struct StepArgs {
   PmDims d;
   int direction, k;
   float inv_t;
   bool trunc;
-  const float *a, *b, *offsets;  // a, b channels-last
+  const float *a, *b, *offsets;  // a planar, b channels-last
   float *new_offsets, *probs;
 };
 
-// Evaluates pixels [begin, end) of the flattened (N, H, W) grid.
+// Evaluates the pixel blocks [begin, end).
 template <typename Ops>
-HROPS_INLINE void step_pixels(const StepArgs& s, int64_t begin, int64_t end) {
+HROPS_INLINE void step_blocks(const StepArgs& s, int64_t begin, int64_t end) {
   const PmDims& d = s.d;
-  const int64_t HW = d.H * d.W, C = d.C, k = s.k;
-  const int M = int(s.direction == 0 ? d.K : 3 * d.K);
+  const int64_t HW = d.H * d.W, C = d.C, K = d.K, k = s.k;
+  const int M = int(s.direction == 0 ? K : 3 * K);
   alignas(32) float cost[kPadded], prob[kPadded];
   const float* bt[kPadded];
-  int32_t trow[kPatchMatchMaxCandidates], tcol[kPatchMatchMaxCandidates];
   int top[kPatchMatchMaxCandidates];
-  for (int64_t np = begin; np < end; ++np) {
-    const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
-    const float* bn = s.b + n * d.Hb * d.Wb * C;
-    int m = 0;
-    for (int slot = 0; slot < pm_slots(s.direction); ++slot) {
-      int64_t sr, sc;
-      const bool inside = pm_slot_source(s.direction, slot, r, c, d.H, d.W, sr, sc);
-      const float* src = s.offsets + (n * 2 * d.K) * HW + sr * d.W + sc;
-      for (int64_t j = 0; j < d.K; ++j, ++m) {
-        const float dr = inside ? src[j * HW] : 0.0f, dc = inside ? src[(d.K + j) * HW] : 0.0f;
-        int64_t row, col;
-        pm_target_rc(r, c, dr, dc, d.Hb, d.Wb, s.trunc, row, col);
-        trow[m] = int32_t(row);
-        tcol[m] = int32_t(col);
-        bt[m] = bn + (row * d.Wb + col) * C;
-        // Scores after all targets are known: the B reads are random, and
-        // the prefetches let their cache misses overlap.
-        prefetch_vector(bt[m], C * int64_t(sizeof(float)));
+  // Per pixel of the block: targets (row, col) of every candidate, and the
+  // outputs (plane-major, written out after the block).
+  int32_t trow[kBlock][kPatchMatchMaxCandidates], tcol[kBlock][kPatchMatchMaxCandidates];
+  std::vector<float> abuf(kBlock * C), out(kBlock * 3 * k);
+  for (int64_t index = begin; index < end; ++index) {
+    const Block blk = pixel_block(index, HW);
+    const int64_t n = blk.n;
+    block_to_last<Ops>(blk, C, HW, s.a + n * C * HW, abuf.data());
+    const float* on = s.offsets + n * 2 * K * HW;
+    int64_t rs[kBlock], cs[kBlock];
+    for (int64_t i = 0; i < blk.count; ++i) {
+      rs[i] = (blk.p0 + i) / d.W;
+      cs[i] = (blk.p0 + i) % d.W;
+    }
+    for (int slot = 0, m = 0; slot < pm_slots(s.direction); ++slot) {
+      for (int64_t j = 0; j < K; ++j, ++m) {
+        for (int64_t i = 0; i < blk.count; ++i) {
+          const int64_t r = rs[i], c = cs[i];
+          int64_t sr, sc;
+          const bool inside = pm_slot_source(s.direction, slot, r, c, d.H, d.W, sr, sc);
+          const int64_t q = inside ? sr * d.W + sc : 0;
+          const float dr = inside ? on[j * HW + q] : 0.0f;
+          const float dc = inside ? on[(K + j) * HW + q] : 0.0f;
+          int64_t row, col;
+          pm_target_rc(r, c, dr, dc, d.Hb, d.Wb, s.trunc, row, col);
+          trow[i][m] = int32_t(row);
+          tcol[i][m] = int32_t(col);
+        }
       }
     }
-    pad_candidates(bt, M);
-    Ops::dots(s.a + np * C, bt, M, C, s.inv_t, cost);
-    Ops::softmax(cost, M, prob);
-    Ops::topk(prob, M, int(k), top);
-    for (int64_t i = 0; i < k; ++i) {
-      s.new_offsets[((n * 2) * k + i) * HW + p] = float(trow[top[i]] - r);
-      s.new_offsets[((n * 2 + 1) * k + i) * HW + p] = float(tcol[top[i]] - c);
-      s.probs[(n * k + i) * HW + p] = prob[top[i]];
+    const float* bn = s.b + n * d.Hb * d.Wb * C;
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t r = rs[i], c = cs[i];
+      for (int m = 0; m < M; ++m) bt[m] = bn + (int64_t(trow[i][m]) * d.Wb + tcol[i][m]) * C;
+      pad_candidates(bt, M);
+      // The next pixel's B reads are random: prefetching them now lets
+      // their cache misses overlap this pixel's work.
+      if (i + 1 < blk.count) {
+        for (int m = 0; m < M; ++m) {
+          prefetch_vector(bn + (int64_t(trow[i + 1][m]) * d.Wb + tcol[i + 1][m]) * C,
+                          C * int64_t(sizeof(float)));
+        }
+      }
+      Ops::dots(abuf.data() + i * C, bt, M, C, s.inv_t, cost);
+      Ops::softmax(cost, M, prob);
+      Ops::topk(prob, M, int(k), top);
+      for (int64_t t = 0; t < k; ++t) {
+        out[t * kBlock + i] = float(trow[i][top[t]] - r);
+        out[(k + t) * kBlock + i] = float(tcol[i][top[t]] - c);
+        out[(2 * k + t) * kBlock + i] = prob[top[t]];
+      }
+    }
+    for (int64_t t = 0; t < k; ++t) {
+      float* rows = s.new_offsets + ((n * 2) * k + t) * HW + blk.p0;
+      float* cols = s.new_offsets + ((n * 2 + 1) * k + t) * HW + blk.p0;
+      float* probs = s.probs + (n * k + t) * HW + blk.p0;
+      for (int64_t i = 0; i < blk.count; ++i) {
+        rows[i] = out[t * kBlock + i];
+        cols[i] = out[(k + t) * kBlock + i];
+        probs[i] = out[(2 * k + t) * kBlock + i];
+      }
     }
   }
 }
 
 #if HROPS_X86
-HROPS_TARGET_AVX2 HROPS_FLATTEN void step_pixels_avx2(const StepArgs& s, int64_t begin, int64_t end) {
-  step_pixels<Avx2Ops>(s, begin, end);
+HROPS_TARGET_AVX2 HROPS_FLATTEN void step_blocks_avx2(const StepArgs& s, int64_t begin,
+                                                      int64_t end) {
+  step_blocks<Avx2Ops>(s, begin, end);
 }
 #endif
 
-void step_pixels_baseline(const StepArgs& s, int64_t begin, int64_t end) {
-  step_pixels<GenericOps<float>>(s, begin, end);
+void step_blocks_baseline(const StepArgs& s, int64_t begin, int64_t end) {
+  step_blocks<GenericOps<float>>(s, begin, end);
 }
+
+int64_t blocks(const PmDims& d) { return d.N * ((d.H * d.W + kBlock - 1) / kBlock); }
 
 std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, const at::Tensor& b,
                                                        const at::Tensor& offsets,
@@ -317,30 +415,30 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, cons
   at::Tensor new_offsets = at::empty({d.N, 2, topk, d.H, d.W}, offsets.options().dtype(at::kFloat));
   at::Tensor probs = at::empty({d.N, topk, d.H, d.W}, a.options().dtype(at::kFloat));
   if (d.N * d.H * d.W == 0) return {new_offsets, probs};
-  const at::Tensor acl = channels_last(a), bcl = channels_last(b);
+  const at::Tensor ap = a.to(at::kFloat).contiguous(), bcl = channels_last(b);
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   const StepArgs args{d,
                       int(direction),
                       int(topk),
                       float(1.0 / temperature),
                       cocosnet_truncation,
-                      acl.const_data_ptr<float>(),
+                      ap.const_data_ptr<float>(),
                       bcl.const_data_ptr<float>(),
                       off.const_data_ptr<float>(),
                       new_offsets.mutable_data_ptr<float>(),
                       probs.mutable_data_ptr<float>()};
   const bool avx2 = cpu_has_avx2_fma();
-  at::parallel_for(0, d.N * d.H * d.W, 256, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) {
 #if HROPS_X86
-    if (avx2) return step_pixels_avx2(args, begin, end);
+    if (avx2) return step_blocks_avx2(args, begin, end);
 #endif
-    step_pixels_baseline(args, begin, end);
+    step_blocks_baseline(args, begin, end);
   });
   return {new_offsets.to(offsets.scalar_type()), probs.to(a.scalar_type())};
 }
 
-// The soft warp. Inputs channels-last in the accumulation type A; per pixel
-// p and candidate j (target t, weight w_j, score s_j = <A_p, B_t> / T):
+// The soft warp, in the accumulation type A; per pixel p and candidate j
+// (target t, weight w_j, score s_j = <A_p, B_t> / T):
 //   forward:  out_p = sum_j w_j ref_t
 //   backward: dL/dw_j = <g_p, ref_t>;  dL/ds_j = w_j (dL/dw_j - sum_i w_i dL/dw_i)
 //             grad_A_p = sum_j dL/ds_j B_t / T;  grad_B_t += dL/ds_j A_p / T;
@@ -351,19 +449,19 @@ struct WarpArgs {
   int64_t Cr;
   A inv_t;
   bool trunc;
-  const A *a, *b, *ref, *grad;  // channels-last
+  const A *a, *b, *ref, *grad;  // a, grad planar; b, ref channels-last
   const float* offsets;
-  A* out;        // forward: (N, Cr, H, W)
-  A *ga, *gb, *gr;  // backward: (N, H, W, C), (N, Hb, Wb, C), (N, Hb, Wb, Cr)
+  A* out;  // forward: (N, Cr, H, W)
+  A* ga;   // backward: (N, C, H, W)
 };
 
 // Targets (element offsets of the C-vectors in image n of B) and softmax
-// weights of the K candidates of pixel np.
+// weights of the K candidates of pixel p of image n, whose A vector is ap.
 template <typename Ops, typename A>
-HROPS_INLINE void warp_weights(const WarpArgs<A>& w, int64_t np, int64_t* target, const A** bt,
-                               A* cost, A* prob) {
+HROPS_INLINE void warp_weights(const WarpArgs<A>& w, int64_t n, int64_t p, const A* ap,
+                               int64_t* target, const A** bt, A* cost, A* prob) {
   const PmDims& d = w.d;
-  const int64_t HW = d.H * d.W, n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
+  const int64_t HW = d.H * d.W, r = p / d.W, c = p % d.W;
   const A* bn = w.b + n * d.Hb * d.Wb * d.C;
   for (int64_t j = 0; j < d.K; ++j) {
     const int64_t s = ((n * 2) * d.K + j) * HW + p;
@@ -372,87 +470,94 @@ HROPS_INLINE void warp_weights(const WarpArgs<A>& w, int64_t np, int64_t* target
     prefetch_vector(bt[j], d.C * int64_t(sizeof(A)));
   }
   pad_candidates(bt, int(d.K));
-  Ops::dots(w.a + np * d.C, bt, int(d.K), d.C, w.inv_t, cost);
+  Ops::dots(ap, bt, int(d.K), d.C, w.inv_t, cost);
   Ops::softmax(cost, int(d.K), prob);
 }
 
 template <typename Ops, typename A>
-HROPS_INLINE void warp_forward_pixels(const WarpArgs<A>& w, int64_t begin, int64_t end) {
+HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end) {
   const PmDims& d = w.d;
   const int64_t HW = d.H * d.W, Cr = w.Cr;
   int64_t target[kPatchMatchMaxCandidates];
   const A* bt[kPadded];
   alignas(32) A cost[kPadded], prob[kPadded];
-  for (int64_t np = begin; np < end; ++np) {
-    const int64_t n = np / HW, p = np % HW;
-    warp_weights<Ops>(w, np, target, bt, cost, prob);
+  std::vector<A> abuf(kBlock * d.C);
+  for (int64_t index = begin; index < end; ++index) {
+    const Block blk = pixel_block(index, HW);
+    const int64_t n = blk.n;
+    block_to_last<Ops>(blk, d.C, HW, w.a + n * d.C * HW, abuf.data());
     const A* rn = w.ref + n * d.Hb * d.Wb * Cr;
-    for (int64_t ch = 0; ch < Cr; ++ch) {
-      A sum = 0;
-      for (int64_t j = 0; j < d.K; ++j) sum += prob[j] * rn[target[j] * Cr + ch];
-      w.out[(n * Cr + ch) * HW + p] = sum;
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t p = blk.p0 + i;
+      warp_weights<Ops>(w, n, p, abuf.data() + i * d.C, target, bt, cost, prob);
+      for (int64_t ch = 0; ch < Cr; ++ch) {
+        A sum = 0;
+        for (int64_t j = 0; j < d.K; ++j) sum += prob[j] * rn[target[j] * Cr + ch];
+        w.out[(n * Cr + ch) * HW + p] = sum;
+      }
     }
   }
 }
 
-// Backward over pixels [begin, end); grad_B and grad_ref accumulate into
-// gb, gr (the caller gives each thread its own).
+// Backward of the pixel blocks [begin, end); grad_B and grad_ref accumulate
+// into gb, gr (channels-last; the caller gives each thread its own).
 template <typename Ops, typename A>
-HROPS_INLINE void warp_backward_pixels(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb,
+HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb,
                                        A* gr) {
   const PmDims& d = w.d;
   const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb, C = d.C, Cr = w.Cr, K = d.K;
   int64_t target[kPatchMatchMaxCandidates];
   const A* bt[kPadded];
   alignas(32) A cost[kPadded], prob[kPadded], gs[kPadded];
-  for (int64_t np = begin; np < end; ++np) {
-    const int64_t n = np / HW;
-    warp_weights<Ops>(w, np, target, bt, cost, prob);
-    const A* g = w.grad + np * Cr;
+  std::vector<A> abuf(kBlock * C), gabuf(kBlock * C), gbuf(Cr);
+  for (int64_t index = begin; index < end; ++index) {
+    const Block blk = pixel_block(index, HW);
+    const int64_t n = blk.n;
+    block_to_last<Ops>(blk, C, HW, w.a + n * C * HW, abuf.data());
+    std::fill(gabuf.begin(), gabuf.end(), A(0));
     const A* rn = w.ref + n * HWb * Cr;
-    A mean = 0;
-    for (int64_t j = 0; j < K; ++j) {
-      A gw = 0;
-      for (int64_t ch = 0; ch < Cr; ++ch) gw += g[ch] * rn[target[j] * Cr + ch];
-      gs[j] = gw;
-      mean += prob[j] * gw;
-    }
-    for (int64_t j = 0; j < K; ++j) gs[j] = prob[j] * (gs[j] - mean) * w.inv_t;
-    const A* ap = w.a + np * C;
-    A* ga = w.ga + np * C;
-    for (int64_t j = 0; j < K; ++j) {
-      const A* b = bt[j];
-      A* gbt = gb + (n * HWb + target[j]) * C;
-      const A s = gs[j];
-#pragma omp simd
-      for (int64_t ch = 0; ch < C; ++ch) {
-        ga[ch] += s * b[ch];
-        gbt[ch] += s * ap[ch];
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t p = blk.p0 + i;
+      const A* ap = abuf.data() + i * C;
+      warp_weights<Ops>(w, n, p, ap, target, bt, cost, prob);
+      A* g = gbuf.data();  // grad of the output at p
+      for (int64_t ch = 0; ch < Cr; ++ch) g[ch] = w.grad[(n * Cr + ch) * HW + p];
+      A mean = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        A gw = 0;
+        for (int64_t ch = 0; ch < Cr; ++ch) gw += g[ch] * rn[target[j] * Cr + ch];
+        gs[j] = gw;
+        mean += prob[j] * gw;
       }
-      A* grt = gr + (n * HWb + target[j]) * Cr;
-      for (int64_t ch = 0; ch < Cr; ++ch) grt[ch] += prob[j] * g[ch];
+      for (int64_t j = 0; j < K; ++j) gs[j] = prob[j] * (gs[j] - mean) * w.inv_t;
+      A* ga = gabuf.data() + i * C;
+      for (int64_t j = 0; j < K; ++j) {
+        const A* b = bt[j];
+        A* gbt = gb + (n * HWb + target[j]) * C;
+        const A s = gs[j];
+#pragma omp simd
+        for (int64_t ch = 0; ch < C; ++ch) {
+          ga[ch] += s * b[ch];
+          gbt[ch] += s * ap[ch];
+        }
+        A* grt = gr + (n * HWb + target[j]) * Cr;
+        for (int64_t ch = 0; ch < Cr; ++ch) grt[ch] += prob[j] * g[ch];
+      }
     }
+    block_to_planar<Ops>(blk, C, HW, gabuf.data(), w.ga + n * C * HW);
   }
 }
 
 #if HROPS_X86
-HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_forward_avx2(const WarpArgs<float>& w, int64_t begin, int64_t end) {
-  warp_forward_pixels<Avx2Ops>(w, begin, end);
+HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_forward_avx2(const WarpArgs<float>& w, int64_t begin,
+                                                       int64_t end) {
+  warp_forward_blocks<Avx2Ops>(w, begin, end);
 }
-HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_backward_avx2(const WarpArgs<float>& w, int64_t begin, int64_t end,
-                                          float* gb, float* gr) {
-  warp_backward_pixels<Avx2Ops>(w, begin, end, gb, gr);
+HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_backward_avx2(const WarpArgs<float>& w, int64_t begin,
+                                                        int64_t end, float* gb, float* gr) {
+  warp_backward_blocks<Avx2Ops>(w, begin, end, gb, gr);
 }
 #endif
-
-template <typename A>
-void warp_forward_baseline(const WarpArgs<A>& w, int64_t begin, int64_t end) {
-  warp_forward_pixels<GenericOps<A>>(w, begin, end);
-}
-template <typename A>
-void warp_backward_baseline(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb, A* gr) {
-  warp_backward_pixels<GenericOps<A>>(w, begin, end, gb, gr);
-}
 
 template <typename A>
 void warp_forward(const WarpArgs<A>& w, int64_t begin, int64_t end) {
@@ -461,7 +566,7 @@ void warp_forward(const WarpArgs<A>& w, int64_t begin, int64_t end) {
     if (cpu_has_avx2_fma()) return warp_forward_avx2(w, begin, end);
   }
 #endif
-  warp_forward_baseline(w, begin, end);
+  warp_forward_blocks<GenericOps<A>>(w, begin, end);
 }
 
 template <typename A>
@@ -471,11 +576,11 @@ void warp_backward(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb, A* g
     if (cpu_has_avx2_fma()) return warp_backward_avx2(w, begin, end, gb, gr);
   }
 #endif
-  warp_backward_baseline(w, begin, end, gb, gr);
+  warp_backward_blocks<GenericOps<A>>(w, begin, end, gb, gr);
 }
 
 template <typename A>
-WarpArgs<A> warp_args(const PmDims& d, const at::Tensor& acl, const at::Tensor& bcl,
+WarpArgs<A> warp_args(const PmDims& d, const at::Tensor& a, const at::Tensor& bcl,
                       const at::Tensor& rcl, const at::Tensor& off, double temperature,
                       bool trunc) {
   WarpArgs<A> w{};
@@ -483,7 +588,7 @@ WarpArgs<A> warp_args(const PmDims& d, const at::Tensor& acl, const at::Tensor& 
   w.Cr = rcl.size(3);
   w.inv_t = A(1.0 / temperature);
   w.trunc = trunc;
-  w.a = acl.const_data_ptr<A>();
+  w.a = a.const_data_ptr<A>();
   w.b = bcl.const_data_ptr<A>();
   w.ref = rcl.const_data_ptr<A>();
   w.offsets = off.const_data_ptr<float>();
@@ -495,12 +600,11 @@ void warp_forward_all(const PmDims& d, const at::Tensor& a, const at::Tensor& b,
                       const at::Tensor& ref, const at::Tensor& offsets, double temperature,
                       bool trunc, at::Tensor& out) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
-  const at::Tensor acl = channels_last(a, acc), bcl = channels_last(b, acc);
+  const at::Tensor ap = a.to(acc).contiguous(), bcl = channels_last(b, acc);
   const at::Tensor rcl = channels_last(ref, acc), off = offsets.to(at::kFloat).contiguous();
-  WarpArgs<A> w = warp_args<A>(d, acl, bcl, rcl, off, temperature, trunc);
+  WarpArgs<A> w = warp_args<A>(d, ap, bcl, rcl, off, temperature, trunc);
   w.out = out.mutable_data_ptr<A>();
-  at::parallel_for(0, d.N * d.H * d.W, 256,
-                   [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
+  at::parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
 }
 
 at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
@@ -520,8 +624,8 @@ at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const a
   return out.to(ref.scalar_type());
 }
 
-// The backward in one pass over the pixels. The pixels are split into one
-// contiguous chunk per thread; chunk 0 scatters into grad_B and grad_ref
+// The backward in one pass over the pixels. The pixel blocks are split into
+// one contiguous chunk per thread; chunk 0 scatters into grad_B and grad_ref
 // directly, every other chunk into its own zeroed copy, added in chunk order
 // at the end: deterministic for a given thread count, and no extra memory
 // with one thread.
@@ -531,14 +635,14 @@ void warp_backward_all(const PmDims& d, const at::Tensor& grad, const at::Tensor
                        double temperature, bool trunc, at::Tensor& ga, at::Tensor& gb,
                        at::Tensor& gr) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
-  const at::Tensor acl = channels_last(a, acc), bcl = channels_last(b, acc);
-  const at::Tensor rcl = channels_last(ref, acc), gcl = channels_last(grad, acc);
+  const at::Tensor ap = a.to(acc).contiguous(), bcl = channels_last(b, acc);
+  const at::Tensor rcl = channels_last(ref, acc), gp = grad.to(acc).contiguous();
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
-  WarpArgs<A> w = warp_args<A>(d, acl, bcl, rcl, off, temperature, trunc);
-  w.grad = gcl.const_data_ptr<A>();
+  WarpArgs<A> w = warp_args<A>(d, ap, bcl, rcl, off, temperature, trunc);
+  w.grad = gp.const_data_ptr<A>();
   w.ga = ga.mutable_data_ptr<A>();
-  const int64_t pixels = d.N * d.H * d.W;
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), pixels / 256));
+  const int64_t total = blocks(d);
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), total / 32));
   std::vector<at::Tensor> gbs{gb}, grs{gr};
   for (int64_t i = 1; i < chunks; ++i) {
     gbs.push_back(at::zeros_like(gb));
@@ -546,8 +650,8 @@ void warp_backward_all(const PmDims& d, const at::Tensor& grad, const at::Tensor
   }
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      warp_backward(w, i * pixels / chunks, (i + 1) * pixels / chunks,
-                    gbs[i].mutable_data_ptr<A>(), grs[i].mutable_data_ptr<A>());
+      warp_backward(w, i * total / chunks, (i + 1) * total / chunks, gbs[i].mutable_data_ptr<A>(),
+                    grs[i].mutable_data_ptr<A>());
     }
   });
   for (int64_t i = 1; i < chunks; ++i) {
@@ -564,7 +668,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cpu(
   const int64_t Cr = ref.size(1);
   check_grad(grad, a, "feat_a", {d.N, Cr, d.H, d.W});
   const auto acc = warp_acc(a);
-  at::Tensor ga = at::zeros({d.N, d.H, d.W, d.C}, a.options().dtype(acc));
+  at::Tensor ga = empty_output({d.N, d.C, d.H, d.W}, a.options().dtype(acc));
   at::Tensor gb = at::zeros({d.N, d.Hb, d.Wb, d.C}, a.options().dtype(acc));
   at::Tensor gr = at::zeros({d.N, d.Hb, d.Wb, Cr}, a.options().dtype(acc));
   if (d.N * d.H * d.W > 0) {
@@ -576,7 +680,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cpu(
                                gb, gr);
     }
   }
-  return {channels_first(ga, a.scalar_type()), channels_first(gb, b.scalar_type()),
+  return {ga.to(a.scalar_type()), channels_first(gb, b.scalar_type()),
           channels_first(gr, ref.scalar_type())};
 }
 
