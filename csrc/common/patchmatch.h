@@ -26,18 +26,26 @@ HROPS_HD float pm_flat_index_f32(float row, float width, float col) {
 #endif
 }
 
-// Row and column in B of the candidate (dr, dc) at A's pixel (r, c). The target
-// is clamped into B. Fractional offsets: each coordinate is rounded to the
-// nearest integer (halves up), or, with cocosnet_truncation, the clamped
-// float row * Wb + col is truncated as CoCosNet v2 does (which lets a
-// fractional row leak into the column). Non-finite offsets count as 0, so
-// an index is always inside B.
+// A's coordinate r plus an offset d, clamped into B's [0, hi]; a non-finite
+// offset (NaN, +-inf) counts as 0, so a target is always inside B.
+HROPS_HD float pm_clamped_coord(float r, float d, float hi) {
+  d = (d - d == 0.0f) ? d : 0.0f;
+  return pm_clamp(r + d, 0.0f, hi);
+}
+
+// The nearest integer of a clamped coordinate, halves up.
+HROPS_HD int32_t pm_round_coord(float t) { return int32_t(t + 0.5f); }
+
+// Row and column in B of the candidate (dr, dc) at A's pixel (r, c). The
+// target is clamped into B. Fractional offsets: each coordinate is rounded
+// to the nearest integer (halves up), or, with cocosnet_truncation, the
+// clamped float row * Wb + col is truncated as CoCosNet v2 does (which lets
+// a fractional row leak into the column). (The CPU kernels vectorise the
+// rounding case from pm_clamped_coord and pm_round_coord directly.)
 HROPS_HD void pm_target_rc(int64_t r, int64_t c, float dr, float dc, int64_t Hb, int64_t Wb,
                            bool cocosnet_truncation, int64_t& row, int64_t& col) {
-  dr = (dr - dr == 0.0f) ? dr : 0.0f;  // NaN and +-inf -> 0
-  dc = (dc - dc == 0.0f) ? dc : 0.0f;
-  const float tr = pm_clamp(float(r) + dr, 0.0f, float(Hb - 1));
-  const float tc = pm_clamp(float(c) + dc, 0.0f, float(Wb - 1));
+  const float tr = pm_clamped_coord(float(r), dr, float(Hb - 1));
+  const float tc = pm_clamped_coord(float(c), dc, float(Wb - 1));
   if (cocosnet_truncation) {
     int64_t idx = int64_t(pm_flat_index_f32(tr, float(Wb), tc));
     idx = idx < Hb * Wb ? idx : Hb * Wb - 1;
@@ -45,8 +53,8 @@ HROPS_HD void pm_target_rc(int64_t r, int64_t c, float dr, float dc, int64_t Hb,
     col = idx - row * Wb;
     return;
   }
-  row = int64_t(tr + 0.5f);
-  col = int64_t(tc + 0.5f);
+  row = pm_round_coord(tr);
+  col = pm_round_coord(tc);
 }
 
 // The same target as a flat index row * Wb + col.

@@ -40,6 +40,11 @@ HROPS_INLINE void prefetch_vector(const void* p, int64_t bytes) {
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b);
 }
 
+HROPS_INLINE void prefetch_vector_for_write(void* p, int64_t bytes) {
+  char* c = static_cast<char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 1);
+}
+
 // Rows [0, 8) x columns [0, 8) of src (row stride ls) into dst transposed
 // (row stride ld).
 #if HROPS_X86
@@ -263,6 +268,28 @@ HROPS_INLINE void pad_candidates(const A** bt, int M) {
   for (int m = M; m % kGroup != 0; ++m) bt[m] = bt[0];
 }
 
+// out[c] = sum_j w[j] * v[j][c] for c < C, 8 channels at a time with the
+// sums in registers (accumulating in memory would chain every candidate's
+// add through a store and a reload).
+template <typename A>
+HROPS_INLINE void weighted_sum(const A* const* v, const A* w, int K, int64_t C, A* out) {
+  for (int64_t c0 = 0; c0 < C; c0 += 8) {
+    A acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (c0 + 8 <= C) {
+      for (int j = 0; j < K; ++j) {
+        for (int q = 0; q < 8; ++q) acc[q] += w[j] * v[j][c0 + q];
+      }
+      for (int q = 0; q < 8; ++q) out[c0 + q] = acc[q];
+    } else {
+      const int64_t nc = C - c0;
+      for (int j = 0; j < K; ++j) {
+        for (int q = 0; q < 8; ++q) acc[q] += q < nc ? w[j] * v[j][c0 + q] : A(0);
+      }
+      for (int64_t q = 0; q < nc; ++q) out[c0 + q] = acc[q];
+    }
+  }
+}
+
 // Blocks of up to 16 consecutive pixels of one image (one cache line of a
 // plane). A's C-vectors are transposed out of the (N, C, H, W) input into a
 // small buffer (and grad_A back into it), so A never needs a channels-last
@@ -310,6 +337,44 @@ HROPS_INLINE void block_to_planar(const Block& blk, int64_t C, int64_t P, const 
   }
 }
 
+// Targets (row, col) of candidates [m0, m0 + K) at the block's pixels: the
+// candidates' offsets are those of pixel src[i] of the K offset planes `on`
+// (inside[i] false: zero offsets). The rounding case runs 16 pixels at a
+// time through the header's per-coordinate math.
+HROPS_INLINE void block_targets(const PmDims& d, bool trunc, const Block& blk, const float* on,
+                                const int64_t* src, const bool* inside, int m0,
+                                int32_t (*trow)[kBlock], int32_t (*tcol)[kBlock]) {
+  const int64_t HW = d.H * d.W, K = d.K;
+  float rf[kBlock], cf[kBlock], dr[kBlock], dc[kBlock];
+  for (int64_t i = 0; i < blk.count; ++i) {
+    rf[i] = float((blk.p0 + i) / d.W);
+    cf[i] = float((blk.p0 + i) % d.W);
+  }
+  const float hb1 = float(d.Hb - 1), wb1 = float(d.Wb - 1);
+  for (int64_t j = 0; j < K; ++j) {
+    for (int64_t i = 0; i < blk.count; ++i) {
+      dr[i] = inside[i] ? on[j * HW + src[i]] : 0.0f;
+      dc[i] = inside[i] ? on[(K + j) * HW + src[i]] : 0.0f;
+    }
+    int32_t* rows = trow[m0 + j];
+    int32_t* cols = tcol[m0 + j];
+    if (!trunc) {
+#pragma omp simd
+      for (int64_t i = 0; i < blk.count; ++i) {
+        rows[i] = pm_round_coord(pm_clamped_coord(rf[i], dr[i], hb1));
+        cols[i] = pm_round_coord(pm_clamped_coord(cf[i], dc[i], wb1));
+      }
+    } else {
+      for (int64_t i = 0; i < blk.count; ++i) {
+        int64_t row, col;
+        pm_target_rc(int64_t(rf[i]), int64_t(cf[i]), dr[i], dc[i], d.Hb, d.Wb, true, row, col);
+        rows[i] = int32_t(row);
+        cols[i] = int32_t(col);
+      }
+    }
+  }
+}
+
 struct StepArgs {
   PmDims d;
   int direction, k;
@@ -330,44 +395,34 @@ HROPS_INLINE void step_blocks(const StepArgs& s, int64_t begin, int64_t end) {
   int top[kPatchMatchMaxCandidates];
   // Per pixel of the block: targets (row, col) of every candidate, and the
   // outputs (plane-major, written out after the block).
-  int32_t trow[kBlock][kPatchMatchMaxCandidates], tcol[kBlock][kPatchMatchMaxCandidates];
+  int32_t trow[kPatchMatchMaxCandidates][kBlock], tcol[kPatchMatchMaxCandidates][kBlock];
   std::vector<float> abuf(kBlock * C), out(kBlock * 3 * k);
   for (int64_t index = begin; index < end; ++index) {
     const Block blk = pixel_block(index, HW);
     const int64_t n = blk.n;
     block_to_last<Ops>(blk, C, HW, s.a + n * C * HW, abuf.data());
     const float* on = s.offsets + n * 2 * K * HW;
-    int64_t rs[kBlock], cs[kBlock];
-    for (int64_t i = 0; i < blk.count; ++i) {
-      rs[i] = (blk.p0 + i) / d.W;
-      cs[i] = (blk.p0 + i) % d.W;
-    }
-    for (int slot = 0, m = 0; slot < pm_slots(s.direction); ++slot) {
-      for (int64_t j = 0; j < K; ++j, ++m) {
-        for (int64_t i = 0; i < blk.count; ++i) {
-          const int64_t r = rs[i], c = cs[i];
-          int64_t sr, sc;
-          const bool inside = pm_slot_source(s.direction, slot, r, c, d.H, d.W, sr, sc);
-          const int64_t q = inside ? sr * d.W + sc : 0;
-          const float dr = inside ? on[j * HW + q] : 0.0f;
-          const float dc = inside ? on[(K + j) * HW + q] : 0.0f;
-          int64_t row, col;
-          pm_target_rc(r, c, dr, dc, d.Hb, d.Wb, s.trunc, row, col);
-          trow[i][m] = int32_t(row);
-          tcol[i][m] = int32_t(col);
-        }
+    for (int slot = 0; slot < pm_slots(s.direction); ++slot) {
+      int64_t src[kBlock];
+      bool inside[kBlock];
+      for (int64_t i = 0; i < blk.count; ++i) {
+        const int64_t p = blk.p0 + i;
+        int64_t sr, sc;
+        inside[i] = pm_slot_source(s.direction, slot, p / d.W, p % d.W, d.H, d.W, sr, sc);
+        src[i] = inside[i] ? sr * d.W + sc : 0;
       }
+      block_targets(d, s.trunc, blk, on, src, inside, int(slot * K), trow, tcol);
     }
     const float* bn = s.b + n * d.Hb * d.Wb * C;
     for (int64_t i = 0; i < blk.count; ++i) {
-      const int64_t r = rs[i], c = cs[i];
-      for (int m = 0; m < M; ++m) bt[m] = bn + (int64_t(trow[i][m]) * d.Wb + tcol[i][m]) * C;
+      const int64_t r = (blk.p0 + i) / d.W, c = (blk.p0 + i) % d.W;
+      for (int m = 0; m < M; ++m) bt[m] = bn + (int64_t(trow[m][i]) * d.Wb + tcol[m][i]) * C;
       pad_candidates(bt, M);
       // The next pixel's B reads are random: prefetching them now lets
       // their cache misses overlap this pixel's work.
       if (i + 1 < blk.count) {
         for (int m = 0; m < M; ++m) {
-          prefetch_vector(bn + (int64_t(trow[i + 1][m]) * d.Wb + tcol[i + 1][m]) * C,
+          prefetch_vector(bn + (int64_t(trow[m][i + 1]) * d.Wb + tcol[m][i + 1]) * C,
                           C * int64_t(sizeof(float)));
         }
       }
@@ -375,8 +430,8 @@ HROPS_INLINE void step_blocks(const StepArgs& s, int64_t begin, int64_t end) {
       Ops::softmax(cost, M, prob);
       Ops::topk(prob, M, int(k), top);
       for (int64_t t = 0; t < k; ++t) {
-        out[t * kBlock + i] = float(trow[i][top[t]] - r);
-        out[(k + t) * kBlock + i] = float(tcol[i][top[t]] - c);
+        out[t * kBlock + i] = float(trow[top[t]][i] - r);
+        out[(k + t) * kBlock + i] = float(tcol[top[t]][i] - c);
         out[(2 * k + t) * kBlock + i] = prob[top[t]];
       }
     }
@@ -455,21 +510,43 @@ struct WarpArgs {
   A* ga;   // backward: (N, C, H, W)
 };
 
-// Targets (element offsets of the C-vectors in image n of B) and softmax
-// weights of the K candidates of pixel p of image n, whose A vector is ap.
-template <typename Ops, typename A>
-HROPS_INLINE void warp_weights(const WarpArgs<A>& w, int64_t n, int64_t p, const A* ap,
-                               int64_t* target, const A** bt, A* cost, A* prob) {
+// Flat targets row * Wb + col of the K candidates of every pixel of the
+// block.
+template <typename A>
+HROPS_INLINE void warp_block_targets(const WarpArgs<A>& w, const Block& blk,
+                                     int32_t (*target)[kBlock]) {
   const PmDims& d = w.d;
-  const int64_t HW = d.H * d.W, r = p / d.W, c = p % d.W;
-  const A* bn = w.b + n * d.Hb * d.Wb * d.C;
-  for (int64_t j = 0; j < d.K; ++j) {
-    const int64_t s = ((n * 2) * d.K + j) * HW + p;
-    target[j] = pm_target(r, c, w.offsets[s], w.offsets[s + d.K * HW], d.Hb, d.Wb, w.trunc);
-    bt[j] = bn + target[j] * d.C;
-    prefetch_vector(bt[j], d.C * int64_t(sizeof(A)));
+  int64_t src[kBlock];
+  bool inside[kBlock];
+  for (int64_t i = 0; i < blk.count; ++i) {
+    src[i] = blk.p0 + i;
+    inside[i] = true;
   }
+  int32_t trow[kPatchMatchMaxCandidates][kBlock], tcol[kPatchMatchMaxCandidates][kBlock];
+  block_targets(d, w.trunc, blk, w.offsets + blk.n * 2 * d.K * d.H * d.W, src, inside, 0, trow,
+                tcol);
+  const int32_t Wb = int32_t(d.Wb);
+  for (int64_t j = 0; j < d.K; ++j) {
+#pragma omp simd
+    for (int64_t i = 0; i < blk.count; ++i) target[j][i] = trow[j][i] * Wb + tcol[j][i];
+  }
+}
+
+// Softmax weights of the K candidates of pixel i of the block (A vector
+// ap), after prefetching pixel i + 1's B vectors.
+template <typename Ops, typename A>
+HROPS_INLINE void warp_weights(const WarpArgs<A>& w, const Block& blk, int64_t i, const A* ap,
+                               const int32_t (*target)[kBlock], const A** bt,
+                               A* cost, A* prob) {
+  const PmDims& d = w.d;
+  const A* bn = w.b + blk.n * d.Hb * d.Wb * d.C;
+  for (int64_t j = 0; j < d.K; ++j) bt[j] = bn + int64_t(target[j][i]) * d.C;
   pad_candidates(bt, int(d.K));
+  if (i + 1 < blk.count) {
+    for (int64_t j = 0; j < d.K; ++j) {
+      prefetch_vector(bn + int64_t(target[j][i + 1]) * d.C, d.C * int64_t(sizeof(A)));
+    }
+  }
   Ops::dots(ap, bt, int(d.K), d.C, w.inv_t, cost);
   Ops::softmax(cost, int(d.K), prob);
 }
@@ -478,23 +555,22 @@ template <typename Ops, typename A>
 HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end) {
   const PmDims& d = w.d;
   const int64_t HW = d.H * d.W, Cr = w.Cr;
-  int64_t target[kPatchMatchMaxCandidates];
-  const A* bt[kPadded];
+  int32_t target[kPatchMatchMaxCandidates][kBlock];
+  const A *bt[kPadded], *rt[kPatchMatchMaxCandidates];
   alignas(32) A cost[kPadded], prob[kPadded];
-  std::vector<A> abuf(kBlock * d.C);
+  std::vector<A> abuf(kBlock * d.C), obuf(Cr);
   for (int64_t index = begin; index < end; ++index) {
     const Block blk = pixel_block(index, HW);
     const int64_t n = blk.n;
     block_to_last<Ops>(blk, d.C, HW, w.a + n * d.C * HW, abuf.data());
+    warp_block_targets(w, blk, target);
     const A* rn = w.ref + n * d.Hb * d.Wb * Cr;
     for (int64_t i = 0; i < blk.count; ++i) {
       const int64_t p = blk.p0 + i;
-      warp_weights<Ops>(w, n, p, abuf.data() + i * d.C, target, bt, cost, prob);
-      for (int64_t ch = 0; ch < Cr; ++ch) {
-        A sum = 0;
-        for (int64_t j = 0; j < d.K; ++j) sum += prob[j] * rn[target[j] * Cr + ch];
-        w.out[(n * Cr + ch) * HW + p] = sum;
-      }
+      warp_weights<Ops>(w, blk, i, abuf.data() + i * d.C, target, bt, cost, prob);
+      for (int64_t j = 0; j < d.K; ++j) rt[j] = rn + int64_t(target[j][i]) * Cr;
+      weighted_sum(rt, prob, int(d.K), Cr, obuf.data());
+      for (int64_t ch = 0; ch < Cr; ++ch) w.out[(n * Cr + ch) * HW + p] = obuf[ch];
     }
   }
 }
@@ -506,7 +582,7 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
                                        A* gr) {
   const PmDims& d = w.d;
   const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb, C = d.C, Cr = w.Cr, K = d.K;
-  int64_t target[kPatchMatchMaxCandidates];
+  int32_t target[kPatchMatchMaxCandidates][kBlock];
   const A* bt[kPadded];
   alignas(32) A cost[kPadded], prob[kPadded], gs[kPadded];
   std::vector<A> abuf(kBlock * C), gabuf(kBlock * C), gbuf(Cr);
@@ -514,33 +590,39 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
     const Block blk = pixel_block(index, HW);
     const int64_t n = blk.n;
     block_to_last<Ops>(blk, C, HW, w.a + n * C * HW, abuf.data());
-    std::fill(gabuf.begin(), gabuf.end(), A(0));
+    warp_block_targets(w, blk, target);
     const A* rn = w.ref + n * HWb * Cr;
+    A* gbn = gb + n * HWb * C;
+    A* grn = gr + n * HWb * Cr;
     for (int64_t i = 0; i < blk.count; ++i) {
       const int64_t p = blk.p0 + i;
       const A* ap = abuf.data() + i * C;
-      warp_weights<Ops>(w, n, p, ap, target, bt, cost, prob);
+      warp_weights<Ops>(w, blk, i, ap, target, bt, cost, prob);
       A* g = gbuf.data();  // grad of the output at p
       for (int64_t ch = 0; ch < Cr; ++ch) g[ch] = w.grad[(n * Cr + ch) * HW + p];
       A mean = 0;
       for (int64_t j = 0; j < K; ++j) {
         A gw = 0;
-        for (int64_t ch = 0; ch < Cr; ++ch) gw += g[ch] * rn[target[j] * Cr + ch];
+        for (int64_t ch = 0; ch < Cr; ++ch) gw += g[ch] * rn[int64_t(target[j][i]) * Cr + ch];
         gs[j] = gw;
         mean += prob[j] * gw;
       }
       for (int64_t j = 0; j < K; ++j) gs[j] = prob[j] * (gs[j] - mean) * w.inv_t;
-      A* ga = gabuf.data() + i * C;
+      // grad_A first, then the scatters: B and grad_B are likely a
+      // multiple of 4 KiB apart, and interleaving loads of one with stores
+      // to the other would stall on false store-forwarding (4K aliasing).
+      weighted_sum(bt, gs, int(K), C, gabuf.data() + i * C);
+      if (i + 1 < blk.count) {
+        for (int64_t j = 0; j < K; ++j) {
+          prefetch_vector_for_write(gbn + int64_t(target[j][i + 1]) * C, C * int64_t(sizeof(A)));
+        }
+      }
       for (int64_t j = 0; j < K; ++j) {
-        const A* b = bt[j];
-        A* gbt = gb + (n * HWb + target[j]) * C;
+        A* gbt = gbn + int64_t(target[j][i]) * C;
         const A s = gs[j];
 #pragma omp simd
-        for (int64_t ch = 0; ch < C; ++ch) {
-          ga[ch] += s * b[ch];
-          gbt[ch] += s * ap[ch];
-        }
-        A* grt = gr + (n * HWb + target[j]) * Cr;
+        for (int64_t ch = 0; ch < C; ++ch) gbt[ch] += s * ap[ch];
+        A* grt = grn + int64_t(target[j][i]) * Cr;
         for (int64_t ch = 0; ch < Cr; ++ch) grt[ch] += prob[j] * g[ch];
       }
     }
