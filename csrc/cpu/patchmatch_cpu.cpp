@@ -76,9 +76,12 @@ HROPS_INLINE void transpose_tile(const A* src, A* dst, int64_t n, int64_t C, int
   int64_t p = p0;
 #if HROPS_X86
   if constexpr (std::is_same_v<A, float>) {
-    for (; avx2 && C % 8 == 0 && p + 8 <= pe; p += 8) {
-      for (int64_t ch = 0; ch < C; ch += 8) {
-        const int64_t planar = (n * C + ch) * P + p, last = (n * P + p) * C + ch;
+    // Planes outer: the planes are P apart, often in one cache set, so a
+    // plane's line must be used up before the other planes evict it.
+    const int64_t pv = avx2 && C % 8 == 0 ? p0 + (pe - p0) / 8 * 8 : p0;
+    for (int64_t ch = 0; ch < C && pv > p0; ch += 8) {
+      for (int64_t q = p0; q < pv; q += 8) {
+        const int64_t planar = (n * C + ch) * P + q, last = (n * P + q) * C + ch;
         if (to_last) {
           transpose8x8_avx2(src + planar, P, dst + last, C);
         } else {
@@ -86,6 +89,7 @@ HROPS_INLINE void transpose_tile(const A* src, A* dst, int64_t n, int64_t C, int
         }
       }
     }
+    p = pv;
   }
 #endif
   for (int64_t ch = 0; ch < C; ++ch) {
@@ -154,8 +158,6 @@ at::ScalarType warp_acc(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// Per-candidate kernels of one ISA: out[m] = <a, bt[m]> * scale for m < M
-// (bt padded to a multiple of kGroup with valid pointers), softmax, top-k.
 template <typename A>
 HROPS_INLINE void transpose8x8(const A* src, int64_t ls, A* dst, int64_t ld) {
   for (int i = 0; i < 8; ++i) {
@@ -163,14 +165,54 @@ HROPS_INLINE void transpose8x8(const A* src, int64_t ls, A* dst, int64_t ld) {
   }
 }
 
+// out[c] = sum_j w[j] * v[j][c] for c < NC, the sums in registers
+// (accumulating in memory would chain every candidate's add through a store
+// and a reload).
+template <int NC, typename A>
+HROPS_INLINE void weighted_sum_fixed(const A* const* v, int64_t c0, const A* w, int K, A* out) {
+  A acc[NC];
+  for (int q = 0; q < NC; ++q) acc[q] = 0;
+  for (int j = 0; j < K; ++j) {
+    for (int q = 0; q < NC; ++q) acc[q] += w[j] * v[j][c0 + q];
+  }
+  for (int q = 0; q < NC; ++q) out[c0 + q] = acc[q];
+}
+
+// out[c] = sum_j w[j] * v[j][c] for c < C, 8 channels at a time.
 template <typename A>
-struct GenericOps {
+HROPS_INLINE void weighted_sum(const A* const* v, const A* w, int K, int64_t C, A* out) {
+  int64_t c0 = 0;
+  for (; c0 + 8 <= C; c0 += 8) weighted_sum_fixed<8>(v, c0, w, K, out);
+  switch (C - c0) {
+    case 1: return weighted_sum_fixed<1>(v, c0, w, K, out);
+    case 2: return weighted_sum_fixed<2>(v, c0, w, K, out);
+    case 3: return weighted_sum_fixed<3>(v, c0, w, K, out);
+    case 4: return weighted_sum_fixed<4>(v, c0, w, K, out);
+    case 5: return weighted_sum_fixed<5>(v, c0, w, K, out);
+    case 6: return weighted_sum_fixed<6>(v, c0, w, K, out);
+    case 7: return weighted_sum_fixed<7>(v, c0, w, K, out);
+    default: return;
+  }
+}
+
+template <typename A>
+struct GenericBase {
   static void transpose8(const A* src, int64_t ls, A* dst, int64_t ld) {
     transpose8x8(src, ls, dst, ld);
   }
   static void dots(const A* a, const A* const* bt, int M, int64_t C, A scale, A* out) {
     for (int m = 0; m < M; ++m) out[m] = dot_inline(a, bt[m], C) * scale;
   }
+  static void weighted_sum(const A* const* v, const A* w, int K, int64_t C, A* out) {
+    hrops::weighted_sum(v, w, K, C, out);
+  }
+  static void axpy(A s, const A* x, A* y, int64_t C) {
+    for (int64_t c = 0; c < C; ++c) y[c] += s * x[c];
+  }
+};
+
+template <typename A>
+struct GenericOps : GenericBase<A> {
   static void softmax(const A* cost, int M, A* prob) {
     A mx = cost[0];
     for (int m = 1; m < M; ++m) mx = cost[m] > mx ? cost[m] : mx;
@@ -181,14 +223,7 @@ struct GenericOps {
 };
 
 template <>
-struct GenericOps<float> {
-  static void transpose8(const float* src, int64_t ls, float* dst, int64_t ld) {
-    transpose8x8(src, ls, dst, ld);
-  }
-  static void dots(const float* a, const float* const* bt, int M, int64_t C, float scale,
-                   float* out) {
-    for (int m = 0; m < M; ++m) out[m] = dot_inline(a, bt[m], C) * scale;
-  }
+struct GenericOps<float> : GenericBase<float> {
   static void softmax(const float* cost, int M, float* prob) { pm_softmax(cost, M, prob); }
   static void topk(const float* prob, int M, int k, int* top) { pm_topk(prob, M, k, top); }
 };
@@ -233,6 +268,35 @@ struct Avx2Ops {
   HROPS_TARGET_AVX2 static void softmax(const float* cost, int M, float* prob) {
     pm_softmax(cost, M, prob);
   }
+  // Two accumulators per 8 channels (even and odd candidates) halve the
+  // dependency chain.
+  HROPS_TARGET_AVX2 static void weighted_sum(const float* const* v, const float* w, int K,
+                                             int64_t C, float* out) {
+    int64_t c0 = 0;
+    for (; c0 + 8 <= C; c0 += 8) {
+      __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+      int j = 0;
+      for (; j + 2 <= K; j += 2) {
+        even = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v[j] + c0), even);
+        odd = _mm256_fmadd_ps(_mm256_set1_ps(w[j + 1]), _mm256_loadu_ps(v[j + 1] + c0), odd);
+      }
+      if (j < K) even = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v[j] + c0), even);
+      _mm256_storeu_ps(out + c0, _mm256_add_ps(even, odd));
+    }
+    if (c0 < C) {
+      const float* tail[kPatchMatchMaxCandidates];
+      for (int j = 0; j < K; ++j) tail[j] = v[j] + c0;
+      hrops::weighted_sum(tail, w, K, C - c0, out + c0);  // fewer than 8 channels
+    }
+  }
+  HROPS_TARGET_AVX2 static void axpy(float s, const float* x, float* y, int64_t C) {
+    int64_t c = 0;
+    const __m256 sv = _mm256_set1_ps(s);
+    for (; c + 8 <= C; c += 8) {
+      _mm256_storeu_ps(y + c, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + c), _mm256_loadu_ps(y + c)));
+    }
+    for (; c < C; ++c) y[c] += s * x[c];
+  }
   // pm_topk's ranks, 8 candidates per vector: candidate i precedes m if its
   // key is greater, or equal with i < m (key >= key_m, i.e. > key_m - 1).
   HROPS_TARGET_AVX2 static void topk(const float* prob, int M, int k, int* top) {
@@ -268,28 +332,6 @@ HROPS_INLINE void pad_candidates(const A** bt, int M) {
   for (int m = M; m % kGroup != 0; ++m) bt[m] = bt[0];
 }
 
-// out[c] = sum_j w[j] * v[j][c] for c < C, 8 channels at a time with the
-// sums in registers (accumulating in memory would chain every candidate's
-// add through a store and a reload).
-template <typename A>
-HROPS_INLINE void weighted_sum(const A* const* v, const A* w, int K, int64_t C, A* out) {
-  for (int64_t c0 = 0; c0 < C; c0 += 8) {
-    A acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (c0 + 8 <= C) {
-      for (int j = 0; j < K; ++j) {
-        for (int q = 0; q < 8; ++q) acc[q] += w[j] * v[j][c0 + q];
-      }
-      for (int q = 0; q < 8; ++q) out[c0 + q] = acc[q];
-    } else {
-      const int64_t nc = C - c0;
-      for (int j = 0; j < K; ++j) {
-        for (int q = 0; q < 8; ++q) acc[q] += q < nc ? w[j] * v[j][c0 + q] : A(0);
-      }
-      for (int64_t q = 0; q < nc; ++q) out[c0 + q] = acc[q];
-    }
-  }
-}
-
 // Blocks of up to 16 consecutive pixels of one image (one cache line of a
 // plane). A's C-vectors are transposed out of the (N, C, H, W) input into a
 // small buffer (and grad_A back into it), so A never needs a channels-last
@@ -297,7 +339,7 @@ HROPS_INLINE void weighted_sum(const A* const* v, const A* w, int K, int64_t C, 
 // plane for the whole block: the planes are HW apart, all in the same L1
 // set for power-of-two maps, so touching each plane once per pixel would
 // evict and refetch every line 16 times.
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = 64;
 
 struct Block {
   int64_t n, p0, count;
@@ -351,7 +393,14 @@ HROPS_INLINE void block_targets(const PmDims& d, bool trunc, const Block& blk, c
     cf[i] = float((blk.p0 + i) % d.W);
   }
   const float hb1 = float(d.Hb - 1), wb1 = float(d.Wb - 1);
+  constexpr int64_t kAhead = 4;  // planes; see kBlock on why not further
   for (int64_t j = 0; j < K; ++j) {
+    if (j + kAhead < K) {
+      for (int64_t i = 0; i < blk.count; i += 16) {
+        __builtin_prefetch(on + (j + kAhead) * HW + src[i]);
+        __builtin_prefetch(on + (K + j + kAhead) * HW + src[i]);
+      }
+    }
     for (int64_t i = 0; i < blk.count; ++i) {
       dr[i] = inside[i] ? on[j * HW + src[i]] : 0.0f;
       dc[i] = inside[i] ? on[(K + j) * HW + src[i]] : 0.0f;
@@ -569,7 +618,7 @@ HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64
       const int64_t p = blk.p0 + i;
       warp_weights<Ops>(w, blk, i, abuf.data() + i * d.C, target, bt, cost, prob);
       for (int64_t j = 0; j < d.K; ++j) rt[j] = rn + int64_t(target[j][i]) * Cr;
-      weighted_sum(rt, prob, int(d.K), Cr, obuf.data());
+      Ops::weighted_sum(rt, prob, int(d.K), Cr, obuf.data());
       for (int64_t ch = 0; ch < Cr; ++ch) w.out[(n * Cr + ch) * HW + p] = obuf[ch];
     }
   }
@@ -611,17 +660,14 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
       // grad_A first, then the scatters: B and grad_B are likely a
       // multiple of 4 KiB apart, and interleaving loads of one with stores
       // to the other would stall on false store-forwarding (4K aliasing).
-      weighted_sum(bt, gs, int(K), C, gabuf.data() + i * C);
+      Ops::weighted_sum(bt, gs, int(K), C, gabuf.data() + i * C);
       if (i + 1 < blk.count) {
         for (int64_t j = 0; j < K; ++j) {
           prefetch_vector_for_write(gbn + int64_t(target[j][i + 1]) * C, C * int64_t(sizeof(A)));
         }
       }
       for (int64_t j = 0; j < K; ++j) {
-        A* gbt = gbn + int64_t(target[j][i]) * C;
-        const A s = gs[j];
-#pragma omp simd
-        for (int64_t ch = 0; ch < C; ++ch) gbt[ch] += s * ap[ch];
+        Ops::axpy(gs[j], ap, gbn + int64_t(target[j][i]) * C, C);
         A* grt = grn + int64_t(target[j][i]) * Cr;
         for (int64_t ch = 0; ch < Cr; ++ch) grt[ch] += prob[j] * g[ch];
       }
