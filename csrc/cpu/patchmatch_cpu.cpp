@@ -33,6 +33,15 @@ namespace {
 #define HROPS_FLATTEN __attribute__((flatten))
 
 constexpr int kGroup = 8;  // candidates scored together
+
+// Blocks of up to 64 consecutive pixels of one image (four cache lines of
+// a plane). A's C-vectors are transposed out of the (N, C, H, W) input into a
+// small buffer (and grad_A back into it), so A never needs a channels-last
+// copy. The offsets, and the step's outputs, are read and written plane by
+// plane for the whole block: the planes are HW apart, all in the same L1
+// set for power-of-two maps, so touching each plane once per pixel would
+// evict and refetch every line 16 times.
+constexpr int64_t kBlock = 64;
 constexpr int kPadded = kPatchMatchMaxCandidates + kGroup;
 
 HROPS_INLINE void prefetch_vector(const void* p, int64_t bytes) {
@@ -209,6 +218,8 @@ struct GenericBase {
   static void axpy(A s, const A* x, A* y, int64_t C) {
     for (int64_t c = 0; c < C; ++c) y[c] += s * x[c];
   }
+  static void store_row(const A* src, A* dst, int64_t count) { std::copy(src, src + count, dst); }
+  static void store_fence() {}
 };
 
 template <typename A>
@@ -289,6 +300,18 @@ struct Avx2Ops {
       hrops::weighted_sum(tail, w, K, C - c0, out + c0);  // fewer than 8 channels
     }
   }
+  // A block's row of an output plane: whole aligned rows bypass the cache.
+  // The step's output planes are HW apart, often in one cache set, and
+  // written once: ordinary stores would read every line in first (and
+  // evict each other).
+  HROPS_TARGET_AVX2 static void store_row(const float* src, float* dst, int64_t count) {
+    if (count == kBlock && reinterpret_cast<uintptr_t>(dst) % 32 == 0) {
+      for (int64_t i = 0; i < kBlock; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    } else {
+      std::copy(src, src + count, dst);
+    }
+  }
+  HROPS_TARGET_AVX2 static void store_fence() { _mm_sfence(); }
   HROPS_TARGET_AVX2 static void axpy(float s, const float* x, float* y, int64_t C) {
     int64_t c = 0;
     const __m256 sv = _mm256_set1_ps(s);
@@ -332,14 +355,6 @@ HROPS_INLINE void pad_candidates(const A** bt, int M) {
   for (int m = M; m % kGroup != 0; ++m) bt[m] = bt[0];
 }
 
-// Blocks of up to 16 consecutive pixels of one image (one cache line of a
-// plane). A's C-vectors are transposed out of the (N, C, H, W) input into a
-// small buffer (and grad_A back into it), so A never needs a channels-last
-// copy. The offsets, and the step's outputs, are read and written plane by
-// plane for the whole block: the planes are HW apart, all in the same L1
-// set for power-of-two maps, so touching each plane once per pixel would
-// evict and refetch every line 16 times.
-constexpr int64_t kBlock = 64;
 
 struct Block {
   int64_t n, p0, count;
@@ -485,16 +500,15 @@ HROPS_INLINE void step_blocks(const StepArgs& s, int64_t begin, int64_t end) {
       }
     }
     for (int64_t t = 0; t < k; ++t) {
-      float* rows = s.new_offsets + ((n * 2) * k + t) * HW + blk.p0;
-      float* cols = s.new_offsets + ((n * 2 + 1) * k + t) * HW + blk.p0;
-      float* probs = s.probs + (n * k + t) * HW + blk.p0;
-      for (int64_t i = 0; i < blk.count; ++i) {
-        rows[i] = out[t * kBlock + i];
-        cols[i] = out[(k + t) * kBlock + i];
-        probs[i] = out[(2 * k + t) * kBlock + i];
-      }
+      Ops::store_row(out.data() + t * kBlock, s.new_offsets + ((n * 2) * k + t) * HW + blk.p0,
+                     blk.count);
+      Ops::store_row(out.data() + (k + t) * kBlock,
+                     s.new_offsets + ((n * 2 + 1) * k + t) * HW + blk.p0, blk.count);
+      Ops::store_row(out.data() + (2 * k + t) * kBlock, s.probs + (n * k + t) * HW + blk.p0,
+                     blk.count);
     }
   }
+  Ops::store_fence();
 }
 
 #if HROPS_X86
