@@ -97,7 +97,8 @@ HROPS_HD float pm_exp(float x) {
   const float t = x * 1.44269504088896341f + round_magic;
   const float n = t - round_magic;
   const int32_t ni = pm_float_bits(t) - pm_float_bits(round_magic);
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // Cody-Waite: n * 0.693359375 is exact
+  // Cody-Waite reduction: n * 0.693359375 is exact.
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;

@@ -1,10 +1,12 @@
 // CoCosNet v2's PatchMatch on the CPU (SEEDS.md section 4): one propagation +
-// evaluation step, and the soft warp with its backward. Features are read
-// channels-last so every candidate costs one contiguous C-vector read; the
-// (N, C, candidates, H, W) gathers of the original are never built.
+// evaluation step, and the soft warp with its backward. B is read
+// channels-last so every candidate costs one contiguous C-vector read (A is
+// transposed block by block); the (N, C, candidates, H, W) gathers of the
+// original are never built.
 // Per-candidate math (targets, exp, softmax, top-k order):
 // csrc/common/patchmatch.h. The AVX2 path scores 8 candidates at once and
-// ranks them with vector compares; it gives the baseline path's results.
+// ranks them with vector compares (the header's ranks exactly; scores differ
+// from the baseline path's by rounding only).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -40,7 +42,7 @@ constexpr int kGroup = 8;  // candidates scored together
 // copy. The offsets, and the step's outputs, are read and written plane by
 // plane for the whole block: the planes are HW apart, all in the same L1
 // set for power-of-two maps, so touching each plane once per pixel would
-// evict and refetch every line 16 times.
+// evict and refetch a line for each of its 16 pixels.
 constexpr int64_t kBlock = 64;
 constexpr int kPadded = kPatchMatchMaxCandidates + kGroup;
 
@@ -110,19 +112,20 @@ HROPS_INLINE void transpose_tile(const A* src, A* dst, int64_t n, int64_t C, int
 }
 
 #if HROPS_X86
-HROPS_TARGET_AVX2 HROPS_FLATTEN void transpose_tile_avx2(const float* src, float* dst, int64_t n, int64_t C,
-                                           int64_t P, int64_t p0, int64_t pe, bool to_last) {
+HROPS_TARGET_AVX2 HROPS_FLATTEN void transpose_tile_avx2(const float* src, float* dst, int64_t n,
+                                                         int64_t C, int64_t P, int64_t p0,
+                                                         int64_t pe, bool to_last) {
   transpose_tile(src, dst, n, C, P, p0, pe, to_last, true);
 }
 #endif
 
 // (N, C, P) -> (N, P, C) or back, in tiles of 64 pixels: a tile's reads and
-// writes stay in L1 (ATen's permuted copy is several times slower here).
+// writes stay in L1 (ATen's permuted copy is slower here).
 template <typename A>
 void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, bool to_last) {
   constexpr int64_t kTile = 64;
   const int64_t tiles = (P + kTile - 1) / kTile;
-  const bool avx2 = cpu_has_avx2_fma();
+  [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
   at::parallel_for(0, N * tiles, 8, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / tiles, p0 = (t % tiles) * kTile, pe = std::min(P, p0 + kTile);
@@ -250,11 +253,14 @@ HROPS_TARGET_AVX2 HROPS_INLINE __m256 dots8_avx2(const float* a, const float* co
   int64_t q = 0;
   for (; q + 8 <= C; q += 8) {
     const __m256 av = _mm256_loadu_ps(a + q);
-    for (int j = 0; j < kGroup; ++j) acc[j] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bt[j] + q), acc[j]);
+    for (int j = 0; j < kGroup; ++j) {
+      acc[j] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bt[j] + q), acc[j]);
+    }
   }
   const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
   const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-  __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+  __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20),
+                           _mm256_permute2f128_ps(h0, h1, 0x31));
   if (q < C) {
     alignas(32) float t[kGroup];
     _mm256_store_ps(t, s);
@@ -333,13 +339,17 @@ struct Avx2Ops {
       const __m256i km = _mm256_load_si256(reinterpret_cast<const __m256i*>(key + g));
       const __m256i km1 = _mm256_sub_epi32(km, one);
       __m256i cnt = _mm256_setzero_si256();
-      for (int i = 0; i < g; ++i) cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[i]), km1));
+      for (int i = 0; i < g; ++i) {
+        cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[i]), km1));
+      }
       for (int i = 0; i < kGroup; ++i) {
         const __m256i before = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(i));  // i < m
         const __m256i thr = _mm256_blendv_epi8(km, km1, before);
         cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[g + i]), thr));
       }
-      for (int i = g + kGroup; i < M; ++i) cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[i]), km));
+      for (int i = g + kGroup; i < M; ++i) {
+        cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[i]), km));
+      }
       _mm256_store_si256(reinterpret_cast<__m256i*>(rank + g), cnt);
     }
     int slot[kPatchMatchMaxCandidates + 1];  // slot k collects the rest
@@ -354,7 +364,6 @@ template <typename A>
 HROPS_INLINE void pad_candidates(const A** bt, int M) {
   for (int m = M; m % kGroup != 0; ++m) bt[m] = bt[0];
 }
-
 
 struct Block {
   int64_t n, p0, count;
@@ -396,8 +405,8 @@ HROPS_INLINE void block_to_planar(const Block& blk, int64_t C, int64_t P, const 
 
 // Targets (row, col) of candidates [m0, m0 + K) at the block's pixels: the
 // candidates' offsets are those of pixel src[i] of the K offset planes `on`
-// (inside[i] false: zero offsets). The rounding case runs 16 pixels at a
-// time through the header's per-coordinate math.
+// (inside[i] false: zero offsets). The rounding case is a vectorised loop
+// over the block's pixels through the header's per-coordinate math.
 HROPS_INLINE void block_targets(const PmDims& d, bool trunc, const Block& blk, const float* on,
                                 const int64_t* src, const bool* inside, int m0,
                                 int32_t (*trow)[kBlock], int32_t (*tcol)[kBlock]) {
@@ -545,7 +554,7 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(const at::Tensor& a, cons
                       off.const_data_ptr<float>(),
                       new_offsets.mutable_data_ptr<float>(),
                       probs.mutable_data_ptr<float>()};
-  const bool avx2 = cpu_has_avx2_fma();
+  [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
   at::parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) {
 #if HROPS_X86
     if (avx2) return step_blocks_avx2(args, begin, end);
@@ -746,7 +755,8 @@ void warp_forward_all(const PmDims& d, const at::Tensor& a, const at::Tensor& b,
   const at::Tensor rcl = channels_last(ref, acc), off = offsets.to(at::kFloat).contiguous();
   WarpArgs<A> w = warp_args<A>(d, ap, bcl, rcl, off, temperature, trunc);
   w.out = out.mutable_data_ptr<A>();
-  at::parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
+  at::parallel_for(0, blocks(d), 32,
+                   [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
 }
 
 at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
