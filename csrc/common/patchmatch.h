@@ -6,6 +6,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "hd.h"
 
@@ -28,54 +29,134 @@ HROPS_HD float pm_flat_index_f32(float row, float width, float col) {
 #endif
 }
 
-// Flat index in B of the candidate (dr, dc) at A's pixel (r, c). The target
-// is clamped into B. Fractional offsets: each coordinate is rounded to the
-// nearest integer (halves up), or, with cocosnet_truncation, the clamped
-// float row * Wb + col is truncated as CoCosNet v2 does (which lets a
-// fractional row leak into the column). Non-finite offsets count as 0, so
-// an index is always inside B.
-HROPS_HD int64_t pm_target(int64_t r, int64_t c, float dr, float dc, int64_t Hb, int64_t Wb,
-                           bool cocosnet_truncation) {
-  dr = (dr - dr == 0.0f) ? dr : 0.0f;  // NaN and +-inf -> 0
-  dc = (dc - dc == 0.0f) ? dc : 0.0f;
-  const float tr = pm_clamp(float(r) + dr, 0.0f, float(Hb - 1));
-  const float tc = pm_clamp(float(c) + dc, 0.0f, float(Wb - 1));
-  if (cocosnet_truncation) {
-    const int64_t idx = int64_t(pm_flat_index_f32(tr, float(Wb), tc));
-    return idx < Hb * Wb ? idx : Hb * Wb - 1;
-  }
-  const int64_t ir = int64_t(tr + 0.5f), ic = int64_t(tc + 0.5f);
-  return ir * Wb + ic;
+// A's coordinate r plus an offset d, clamped into B's [0, hi]; a non-finite
+// offset (NaN, +-inf) counts as 0, so a target is always inside B.
+HROPS_HD float pm_clamped_coord(float r, float d, float hi) {
+  d = (d - d == 0.0f) ? d : 0.0f;
+  return pm_clamp(r + d, 0.0f, hi);
 }
 
-// Softmax of cost[0..M) into prob, then the k most probable candidates in
-// descending order, ties to the lower candidate index: top[0..k).
-HROPS_HD void pm_softmax_topk(const float* cost, int M, int k, float* prob, int* top) {
+// The nearest integer of a clamped coordinate, halves up.
+HROPS_HD int32_t pm_round_coord(float t) { return int32_t(t + 0.5f); }
+
+// Row and column in B of the candidate (dr, dc) at A's pixel (r, c). The
+// target is clamped into B. Fractional offsets: each coordinate is rounded
+// to the nearest integer (halves up), or, with cocosnet_truncation, the
+// clamped float row * Wb + col is truncated as CoCosNet v2 does (which lets
+// a fractional row leak into the column). (The CPU kernels vectorise the
+// rounding case from pm_clamped_coord and pm_round_coord directly.)
+HROPS_HD void pm_target_rc(int64_t r, int64_t c, float dr, float dc, int64_t Hb, int64_t Wb,
+                           bool cocosnet_truncation, int64_t& row, int64_t& col) {
+  const float tr = pm_clamped_coord(float(r), dr, float(Hb - 1));
+  const float tc = pm_clamped_coord(float(c), dc, float(Wb - 1));
+  if (cocosnet_truncation) {
+    int64_t idx = int64_t(pm_flat_index_f32(tr, float(Wb), tc));
+    idx = idx < Hb * Wb ? idx : Hb * Wb - 1;
+    row = idx / Wb;
+    col = idx - row * Wb;
+    return;
+  }
+  row = pm_round_coord(tr);
+  col = pm_round_coord(tc);
+}
+
+// The same target as a flat index row * Wb + col.
+HROPS_HD int64_t pm_target(int64_t r, int64_t c, float dr, float dc, int64_t Hb, int64_t Wb,
+                           bool cocosnet_truncation) {
+  int64_t row, col;
+  pm_target_rc(r, c, dr, dc, Hb, Wb, cocosnet_truncation, row, col);
+  return row * Wb + col;
+}
+
+// The bits of a float and back (host and device).
+HROPS_HD int32_t pm_float_bits(float v) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_int(v);
+#else
+  int32_t i;
+  std::memcpy(&i, &v, sizeof(i));
+  return i;
+#endif
+}
+
+HROPS_HD float pm_bits_float(uint32_t i) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(i);
+#else
+  float v;
+  std::memcpy(&v, &i, sizeof(v));
+  return v;
+#endif
+}
+
+// exp(x) within ~1 ulp of expf (Cephes' polynomial), branch-free so that a
+// loop over candidates vectorises, and identical on CPU and GPU. x = n ln2 + r
+// with |r| <= ln2 / 2; 2^n is applied as two normal powers of two, so results
+// down in the subnormal range are rounded once, like expf's. NaN stays NaN.
+HROPS_HD float pm_exp(float x) {
+  x = x < -110.0f ? -110.0f : x;  // exp(-110) rounds to 0, exp(89) to inf
+  x = x > 89.0f ? 89.0f : x;
+  const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504088896341f + round_magic;
+  const float n = t - round_magic;
+  const int32_t ni = pm_float_bits(t) - pm_float_bits(round_magic);
+  // Cody-Waite reduction: n * 0.693359375 is exact.
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t n1 = ni >> 1, n2 = ni - n1;
+  return y * pm_bits_float(uint32_t(n1 + 127) << 23) * pm_bits_float(uint32_t(n2 + 127) << 23);
+}
+
+// Softmax of cost[0..M) into prob.
+HROPS_HD void pm_softmax(const float* cost, int M, float* prob) {
   float mx = cost[0];
+#if defined(_OPENMP)  // the CPU build; not nvcc
+#pragma omp simd reduction(max : mx)
+#endif
   for (int m = 1; m < M; ++m) mx = cost[m] > mx ? cost[m] : mx;
   float sum = 0.0f;
-#if !defined(__CUDACC__)
+#if defined(_OPENMP)  // the CPU build; not nvcc
 #pragma omp simd reduction(+ : sum)
 #endif
   for (int m = 0; m < M; ++m) {
-    prob[m] = expf(cost[m] - mx);
+    prob[m] = pm_exp(cost[m] - mx);
     sum += prob[m];
   }
   const float inv = 1.0f / sum;
+#if defined(_OPENMP)  // the CPU build; not nvcc
+#pragma omp simd
+#endif
   for (int m = 0; m < M; ++m) prob[m] *= inv;
-  // Insertion into a sorted top-k list: one compare for most candidates.
-  // Strict ">" keeps earlier (lower-index) candidates first among ties.
-  int count = 0;
+}
+
+// Sort key of a probability: non-negative floats order as their bits, and a
+// NaN (any sign) ranks above everything, so keys are totally ordered.
+HROPS_HD int32_t pm_prob_key(float p) { return pm_float_bits(p) & 0x7fffffff; }
+
+// Candidate m's place in the descending order of the keys, ties to the lower
+// candidate index: the number of candidates before it. Ranks form a
+// permutation, so a top-k needs no sorted list and no data-dependent branch
+// (the CPU kernel vectorises this same count).
+HROPS_HD int pm_rank(const int32_t* key, int M, int m) {
+  int rank = 0;
+  for (int i = 0; i < m; ++i) rank += key[i] >= key[m] ? 1 : 0;
+  for (int i = m + 1; i < M; ++i) rank += key[i] > key[m] ? 1 : 0;
+  return rank;
+}
+
+// The k most probable of prob[0..M), in that order: top[0..k).
+HROPS_HD void pm_topk(const float* prob, int M, int k, int* top) {
+  int32_t key[kPatchMatchMaxCandidates];
+  for (int m = 0; m < M; ++m) key[m] = pm_prob_key(prob[m]);
   for (int m = 0; m < M; ++m) {
-    const float v = prob[m];
-    if (count == k && !(v > prob[top[k - 1]])) continue;
-    int pos = count < k ? count : k - 1;  // a full list drops its last entry
-    while (pos > 0 && v > prob[top[pos - 1]]) {
-      top[pos] = top[pos - 1];
-      --pos;
-    }
-    top[pos] = m;
-    count += count < k ? 1 : 0;
+    const int rank = pm_rank(key, M, m);
+    if (rank < k) top[rank] = m;
   }
 }
 

@@ -30,6 +30,10 @@ inline PmDims check_patchmatch_args(const at::Tensor& a, const at::Tensor& b,
               offsets.sizes());
   TORCH_CHECK(N == 0 || H * W == 0 || (b.size(2) > 0 && b.size(3) > 0),
               "feat_b must not be empty when feat_a is not");
+  // Coordinates are exact in float32 and flat targets fit 32 bits.
+  TORCH_CHECK(H <= (1 << 24) && W <= (1 << 24) && b.size(2) * b.size(3) < (int64_t(1) << 31),
+              "feat_a and feat_b must have fewer than 2^24 rows and columns and feat_b fewer "
+              "than 2^31 positions, got ", a.sizes(), " and ", b.sizes());
   return PmDims{N, C, H, W, b.size(2), b.size(3), offsets.size(2)};
 }
 

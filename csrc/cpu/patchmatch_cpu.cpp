@@ -1,35 +1,451 @@
 // CoCosNet v2's PatchMatch on the CPU (SEEDS.md section 4): one propagation +
-// evaluation step, and the soft warp with its backward. Features are read
-// channels-last so every candidate costs one contiguous C-vector read; the
-// (N, C, candidates, H, W) gathers of the original are never built.
-// Per-candidate math: csrc/common/patchmatch.h.
+// evaluation step, and the soft warp with its backward. B is read
+// channels-last so every candidate costs one contiguous C-vector read (A is
+// transposed block by block); the (N, C, candidates, H, W) gathers of the
+// original are never built.
+// Per-candidate math (targets, exp, softmax, top-k order):
+// csrc/common/patchmatch.h. The AVX2 path scores 8 candidates at once and
+// ranks them with vector compares (the header's ranks exactly; scores differ
+// from the baseline path's by rounding only).
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "common/patchmatch_shapes.h"
 #include "cpu/dw_stencil.h"
+#include "cpu/isa.h"
+#include "cpu/output_alloc.h"
+
+#if HROPS_X86
+#include <immintrin.h>
+#endif
 
 namespace hrops {
 namespace {
 
-template <typename T>
-void prefetch_vector(const T* p, int64_t n) {
-  const char* bytes = reinterpret_cast<const char*>(p);
-  for (int64_t b = 0; b < n * int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
+// The ISA entry points inline everything below them (the per-candidate
+// kernels are target functions, which a generic template cannot inline).
+#define HROPS_FLATTEN __attribute__((flatten))
+
+constexpr int kGroup = 8;  // candidates scored together
+
+// Blocks of up to 64 consecutive pixels of one image (four cache lines of
+// a plane). A's C-vectors are transposed out of the (N, C, H, W) input into a
+// small buffer (and grad_A back into it), so A never needs a channels-last
+// copy. The offsets, and the step's outputs, are read and written plane by
+// plane for the whole block: the planes are HW apart, all in the same L1
+// set for power-of-two maps, so touching each plane once per pixel would
+// evict and refetch a line for each of its 16 pixels.
+constexpr int64_t kBlock = 64;
+constexpr int kPadded = kPatchMatchMaxCandidates + kGroup;
+
+HROPS_INLINE void prefetch_vector(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b);
+}
+
+HROPS_INLINE void prefetch_vector_for_write(void* p, int64_t bytes) {
+  char* c = static_cast<char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 1);
+}
+
+// Rows [0, 8) x columns [0, 8) of src (row stride ls) into dst transposed
+// (row stride ld).
+#if HROPS_X86
+HROPS_TARGET_AVX2 void transpose8x8_avx2(const float* src, int64_t ls, float* dst,
+                                        int64_t ld) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
+// Pixels [p0, pe) of image n: (N, C, P) -> (N, P, C), or back.
+template <typename A>
+HROPS_INLINE void transpose_tile(const A* src, A* dst, int64_t n, int64_t C, int64_t P, int64_t p0,
+                                 int64_t pe, bool to_last, bool avx2) {
+  int64_t p = p0;
+#if HROPS_X86
+  if constexpr (std::is_same_v<A, float>) {
+    // Planes outer: the planes are P apart, often in one cache set, so a
+    // plane's line must be used up before the other planes evict it.
+    const int64_t pv = avx2 && C % 8 == 0 ? p0 + (pe - p0) / 8 * 8 : p0;
+    for (int64_t ch = 0; ch < C && pv > p0; ch += 8) {
+      for (int64_t q = p0; q < pv; q += 8) {
+        const int64_t planar = (n * C + ch) * P + q, last = (n * P + q) * C + ch;
+        if (to_last) {
+          transpose8x8_avx2(src + planar, P, dst + last, C);
+        } else {
+          transpose8x8_avx2(src + last, C, dst + planar, P);
+        }
+      }
+    }
+    p = pv;
+  }
+#endif
+  for (int64_t ch = 0; ch < C; ++ch) {
+    for (int64_t q = p; q < pe; ++q) {
+      const int64_t planar = (n * C + ch) * P + q, last = (n * P + q) * C + ch;
+      dst[to_last ? last : planar] = src[to_last ? planar : last];
+    }
+  }
+}
+
+#if HROPS_X86
+HROPS_TARGET_AVX2 HROPS_FLATTEN void transpose_tile_avx2(const float* src, float* dst, int64_t n,
+                                                         int64_t C, int64_t P, int64_t p0,
+                                                         int64_t pe, bool to_last) {
+  transpose_tile(src, dst, n, C, P, p0, pe, to_last, true);
+}
+#endif
+
+// (N, C, P) -> (N, P, C) or back, in tiles of 64 pixels: a tile's reads and
+// writes stay in L1 (ATen's permuted copy is slower here).
+template <typename A>
+void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, bool to_last) {
+  constexpr int64_t kTile = 64;
+  const int64_t tiles = (P + kTile - 1) / kTile;
+  [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
+  at::parallel_for(0, N * tiles, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / tiles, p0 = (t % tiles) * kTile, pe = std::min(P, p0 + kTile);
+#if HROPS_X86
+      if constexpr (std::is_same_v<A, float>) {
+        if (avx2) {
+          transpose_tile_avx2(src, dst, n, C, P, p0, pe, to_last);
+          continue;
+        }
+      }
+#endif
+      transpose_tile(src, dst, n, C, P, p0, pe, to_last, false);
+    }
+  });
 }
 
 // (N, C, H, W) -> contiguous (N, H, W, C) in `acc` (float, or double for
 // double inputs: the warp's gradients are checked in float64).
 at::Tensor channels_last(const at::Tensor& t, at::ScalarType acc = at::kFloat) {
-  return t.permute({0, 2, 3, 1}).to(acc).contiguous();
+  const at::Tensor view = t.permute({0, 2, 3, 1});
+  if (view.is_contiguous() && t.scalar_type() == acc) return view;
+  const at::Tensor planar = t.to(acc).contiguous();
+  at::Tensor out = empty_output(view.sizes(), planar.options());
+  AT_DISPATCH_FLOATING_TYPES(acc, "channels_last", [&] {
+    transpose_planes(planar.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                     t.size(0), t.size(1), t.size(2) * t.size(3), true);
+  });
+  return out;
+}
+
+// Contiguous (N, H, W, C) -> contiguous (N, C, H, W) in `dtype`.
+at::Tensor channels_first(const at::Tensor& t, at::ScalarType dtype) {
+  at::Tensor out = empty_output({t.size(0), t.size(3), t.size(1), t.size(2)}, t.options());
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "channels_first", [&] {
+    transpose_planes(t.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), t.size(0),
+                     t.size(3), t.size(1) * t.size(2), false);
+  });
+  return out.to(dtype);
 }
 
 at::ScalarType warp_acc(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+template <typename A>
+HROPS_INLINE void transpose8x8(const A* src, int64_t ls, A* dst, int64_t ld) {
+  for (int i = 0; i < 8; ++i) {
+    for (int j = 0; j < 8; ++j) dst[j * ld + i] = src[i * ls + j];
+  }
+}
+
+// out[c] = sum_j w[j] * v[j][c] for c < NC, the sums in registers
+// (accumulating in memory would chain every candidate's add through a store
+// and a reload).
+template <int NC, typename A>
+HROPS_INLINE void weighted_sum_fixed(const A* const* v, int64_t c0, const A* w, int K, A* out) {
+  A acc[NC];
+  for (int q = 0; q < NC; ++q) acc[q] = 0;
+  for (int j = 0; j < K; ++j) {
+    for (int q = 0; q < NC; ++q) acc[q] += w[j] * v[j][c0 + q];
+  }
+  for (int q = 0; q < NC; ++q) out[c0 + q] = acc[q];
+}
+
+// out[c] = sum_j w[j] * v[j][c] for c < C, 8 channels at a time.
+template <typename A>
+HROPS_INLINE void weighted_sum(const A* const* v, const A* w, int K, int64_t C, A* out) {
+  int64_t c0 = 0;
+  for (; c0 + 8 <= C; c0 += 8) weighted_sum_fixed<8>(v, c0, w, K, out);
+  switch (C - c0) {
+    case 1: return weighted_sum_fixed<1>(v, c0, w, K, out);
+    case 2: return weighted_sum_fixed<2>(v, c0, w, K, out);
+    case 3: return weighted_sum_fixed<3>(v, c0, w, K, out);
+    case 4: return weighted_sum_fixed<4>(v, c0, w, K, out);
+    case 5: return weighted_sum_fixed<5>(v, c0, w, K, out);
+    case 6: return weighted_sum_fixed<6>(v, c0, w, K, out);
+    case 7: return weighted_sum_fixed<7>(v, c0, w, K, out);
+    default: return;
+  }
+}
+
+template <typename A>
+struct GenericBase {
+  static void transpose8(const A* src, int64_t ls, A* dst, int64_t ld) {
+    transpose8x8(src, ls, dst, ld);
+  }
+  static void dots(const A* a, const A* const* bt, int M, int64_t C, A scale, A* out) {
+    for (int m = 0; m < M; ++m) out[m] = dot_inline(a, bt[m], C) * scale;
+  }
+  static void weighted_sum(const A* const* v, const A* w, int K, int64_t C, A* out) {
+    hrops::weighted_sum(v, w, K, C, out);
+  }
+  static void axpy(A s, const A* x, A* y, int64_t C) {
+    for (int64_t c = 0; c < C; ++c) y[c] += s * x[c];
+  }
+  static void store_row(const A* src, A* dst, int64_t count) { std::copy(src, src + count, dst); }
+  static void store_fence() {}
+};
+
+template <typename A>
+struct GenericOps : GenericBase<A> {
+  static void softmax(const A* cost, int M, A* prob) {
+    A mx = cost[0];
+    for (int m = 1; m < M; ++m) mx = cost[m] > mx ? cost[m] : mx;
+    A sum = 0;
+    for (int m = 0; m < M; ++m) sum += (prob[m] = std::exp(cost[m] - mx));
+    for (int m = 0; m < M; ++m) prob[m] /= sum;
+  }
+};
+
+template <>
+struct GenericOps<float> : GenericBase<float> {
+  static void softmax(const float* cost, int M, float* prob) { pm_softmax(cost, M, prob); }
+  static void topk(const float* prob, int M, int k, int* top) { pm_topk(prob, M, k, top); }
+};
+
+#if HROPS_X86
+// Eight dot products at once: each candidate accumulates 8 lanes (the lanes
+// of dot_inline), and the eight accumulators are reduced together by a
+// transposing horizontal-add tree, in dot_inline's order.
+HROPS_TARGET_AVX2 HROPS_INLINE __m256 dots8_avx2(const float* a, const float* const* bt,
+                                                 int64_t C) {
+  __m256 acc[kGroup];
+  for (int j = 0; j < kGroup; ++j) acc[j] = _mm256_setzero_ps();
+  int64_t q = 0;
+  for (; q + 8 <= C; q += 8) {
+    const __m256 av = _mm256_loadu_ps(a + q);
+    for (int j = 0; j < kGroup; ++j) {
+      acc[j] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bt[j] + q), acc[j]);
+    }
+  }
+  const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+  const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+  __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20),
+                           _mm256_permute2f128_ps(h0, h1, 0x31));
+  if (q < C) {
+    alignas(32) float t[kGroup];
+    _mm256_store_ps(t, s);
+    for (int j = 0; j < kGroup; ++j) {
+      for (int64_t i = q; i < C; ++i) t[j] += a[i] * bt[j][i];
+    }
+    s = _mm256_load_ps(t);
+  }
+  return s;
+}
+
+struct Avx2Ops {
+  HROPS_TARGET_AVX2 static void transpose8(const float* src, int64_t ls, float* dst, int64_t ld) {
+    transpose8x8_avx2(src, ls, dst, ld);
+  }
+  HROPS_TARGET_AVX2 static void dots(const float* a, const float* const* bt, int M, int64_t C,
+                                     float scale, float* out) {
+    for (int m = 0; m < M; m += kGroup) {
+      _mm256_storeu_ps(out + m, _mm256_mul_ps(dots8_avx2(a, bt + m, C), _mm256_set1_ps(scale)));
+    }
+  }
+  HROPS_TARGET_AVX2 static void softmax(const float* cost, int M, float* prob) {
+    pm_softmax(cost, M, prob);
+  }
+  // Two accumulators per 8 channels (even and odd candidates) halve the
+  // dependency chain.
+  HROPS_TARGET_AVX2 static void weighted_sum(const float* const* v, const float* w, int K,
+                                             int64_t C, float* out) {
+    int64_t c0 = 0;
+    for (; c0 + 8 <= C; c0 += 8) {
+      __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+      int j = 0;
+      for (; j + 2 <= K; j += 2) {
+        even = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v[j] + c0), even);
+        odd = _mm256_fmadd_ps(_mm256_set1_ps(w[j + 1]), _mm256_loadu_ps(v[j + 1] + c0), odd);
+      }
+      if (j < K) even = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v[j] + c0), even);
+      _mm256_storeu_ps(out + c0, _mm256_add_ps(even, odd));
+    }
+    if (c0 < C) {
+      const float* tail[kPatchMatchMaxCandidates];
+      for (int j = 0; j < K; ++j) tail[j] = v[j] + c0;
+      hrops::weighted_sum(tail, w, K, C - c0, out + c0);  // fewer than 8 channels
+    }
+  }
+  // A block's row of an output plane: whole aligned rows bypass the cache.
+  // The step's output planes are HW apart, often in one cache set, and
+  // written once: ordinary stores would read every line in first (and
+  // evict each other).
+  HROPS_TARGET_AVX2 static void store_row(const float* src, float* dst, int64_t count) {
+    if (count == kBlock && reinterpret_cast<uintptr_t>(dst) % 32 == 0) {
+      for (int64_t i = 0; i < kBlock; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    } else {
+      std::copy(src, src + count, dst);
+    }
+  }
+  HROPS_TARGET_AVX2 static void store_fence() { _mm_sfence(); }
+  HROPS_TARGET_AVX2 static void axpy(float s, const float* x, float* y, int64_t C) {
+    int64_t c = 0;
+    const __m256 sv = _mm256_set1_ps(s);
+    for (; c + 8 <= C; c += 8) {
+      _mm256_storeu_ps(y + c, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + c), _mm256_loadu_ps(y + c)));
+    }
+    for (; c < C; ++c) y[c] += s * x[c];
+  }
+  // pm_topk's ranks, 8 candidates per vector: candidate i precedes m if its
+  // key is greater, or equal with i < m (key >= key_m, i.e. > key_m - 1).
+  HROPS_TARGET_AVX2 static void topk(const float* prob, int M, int k, int* top) {
+    alignas(32) int32_t key[kPadded];
+    alignas(32) int32_t rank[kPadded];
+    for (int m = 0; m < M; ++m) key[m] = pm_prob_key(prob[m]);
+    for (int m = M; m < kPadded; ++m) key[m] = -1;  // padding precedes nothing
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i one = _mm256_set1_epi32(1);
+    for (int g = 0; g < M; g += kGroup) {
+      const __m256i km = _mm256_load_si256(reinterpret_cast<const __m256i*>(key + g));
+      const __m256i km1 = _mm256_sub_epi32(km, one);
+      __m256i cnt = _mm256_setzero_si256();
+      for (int i = 0; i < g; ++i) {
+        cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[i]), km1));
+      }
+      for (int i = 0; i < kGroup; ++i) {
+        const __m256i before = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(i));  // i < m
+        const __m256i thr = _mm256_blendv_epi8(km, km1, before);
+        cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[g + i]), thr));
+      }
+      for (int i = g + kGroup; i < M; ++i) {
+        cnt = _mm256_sub_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(key[i]), km));
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rank + g), cnt);
+    }
+    int slot[kPatchMatchMaxCandidates + 1];  // slot k collects the rest
+    for (int m = 0; m < M; ++m) slot[std::min(rank[m], k)] = m;
+    for (int i = 0; i < k; ++i) top[i] = slot[i];
+  }
+};
+#endif
+
+// Pads a candidate pointer list to a multiple of kGroup with its first entry.
+template <typename A>
+HROPS_INLINE void pad_candidates(const A** bt, int M) {
+  for (int m = M; m % kGroup != 0; ++m) bt[m] = bt[0];
+}
+
+struct Block {
+  int64_t n, p0, count;
+};
+
+HROPS_INLINE Block pixel_block(int64_t index, int64_t HW) {
+  const int64_t per_image = (HW + kBlock - 1) / kBlock;
+  const int64_t n = index / per_image, p0 = (index % per_image) * kBlock;
+  return Block{n, p0, std::min(kBlock, HW - p0)};
+}
+
+// buf[i * C + ch] = planar[ch * P + p0 + i] for i < count.
+template <typename Ops, typename A>
+HROPS_INLINE void block_to_last(const Block& blk, int64_t C, int64_t P, const A* planar, A* buf) {
+  int64_t ch = 0;
+  for (; blk.count == kBlock && ch + 8 <= C; ch += 8) {
+    for (int64_t i = 0; i < kBlock; i += 8) {
+      Ops::transpose8(planar + ch * P + blk.p0 + i, P, buf + i * C + ch, C);
+    }
+  }
+  for (; ch < C; ++ch) {
+    for (int64_t i = 0; i < blk.count; ++i) buf[i * C + ch] = planar[ch * P + blk.p0 + i];
+  }
+}
+
+// planar[ch * P + p0 + i] = buf[i * C + ch] for i < count.
+template <typename Ops, typename A>
+HROPS_INLINE void block_to_planar(const Block& blk, int64_t C, int64_t P, const A* buf, A* planar) {
+  int64_t ch = 0;
+  for (; blk.count == kBlock && ch + 8 <= C; ch += 8) {
+    for (int64_t i = 0; i < kBlock; i += 8) {
+      Ops::transpose8(buf + i * C + ch, C, planar + ch * P + blk.p0 + i, P);
+    }
+  }
+  for (; ch < C; ++ch) {
+    for (int64_t i = 0; i < blk.count; ++i) planar[ch * P + blk.p0 + i] = buf[i * C + ch];
+  }
+}
+
+// Targets (row, col) of candidates [m0, m0 + K) at the block's pixels: the
+// candidates' offsets are those of pixel src[i] of the 2 x K offset planes `on`
+// (inside[i] false: zero offsets). The rounding case is a vectorised loop
+// over the block's pixels through the header's per-coordinate math.
+HROPS_INLINE void block_targets(const PmDims& d, bool trunc, const Block& blk, const float* on,
+                                int64_t K, const int64_t* src, const bool* inside, int m0,
+                                int32_t (*trow)[kBlock], int32_t (*tcol)[kBlock]) {
+  const int64_t HW = d.H * d.W;
+  float rf[kBlock], cf[kBlock], dr[kBlock], dc[kBlock];
+  for (int64_t i = 0; i < blk.count; ++i) {
+    rf[i] = float((blk.p0 + i) / d.W);
+    cf[i] = float((blk.p0 + i) % d.W);
+  }
+  const float hb1 = float(d.Hb - 1), wb1 = float(d.Wb - 1);
+  constexpr int64_t kAhead = 4;  // planes; see kBlock on why not further
+  for (int64_t j = 0; j < K; ++j) {
+    if (j + kAhead < K) {
+      for (int64_t i = 0; i < blk.count; i += 16) {
+        __builtin_prefetch(on + (j + kAhead) * HW + src[i]);
+        __builtin_prefetch(on + (K + j + kAhead) * HW + src[i]);
+      }
+    }
+    for (int64_t i = 0; i < blk.count; ++i) {
+      dr[i] = inside[i] ? on[j * HW + src[i]] : 0.0f;
+      dc[i] = inside[i] ? on[(K + j) * HW + src[i]] : 0.0f;
+    }
+    int32_t* rows = trow[m0 + j];
+    int32_t* cols = tcol[m0 + j];
+    if (!trunc) {
+#pragma omp simd
+      for (int64_t i = 0; i < blk.count; ++i) {
+        rows[i] = pm_round_coord(pm_clamped_coord(rf[i], dr[i], hb1));
+        cols[i] = pm_round_coord(pm_clamped_coord(cf[i], dc[i], wb1));
+      }
+    } else {
+      for (int64_t i = 0; i < blk.count; ++i) {
+        int64_t row, col;
+        pm_target_rc(int64_t(rf[i]), int64_t(cf[i]), dr[i], dc[i], d.Hb, d.Wb, true, row, col);
+        rows[i] = int32_t(row);
+        cols[i] = int32_t(col);
+      }
+    }
+  }
 }
 
 struct StepArgs {
@@ -37,59 +453,97 @@ struct StepArgs {
   int direction, k;
   float inv_t;
   bool trunc;
-  const float *a, *b, *offsets;  // a, b channels-last
+  const float *a, *b, *offsets;  // a planar, b channels-last
   float *new_offsets, *probs;
   const float* random_offsets;  // (N, 2, R, H, W): random-search candidates
   int64_t R;
 };
 
-// Evaluates pixels [begin, end) of the flattened (N, H, W) grid.
-HROPS_INLINE void step_pixels(const StepArgs& s, int64_t begin, int64_t end) {
+// Evaluates the pixel blocks [begin, end).
+template <typename Ops>
+HROPS_INLINE void step_blocks(const StepArgs& s, int64_t begin, int64_t end) {
   const PmDims& d = s.d;
-  const int64_t HW = d.H * d.W, C = d.C, k = s.k;
-  const int M = int((s.direction == 0 ? d.K : 3 * d.K) + s.R);
-  float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
-  int64_t target[kPatchMatchMaxCandidates];
+  const int64_t HW = d.H * d.W, C = d.C, K = d.K, k = s.k;
+  const int M = int((s.direction == 0 ? K : 3 * K) + s.R);
+  alignas(32) float cost[kPadded], prob[kPadded];
+  const float* bt[kPadded];
   int top[kPatchMatchMaxCandidates];
-  for (int64_t np = begin; np < end; ++np) {
-    const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
-    const float* bn = s.b + n * d.Hb * d.Wb * C;
-    int m = 0;
+  // Per pixel of the block: targets (row, col) of every candidate, and the
+  // outputs (plane-major, written out after the block).
+  int32_t trow[kPatchMatchMaxCandidates][kBlock], tcol[kPatchMatchMaxCandidates][kBlock];
+  std::vector<float> abuf(kBlock * C), out(kBlock * 3 * k);
+  for (int64_t index = begin; index < end; ++index) {
+    const Block blk = pixel_block(index, HW);
+    const int64_t n = blk.n;
+    block_to_last<Ops>(blk, C, HW, s.a + n * C * HW, abuf.data());
+    const float* on = s.offsets + n * 2 * K * HW;
     for (int slot = 0; slot < pm_slots(s.direction); ++slot) {
-      int64_t sr, sc;
-      const bool inside = pm_slot_source(s.direction, slot, r, c, d.H, d.W, sr, sc);
-      const float* src = s.offsets + (n * 2 * d.K) * HW + sr * d.W + sc;
-      for (int64_t j = 0; j < d.K; ++j, ++m) {
-        const float dr = inside ? src[j * HW] : 0.0f, dc = inside ? src[(d.K + j) * HW] : 0.0f;
-        target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, s.trunc);
-        prefetch_vector(bn + target[m] * C, C);
+      int64_t src[kBlock];
+      bool inside[kBlock];
+      for (int64_t i = 0; i < blk.count; ++i) {
+        const int64_t p = blk.p0 + i;
+        int64_t sr, sc;
+        inside[i] = pm_slot_source(s.direction, slot, p / d.W, p % d.W, d.H, d.W, sr, sc);
+        src[i] = inside[i] ? sr * d.W + sc : 0;
+      }
+      block_targets(d, s.trunc, blk, on, K, src, inside, int(slot * K), trow, tcol);
+    }
+    if (s.R > 0) {  // random-search candidates: each pixel's own R offsets, last
+      int64_t own[kBlock];
+      bool all[kBlock];
+      for (int64_t i = 0; i < blk.count; ++i) {
+        own[i] = blk.p0 + i;
+        all[i] = true;
+      }
+      block_targets(d, s.trunc, blk, s.random_offsets + n * 2 * s.R * HW, s.R, own, all,
+                    int(M - s.R), trow, tcol);
+    }
+    const float* bn = s.b + n * d.Hb * d.Wb * C;
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t r = (blk.p0 + i) / d.W, c = (blk.p0 + i) % d.W;
+      for (int m = 0; m < M; ++m) bt[m] = bn + (int64_t(trow[m][i]) * d.Wb + tcol[m][i]) * C;
+      pad_candidates(bt, M);
+      // The next pixel's B reads are random: prefetching them now lets
+      // their cache misses overlap this pixel's work.
+      if (i + 1 < blk.count) {
+        for (int m = 0; m < M; ++m) {
+          prefetch_vector(bn + (int64_t(trow[m][i + 1]) * d.Wb + tcol[m][i + 1]) * C,
+                          C * int64_t(sizeof(float)));
+        }
+      }
+      Ops::dots(abuf.data() + i * C, bt, M, C, s.inv_t, cost);
+      Ops::softmax(cost, M, prob);
+      Ops::topk(prob, M, int(k), top);
+      for (int64_t t = 0; t < k; ++t) {
+        out[t * kBlock + i] = float(trow[top[t]][i] - r);
+        out[(k + t) * kBlock + i] = float(tcol[top[t]][i] - c);
+        out[(2 * k + t) * kBlock + i] = prob[top[t]];
       }
     }
-    for (int64_t j = 0; j < s.R; ++j, ++m) {
-      const float* rnd = s.random_offsets + ((n * 2) * s.R + j) * HW + p;
-      target[m] = pm_target(r, c, rnd[0], rnd[s.R * HW], d.Hb, d.Wb, s.trunc);
-      prefetch_vector(bn + target[m] * C, C);
-    }
-    // Scores after all targets are known: the B reads are random, and the
-    // prefetches above let their cache misses overlap.
-    for (int m = 0; m < M; ++m) cost[m] = dot_inline(s.a + np * C, bn + target[m] * C, C) * s.inv_t;
-    pm_softmax_topk(cost, M, int(k), prob, top);
-    for (int64_t i = 0; i < k; ++i) {
-      const int64_t t = target[top[i]];
-      s.new_offsets[((n * 2) * k + i) * HW + p] = float(t / d.Wb - r);
-      s.new_offsets[((n * 2 + 1) * k + i) * HW + p] = float(t % d.Wb - c);
-      s.probs[(n * k + i) * HW + p] = prob[top[i]];
+    for (int64_t t = 0; t < k; ++t) {
+      Ops::store_row(out.data() + t * kBlock, s.new_offsets + ((n * 2) * k + t) * HW + blk.p0,
+                     blk.count);
+      Ops::store_row(out.data() + (k + t) * kBlock,
+                     s.new_offsets + ((n * 2 + 1) * k + t) * HW + blk.p0, blk.count);
+      Ops::store_row(out.data() + (2 * k + t) * kBlock, s.probs + (n * k + t) * HW + blk.p0,
+                     blk.count);
     }
   }
+  Ops::store_fence();
 }
 
-HROPS_TARGET_AVX2 void step_pixels_avx2(const StepArgs& s, int64_t begin, int64_t end) {
-  step_pixels(s, begin, end);
+#if HROPS_X86
+HROPS_TARGET_AVX2 HROPS_FLATTEN void step_blocks_avx2(const StepArgs& s, int64_t begin,
+                                                      int64_t end) {
+  step_blocks<Avx2Ops>(s, begin, end);
+}
+#endif
+
+void step_blocks_baseline(const StepArgs& s, int64_t begin, int64_t end) {
+  step_blocks<GenericOps<float>>(s, begin, end);
 }
 
-void step_pixels_baseline(const StepArgs& s, int64_t begin, int64_t end) {
-  step_pixels(s, begin, end);
-}
+int64_t blocks(const PmDims& d) { return d.N * ((d.H * d.W + kBlock - 1) / kBlock); }
 
 std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(
     const at::Tensor& a, const at::Tensor& b, const at::Tensor& offsets, int64_t direction,
@@ -101,79 +555,224 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(
   at::Tensor new_offsets = at::empty({d.N, 2, topk, d.H, d.W}, offsets.options().dtype(at::kFloat));
   at::Tensor probs = at::empty({d.N, topk, d.H, d.W}, a.options().dtype(at::kFloat));
   if (d.N * d.H * d.W == 0) return {new_offsets, probs};
-  const at::Tensor acl = channels_last(a), bcl = channels_last(b);
+  const at::Tensor ap = a.to(at::kFloat).contiguous(), bcl = channels_last(b);
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   const at::Tensor rnd = R > 0 ? random_offsets->to(at::kFloat).contiguous() : at::Tensor();
-  const float* ap = acl.const_data_ptr<float>();
-  const float* bp = bcl.const_data_ptr<float>();
-  const float* op = off.const_data_ptr<float>();
-  float* nop = new_offsets.mutable_data_ptr<float>();
-  float* pp = probs.mutable_data_ptr<float>();
-  const int64_t HW = d.H * d.W, k = topk;
-  const float inv_t = float(1.0 / temperature);
-  const StepArgs args{d, int(direction), int(k), inv_t, cocosnet_truncation, ap, bp, op, nop, pp,
-                      R > 0 ? rnd.const_data_ptr<float>() : nullptr, R};
-  const bool avx2 = cpu_has_avx2_fma();
-  at::parallel_for(0, d.N * HW, 256, [&](int64_t begin, int64_t end) {
-    if (avx2) {
-      step_pixels_avx2(args, begin, end);
-    } else {
-      step_pixels_baseline(args, begin, end);
-    }
+  const StepArgs args{d,
+                      int(direction),
+                      int(topk),
+                      float(1.0 / temperature),
+                      cocosnet_truncation,
+                      ap.const_data_ptr<float>(),
+                      bcl.const_data_ptr<float>(),
+                      off.const_data_ptr<float>(),
+                      new_offsets.mutable_data_ptr<float>(),
+                      probs.mutable_data_ptr<float>(),
+                      R > 0 ? rnd.const_data_ptr<float>() : nullptr,
+                      R};
+  [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
+  at::parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) {
+#if HROPS_X86
+    if (avx2) return step_blocks_avx2(args, begin, end);
+#endif
+    step_blocks_baseline(args, begin, end);
   });
   return {new_offsets.to(offsets.scalar_type()), probs.to(a.scalar_type())};
 }
 
-// Targets, softmax weights (and for the backward the per-candidate
-// gradients) of the warp's K candidates at every pixel.
+// The soft warp, in the accumulation type A; per pixel p and candidate j
+// (target t, weight w_j, score s_j = <A_p, B_t> / T):
+//   forward:  out_p = sum_j w_j ref_t
+//   backward: dL/dw_j = <g_p, ref_t>;  dL/ds_j = w_j (dL/dw_j - sum_i w_i dL/dw_i)
+//             grad_A_p = sum_j dL/ds_j B_t / T;  grad_B_t += dL/ds_j A_p / T;
+//             grad_ref_t += w_j g_p.
 template <typename A>
-struct WarpPixel {
-  int64_t target[kPatchMatchMaxCandidates];
-  A prob[kPatchMatchMaxCandidates];
+struct WarpArgs {
+  PmDims d;
+  int64_t Cr;
+  A inv_t;
+  bool trunc;
+  const A *a, *b, *ref, *grad;  // a, grad planar; b, ref channels-last
+  const float* offsets;
+  A* out;  // forward: (N, Cr, H, W)
+  A* ga;   // backward: (N, C, H, W)
 };
 
+// Flat targets row * Wb + col of the K candidates of every pixel of the
+// block.
 template <typename A>
-void warp_candidates(const PmDims& d, const A* av, const A* bp, const float* op, int64_t n,
-                     int64_t p, A inv_t, bool trunc, WarpPixel<A>& w) {
-  const int64_t HW = d.H * d.W, r = p / d.W, c = p % d.W;
-  A mx = 0;
-  for (int64_t j = 0; j < d.K; ++j) {
-    const int64_t s = ((n * 2) * d.K + j) * HW + p;
-    w.target[j] = pm_target(r, c, op[s], op[s + d.K * HW], d.Hb, d.Wb, trunc);
-    prefetch_vector(bp + (n * d.Hb * d.Wb + w.target[j]) * d.C, d.C);
+HROPS_INLINE void warp_block_targets(const WarpArgs<A>& w, const Block& blk,
+                                     int32_t (*target)[kBlock]) {
+  const PmDims& d = w.d;
+  int64_t src[kBlock];
+  bool inside[kBlock];
+  for (int64_t i = 0; i < blk.count; ++i) {
+    src[i] = blk.p0 + i;
+    inside[i] = true;
   }
+  int32_t trow[kPatchMatchMaxCandidates][kBlock], tcol[kPatchMatchMaxCandidates][kBlock];
+  block_targets(d, w.trunc, blk, w.offsets + blk.n * 2 * d.K * d.H * d.W, d.K, src, inside, 0,
+                trow, tcol);
+  const int32_t Wb = int32_t(d.Wb);
   for (int64_t j = 0; j < d.K; ++j) {
-    w.prob[j] = dot(av, bp + (n * d.Hb * d.Wb + w.target[j]) * d.C, d.C) * inv_t;
-    mx = j == 0 || w.prob[j] > mx ? w.prob[j] : mx;
+#pragma omp simd
+    for (int64_t i = 0; i < blk.count; ++i) target[j][i] = trow[j][i] * Wb + tcol[j][i];
   }
-  A sum = 0;
-  for (int64_t j = 0; j < d.K; ++j) sum += (w.prob[j] = std::exp(w.prob[j] - mx));
-  for (int64_t j = 0; j < d.K; ++j) w.prob[j] /= sum;
+}
+
+// Softmax weights of the K candidates of pixel i of the block (A vector
+// ap), after prefetching pixel i + 1's B vectors.
+template <typename Ops, typename A>
+HROPS_INLINE void warp_weights(const WarpArgs<A>& w, const Block& blk, int64_t i, const A* ap,
+                               const int32_t (*target)[kBlock], const A** bt,
+                               A* cost, A* prob) {
+  const PmDims& d = w.d;
+  const A* bn = w.b + blk.n * d.Hb * d.Wb * d.C;
+  for (int64_t j = 0; j < d.K; ++j) bt[j] = bn + int64_t(target[j][i]) * d.C;
+  pad_candidates(bt, int(d.K));
+  if (i + 1 < blk.count) {
+    for (int64_t j = 0; j < d.K; ++j) {
+      prefetch_vector(bn + int64_t(target[j][i + 1]) * d.C, d.C * int64_t(sizeof(A)));
+    }
+  }
+  Ops::dots(ap, bt, int(d.K), d.C, w.inv_t, cost);
+  Ops::softmax(cost, int(d.K), prob);
+}
+
+template <typename Ops, typename A>
+HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end) {
+  const PmDims& d = w.d;
+  const int64_t HW = d.H * d.W, Cr = w.Cr;
+  int32_t target[kPatchMatchMaxCandidates][kBlock];
+  const A *bt[kPadded], *rt[kPatchMatchMaxCandidates];
+  alignas(32) A cost[kPadded], prob[kPadded];
+  std::vector<A> abuf(kBlock * d.C), obuf(Cr);
+  for (int64_t index = begin; index < end; ++index) {
+    const Block blk = pixel_block(index, HW);
+    const int64_t n = blk.n;
+    block_to_last<Ops>(blk, d.C, HW, w.a + n * d.C * HW, abuf.data());
+    warp_block_targets(w, blk, target);
+    const A* rn = w.ref + n * d.Hb * d.Wb * Cr;
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t p = blk.p0 + i;
+      warp_weights<Ops>(w, blk, i, abuf.data() + i * d.C, target, bt, cost, prob);
+      for (int64_t j = 0; j < d.K; ++j) rt[j] = rn + int64_t(target[j][i]) * Cr;
+      Ops::weighted_sum(rt, prob, int(d.K), Cr, obuf.data());
+      for (int64_t ch = 0; ch < Cr; ++ch) w.out[(n * Cr + ch) * HW + p] = obuf[ch];
+    }
+  }
+}
+
+// Backward of the pixel blocks [begin, end); grad_B and grad_ref accumulate
+// into gb, gr (channels-last; the caller gives each thread its own).
+template <typename Ops, typename A>
+HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb,
+                                       A* gr) {
+  const PmDims& d = w.d;
+  const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb, C = d.C, Cr = w.Cr, K = d.K;
+  int32_t target[kPatchMatchMaxCandidates][kBlock];
+  const A* bt[kPadded];
+  alignas(32) A cost[kPadded], prob[kPadded], gs[kPadded];
+  std::vector<A> abuf(kBlock * C), gabuf(kBlock * C), gbuf(Cr);
+  for (int64_t index = begin; index < end; ++index) {
+    const Block blk = pixel_block(index, HW);
+    const int64_t n = blk.n;
+    block_to_last<Ops>(blk, C, HW, w.a + n * C * HW, abuf.data());
+    warp_block_targets(w, blk, target);
+    const A* rn = w.ref + n * HWb * Cr;
+    A* gbn = gb + n * HWb * C;
+    A* grn = gr + n * HWb * Cr;
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t p = blk.p0 + i;
+      const A* ap = abuf.data() + i * C;
+      warp_weights<Ops>(w, blk, i, ap, target, bt, cost, prob);
+      A* g = gbuf.data();  // grad of the output at p
+      for (int64_t ch = 0; ch < Cr; ++ch) g[ch] = w.grad[(n * Cr + ch) * HW + p];
+      A mean = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        A gw = 0;
+        for (int64_t ch = 0; ch < Cr; ++ch) gw += g[ch] * rn[int64_t(target[j][i]) * Cr + ch];
+        gs[j] = gw;
+        mean += prob[j] * gw;
+      }
+      for (int64_t j = 0; j < K; ++j) gs[j] = prob[j] * (gs[j] - mean) * w.inv_t;
+      // grad_A first, then the scatters: B and grad_B are likely a
+      // multiple of 4 KiB apart, and interleaving loads of one with stores
+      // to the other would stall on false store-forwarding (4K aliasing).
+      Ops::weighted_sum(bt, gs, int(K), C, gabuf.data() + i * C);
+      if (i + 1 < blk.count) {
+        for (int64_t j = 0; j < K; ++j) {
+          prefetch_vector_for_write(gbn + int64_t(target[j][i + 1]) * C, C * int64_t(sizeof(A)));
+        }
+      }
+      for (int64_t j = 0; j < K; ++j) {
+        Ops::axpy(gs[j], ap, gbn + int64_t(target[j][i]) * C, C);
+        A* grt = grn + int64_t(target[j][i]) * Cr;
+        for (int64_t ch = 0; ch < Cr; ++ch) grt[ch] += prob[j] * g[ch];
+      }
+    }
+    block_to_planar<Ops>(blk, C, HW, gabuf.data(), w.ga + n * C * HW);
+  }
+}
+
+#if HROPS_X86
+HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_forward_avx2(const WarpArgs<float>& w, int64_t begin,
+                                                       int64_t end) {
+  warp_forward_blocks<Avx2Ops>(w, begin, end);
+}
+HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_backward_avx2(const WarpArgs<float>& w, int64_t begin,
+                                                        int64_t end, float* gb, float* gr) {
+  warp_backward_blocks<Avx2Ops>(w, begin, end, gb, gr);
+}
+#endif
+
+template <typename A>
+void warp_forward(const WarpArgs<A>& w, int64_t begin, int64_t end) {
+#if HROPS_X86
+  if constexpr (std::is_same_v<A, float>) {
+    if (cpu_has_avx2_fma()) return warp_forward_avx2(w, begin, end);
+  }
+#endif
+  warp_forward_blocks<GenericOps<A>>(w, begin, end);
 }
 
 template <typename A>
-void warp_forward(const PmDims& d, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
-                  const at::Tensor& offsets, double temperature, bool trunc, at::Tensor& out) {
+void warp_backward(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb, A* gr) {
+#if HROPS_X86
+  if constexpr (std::is_same_v<A, float>) {
+    if (cpu_has_avx2_fma()) return warp_backward_avx2(w, begin, end, gb, gr);
+  }
+#endif
+  warp_backward_blocks<GenericOps<A>>(w, begin, end, gb, gr);
+}
+
+template <typename A>
+WarpArgs<A> warp_args(const PmDims& d, const at::Tensor& a, const at::Tensor& bcl,
+                      const at::Tensor& rcl, const at::Tensor& off, double temperature,
+                      bool trunc) {
+  WarpArgs<A> w{};
+  w.d = d;
+  w.Cr = rcl.size(3);
+  w.inv_t = A(1.0 / temperature);
+  w.trunc = trunc;
+  w.a = a.const_data_ptr<A>();
+  w.b = bcl.const_data_ptr<A>();
+  w.ref = rcl.const_data_ptr<A>();
+  w.offsets = off.const_data_ptr<float>();
+  return w;
+}
+
+template <typename A>
+void warp_forward_all(const PmDims& d, const at::Tensor& a, const at::Tensor& b,
+                      const at::Tensor& ref, const at::Tensor& offsets, double temperature,
+                      bool trunc, at::Tensor& out) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
-  const int64_t Cr = ref.size(1), HW = d.H * d.W;
-  const at::Tensor acl = channels_last(a, acc), bcl = channels_last(b, acc);
+  const at::Tensor ap = a.to(acc).contiguous(), bcl = channels_last(b, acc);
   const at::Tensor rcl = channels_last(ref, acc), off = offsets.to(at::kFloat).contiguous();
-  const A *ap = acl.const_data_ptr<A>(), *bp = bcl.const_data_ptr<A>();
-  const A* rp = rcl.const_data_ptr<A>();
-  const float* op = off.const_data_ptr<float>();
-  A* outp = out.mutable_data_ptr<A>();
-  const A inv_t = A(1.0 / temperature);
-  at::parallel_for(0, d.N * HW, 256, [&](int64_t begin, int64_t end) {
-    WarpPixel<A> w;
-    for (int64_t np = begin; np < end; ++np) {
-      const int64_t n = np / HW, p = np % HW;
-      warp_candidates(d, ap + np * d.C, bp, op, n, p, inv_t, trunc, w);
-      for (int64_t j = 0; j < d.K; ++j) {
-        const A* src = rp + (n * d.Hb * d.Wb + w.target[j]) * Cr;
-        for (int64_t ch = 0; ch < Cr; ++ch) outp[(n * Cr + ch) * HW + p] += w.prob[j] * src[ch];
-      }
-    }
-  });
+  WarpArgs<A> w = warp_args<A>(d, ap, bcl, rcl, off, temperature, trunc);
+  w.out = out.mutable_data_ptr<A>();
+  at::parallel_for(0, blocks(d), 32,
+                   [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
 }
 
 at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
@@ -182,91 +781,53 @@ at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const a
   const PmDims d = check_patchmatch_args(a, b, offsets);
   check_patchmatch_warp_args(d, a, ref, temperature);
   const auto acc = warp_acc(a);
-  at::Tensor out = at::zeros({d.N, ref.size(1), d.H, d.W}, ref.options().dtype(acc));
+  at::Tensor out = at::empty({d.N, ref.size(1), d.H, d.W}, ref.options().dtype(acc));
   if (out.numel() > 0) {
     if (acc == at::kDouble) {
-      warp_forward<double>(d, a, b, ref, offsets, temperature, cocosnet_truncation, out);
+      warp_forward_all<double>(d, a, b, ref, offsets, temperature, cocosnet_truncation, out);
     } else {
-      warp_forward<float>(d, a, b, ref, offsets, temperature, cocosnet_truncation, out);
+      warp_forward_all<float>(d, a, b, ref, offsets, temperature, cocosnet_truncation, out);
     }
   }
   return out.to(ref.scalar_type());
 }
 
-// Backward of the warp. Per pixel p and candidate j (target t, weight w_j,
-// score s_j = <A_p, B_t> / T):
-//   dL/dw_j = <g_p, ref_t>;  dL/ds_j = w_j (dL/dw_j - sum_i w_i dL/dw_i)
-//   grad_A_p = sum_j dL/ds_j B_t / T;  grad_B_t += dL/ds_j A_p / T;  grad_ref_t += w_j g_p.
-// The scatters into B and ref are done by row bands of B, each band owned by
-// one thread, visiting pixels in order: deterministic for any thread count.
+// The backward in one pass over the pixels. The pixel blocks are split into
+// one contiguous chunk per thread; chunk 0 scatters into grad_B and grad_ref
+// directly, every other chunk into its own zeroed copy, added in chunk order
+// at the end: deterministic for a given thread count, and no extra memory
+// with one thread.
 template <typename A>
-void warp_backward(const PmDims& d, const at::Tensor& grad, const at::Tensor& a,
-                   const at::Tensor& b, const at::Tensor& ref, const at::Tensor& offsets,
-                   double temperature, bool trunc, at::Tensor& ga, at::Tensor& gb, at::Tensor& gr) {
+void warp_backward_all(const PmDims& d, const at::Tensor& grad, const at::Tensor& a,
+                       const at::Tensor& b, const at::Tensor& ref, const at::Tensor& offsets,
+                       double temperature, bool trunc, at::Tensor& ga, at::Tensor& gb,
+                       at::Tensor& gr) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
-  const int64_t Cr = ref.size(1), HW = d.H * d.W, HWb = d.Hb * d.Wb, K = d.K;
-  const at::Tensor acl = channels_last(a, acc), bcl = channels_last(b, acc);
-  const at::Tensor rcl = channels_last(ref, acc), gcl = channels_last(grad, acc);
+  const at::Tensor ap = a.to(acc).contiguous(), bcl = channels_last(b, acc);
+  const at::Tensor rcl = channels_last(ref, acc), gp = grad.to(acc).contiguous();
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
-  const A *ap = acl.const_data_ptr<A>(), *bp = bcl.const_data_ptr<A>();
-  const A *rp = rcl.const_data_ptr<A>(), *gp = gcl.const_data_ptr<A>();
-  const float* op = off.const_data_ptr<float>();
-  const A inv_t = A(1.0 / temperature);
-  // Phase 1 (per pixel): grad_A, and each candidate's target, weight and
-  // dL/ds_j / T for the scatters.
-  std::vector<int64_t> tgt(d.N * HW * K);
-  std::vector<A> wgt(d.N * HW * K), gsc(d.N * HW * K);
-  A* gap = ga.mutable_data_ptr<A>();
-  at::parallel_for(0, d.N * HW, 256, [&](int64_t begin, int64_t end) {
-    WarpPixel<A> w;
-    A gw[kPatchMatchMaxCandidates];
-    for (int64_t np = begin; np < end; ++np) {
-      const int64_t n = np / HW, p = np % HW;
-      warp_candidates(d, ap + np * d.C, bp, op, n, p, inv_t, trunc, w);
-      A mean = 0;
-      for (int64_t j = 0; j < K; ++j) {
-        gw[j] = dot(gp + np * Cr, rp + (n * HWb + w.target[j]) * Cr, Cr);
-        mean += w.prob[j] * gw[j];
-      }
-      for (int64_t j = 0; j < K; ++j) {
-        const A gs = w.prob[j] * (gw[j] - mean) * inv_t;
-        const A* bt = bp + (n * HWb + w.target[j]) * d.C;
-        for (int64_t ch = 0; ch < d.C; ++ch) gap[np * d.C + ch] += gs * bt[ch];
-        tgt[np * K + j] = w.target[j];
-        wgt[np * K + j] = w.prob[j];
-        gsc[np * K + j] = gs;
-      }
+  WarpArgs<A> w = warp_args<A>(d, ap, bcl, rcl, off, temperature, trunc);
+  w.grad = gp.const_data_ptr<A>();
+  w.ga = ga.mutable_data_ptr<A>();
+  const int64_t total = blocks(d);
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), total / 32));
+  std::vector<at::Tensor> gbs{gb}, grs{gr};
+  for (int64_t i = 1; i < chunks; ++i) {
+    gbs.push_back(at::zeros_like(gb));
+    grs.push_back(at::zeros_like(gr));
+  }
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      warp_backward(w, i * total / chunks, (i + 1) * total / chunks, gbs[i].mutable_data_ptr<A>(),
+                    grs[i].mutable_data_ptr<A>());
     }
   });
-  // Phase 2: scatters, parallel over bands of B's rows.
-  A* gbp = gb.mutable_data_ptr<A>();
-  A* grp = gr.mutable_data_ptr<A>();
-  const int64_t bands = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads() * 4, d.Hb));
-  at::parallel_for(0, bands, 1, [&](int64_t begin, int64_t end) {
-    const int64_t lo = begin * d.Hb / bands * d.Wb, hi = end * d.Hb / bands * d.Wb;
-    for (int64_t np = 0; np < d.N * HW; ++np) {
-      const int64_t n = np / HW;
-      for (int64_t j = 0; j < K; ++j) {
-        const int64_t t = tgt[np * K + j];
-        if (t < lo || t >= hi) continue;
-        A* gbt = gbp + (n * HWb + t) * d.C;
-        const A* apx = ap + np * d.C;
-        const A gs = gsc[np * K + j];
-        for (int64_t ch = 0; ch < d.C; ++ch) gbt[ch] += gs * apx[ch];
-        A* grt = grp + (n * HWb + t) * Cr;
-        const A wj = wgt[np * K + j];
-        for (int64_t ch = 0; ch < Cr; ++ch) grt[ch] += wj * gp[np * Cr + ch];
-      }
-    }
-  });
+  for (int64_t i = 1; i < chunks; ++i) {
+    gb.add_(gbs[i]);
+    gr.add_(grs[i]);
+  }
 }
 
-// Backward of the warp. Per pixel p and candidate j (target t, weight w_j,
-// score s_j = <A_p, B_t> / T):
-//   dL/dw_j = <g_p, ref_t>;  dL/ds_j = w_j (dL/dw_j - sum_i w_i dL/dw_i)
-//   grad_A_p = sum_j dL/ds_j B_t / T;  grad_B_t += dL/ds_j A_p / T;  grad_ref_t += w_j g_p.
-// The scatters into B and ref are done by row bands of B, each band owned by
-// one thread, visiting pixels in order: deterministic for any thread count.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cpu(
     const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
     const at::Tensor& offsets, double temperature, bool cocosnet_truncation) {
@@ -275,20 +836,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cpu(
   const int64_t Cr = ref.size(1);
   check_grad(grad, a, "feat_a", {d.N, Cr, d.H, d.W});
   const auto acc = warp_acc(a);
-  at::Tensor ga = at::zeros({d.N, d.H, d.W, d.C}, a.options().dtype(acc));
+  at::Tensor ga = empty_output({d.N, d.C, d.H, d.W}, a.options().dtype(acc));
   at::Tensor gb = at::zeros({d.N, d.Hb, d.Wb, d.C}, a.options().dtype(acc));
   at::Tensor gr = at::zeros({d.N, d.Hb, d.Wb, Cr}, a.options().dtype(acc));
   if (d.N * d.H * d.W > 0) {
     if (acc == at::kDouble) {
-      warp_backward<double>(d, grad, a, b, ref, offsets, temperature, cocosnet_truncation, ga, gb, gr);
+      warp_backward_all<double>(d, grad, a, b, ref, offsets, temperature, cocosnet_truncation, ga,
+                                gb, gr);
     } else {
-      warp_backward<float>(d, grad, a, b, ref, offsets, temperature, cocosnet_truncation, ga, gb, gr);
+      warp_backward_all<float>(d, grad, a, b, ref, offsets, temperature, cocosnet_truncation, ga,
+                               gb, gr);
     }
   }
-  auto finish = [](const at::Tensor& t, const at::Tensor& like) {
-    return t.permute({0, 3, 1, 2}).to(like.scalar_type()).contiguous();
-  };
-  return {finish(ga, a), finish(gb, b), finish(gr, ref)};
+  return {ga.to(a.scalar_type()), channels_first(gb, b.scalar_type()),
+          channels_first(gr, ref.scalar_type())};
 }
 
 }  // namespace

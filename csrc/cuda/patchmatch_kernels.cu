@@ -45,7 +45,8 @@ __global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
     target[m] = pm_target(r, c, rnd[s], rnd[s + R * HW], d.Hb, d.Wb, trunc);
     cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
   }
-  pm_softmax_topk(cost, M, topk, prob, top);
+  pm_softmax(cost, M, prob);
+  pm_topk(prob, M, topk, top);
   for (int i = 0; i < topk; ++i) {
     const int64_t t = target[top[i]];
     new_off[((n * 2) * topk + i) * HW + p] = float(t / d.Wb - r);
@@ -59,16 +60,13 @@ __device__ void warp_weights(const PatchMatchDims& d, const float* a, const floa
                              const float* off, int64_t np, float inv_t, bool trunc,
                              int64_t* target, float* w) {
   const int64_t HW = d.H * d.W, n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
-  float mx = 0.0f;
+  float cost[kPatchMatchMaxCandidates];
   for (int64_t j = 0; j < d.K; ++j) {
     const int64_t s = ((n * 2) * d.K + j) * HW + p;
     target[j] = pm_target(r, c, off[s], off[s + d.K * HW], d.Hb, d.Wb, trunc);
-    w[j] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[j]) * d.C, d.C) * inv_t;
-    mx = (j == 0 || w[j] > mx) ? w[j] : mx;
+    cost[j] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[j]) * d.C, d.C) * inv_t;
   }
-  float sum = 0.0f;
-  for (int64_t j = 0; j < d.K; ++j) sum += (w[j] = expf(w[j] - mx));
-  for (int64_t j = 0; j < d.K; ++j) w[j] /= sum;
+  pm_softmax(cost, int(d.K), w);
 }
 
 __global__ void warp_kernel(PatchMatchDims d, const float* __restrict__ a,

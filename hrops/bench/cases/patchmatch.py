@@ -7,6 +7,15 @@ gathering columns of a (C, N*H*W) view, softmax, topk), re-expressed here.
 The step's check compares the sorted top-k probabilities only: CoCosNet's
 topk orders exact ties (duplicate targets are common) arbitrarily, hrops by
 candidate index (tests/test_patchmatch.py checks offsets exactly).
+
+Floor (issue 5's definition): the bytes streamed (inputs read and outputs
+written once) PLUS one C-vector of B read per evaluated candidate: 3K per
+pixel for the step, K per pixel for the warp's forward and K more for its
+backward (which re-scores the candidates, and must touch each candidate's
+B and grad_B vectors). The candidate reads re-read B, so the bandwidth is
+measured with a copy of half the streamed bytes, as for other cases; the
+offsets here are random in [-8, 8] (real PatchMatch fields are coherent),
+so most of those reads hit the cache anyway.
 """
 import torch
 import torch.nn.functional as F
@@ -58,6 +67,11 @@ def _cocosnet_step(a, b, off):
     return torch.gather(inds, -1, top), prob.permute(0, 2, 1)
 
 
+def _candidate_reads(hw, candidates):
+    """Bytes of one C-vector of B per evaluated candidate of every pixel."""
+    return nbytes((N, hw, hw, candidates, C))
+
+
 def _step_case(hw):
     px = N * hw * hw
     io = 2 * nbytes((N, C, hw, hw)) + nbytes((N, 2, K, hw, hw)) * 2 + nbytes((N, K, hw, hw))
@@ -71,8 +85,9 @@ def _step_case(hw):
             "compile(ref)": compiled(lambda a, b, o: ref.patchmatch_step(a, b, o, "horizontal", T, K)[1]),
             "cocosnet_v2": Impl(_cocosnet_step, to_ref=lambda out: out[1].reshape(N, K, hw, hw)),
         }
-    return Case("patchmatch_step", f"B{N}xC{C}x{hw}^2", _inputs(hw, False), impls, fwd_bytes=io,
-                bwd_bytes=None, flops=2 * px * 3 * K * C, tolerance=dict(atol=1e-5, rtol=1e-3))
+    return Case("patchmatch_step", f"B{N}xC{C}x{hw}^2", _inputs(hw, False), impls,
+                fwd_bytes=io + _candidate_reads(hw, 3 * K), bwd_bytes=None, bandwidth_bytes=io // 2,
+                flops=2 * px * 3 * K * C, tolerance=dict(atol=1e-5, rtol=1e-3))
 
 
 def _cocosnet_warp(a, b, r, off):
@@ -108,5 +123,7 @@ def _warp_case(hw):
             "compile(ref)": compiled(lambda a, b, r, o: ref.patchmatch_warp(a, b, r, o, T)),
             "cocosnet_v2": Impl(_cocosnet_warp),
         }
-    return Case("patchmatch_warp", f"B{N}xC{C}x{hw}^2", _inputs(hw, True), impls, fwd_bytes=fwd,
-                bwd_bytes=bwd, tolerance=dict(scaled_atol=1e-4, rtol=1e-3), grad_inputs=(0, 1, 2))
+    return Case("patchmatch_warp", f"B{N}xC{C}x{hw}^2", _inputs(hw, True), impls,
+                fwd_bytes=fwd + _candidate_reads(hw, K), bwd_bytes=bwd + _candidate_reads(hw, K),
+                bandwidth_bytes=fwd // 2, tolerance=dict(scaled_atol=1e-4, rtol=1e-3),
+                grad_inputs=(0, 1, 2))
