@@ -82,8 +82,9 @@ class Case:
     # floating-point input), e.g. not PatchMatch's offsets.
     grad_inputs: tuple | None = None
     # Size of the copy that measures the floor's bandwidth (None: half the
-    # forward's bytes). For ideal bytes that re-read a smaller working set
-    # (e.g. gathers from one feature map), the working set's own size.
+    # mode's ideal bytes, so the copy moves as many bytes as the op). For
+    # ideal bytes that re-read a smaller working set (e.g. gathers from one
+    # feature map), the working set's own size.
     bandwidth_bytes: int | None = None
 
     @property
@@ -225,14 +226,17 @@ def copy_bandwidth(device, size):
 
 
 def floor_ms(case, mode, device):
-    """The case's ideal bytes at copy bandwidth: the practical lower bound for
-    a memory-bound op that reads its inputs and writes its outputs once. The
-    copy moves as many bytes as the forward (or case.bandwidth_bytes), so a
-    case that fits in cache gets a cache-speed floor. None for cases without
-    ideal bytes."""
+    """The case's ideal bytes in `mode` at copy bandwidth: the practical lower
+    bound for a memory-bound op that reads its inputs and writes its outputs
+    once. The copy moves as many bytes as the op does in that mode (or copies
+    case.bandwidth_bytes), so a case whose working set fits in cache gets a
+    cache-speed floor and one that does not gets a memory-speed floor. None
+    for cases without ideal bytes."""
     if case.fwd_bytes is None:
         return None
-    size = case.bandwidth_bytes if case.bandwidth_bytes is not None else case.fwd_bytes // 2
+    size = case.bandwidth_bytes
+    if size is None:
+        size = case.ideal_bytes(mode) // 2
     return 1e3 * case.ideal_bytes(mode) / copy_bandwidth(device, size)
 
 
