@@ -8,8 +8,8 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "common/fast_exp.h"
 #include "common/hd.h"
 
 // Host: always inlined, so that the CPU kernels' loops (also the AVX2 copies,
@@ -42,30 +42,6 @@ struct Planes {
 };
 
 #if !defined(__CUDA_ARCH__)
-// exp(x) for float on the host without a libm call, so that the CPU loops
-// vectorise (Cephes expf: range reduction by ln 2, degree-6 polynomial,
-// scaling by 2^n through the exponent bits; ~1 ulp). Inputs are clamped to
-// [-87.3, 88.7]: exp underflows to ~1e-38 instead of 0 and overflows to ~3e38
-// instead of inf, which no gate below can tell apart.
-HROPS_GATE float host_expf(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-  const float t = x * 1.44269504088896341f;
-  const int n = static_cast<int>(t + (t >= 0.f ? 0.5f : -0.5f));  // round to nearest
-  const float fn = static_cast<float>(n);
-  const float r = (x - fn * 0.693359375f) - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  const int32_t bits = (n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
 // tanh(x) for float on the host, vectorisable: an odd polynomial for
 // |x| < 0.625 (Cephes tanhf), else 1 - 2/(exp(2|x|) + 1) with the sign of x.
 // Both are computed and blended arithmetically (a select makes GCC branch and
@@ -81,7 +57,7 @@ HROPS_GATE float host_tanhf(float x) {
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
   const float small = p * z * s + s;
-  const float big = std::copysign(1.f - 2.f / (host_expf(2.f * a) + 1.f), x);
+  const float big = std::copysign(1.f - 2.f / (fast_expf(2.f * a) + 1.f), x);
   const float use_small = a < 0.625f ? 1.f : 0.f;
   return big + use_small * (small - big);
 }
@@ -91,7 +67,7 @@ HROPS_GATE float exp_(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
-  return host_expf(x);
+  return fast_expf(x);
 #endif
 }
 HROPS_GATE double exp_(double x) { return exp(x); }

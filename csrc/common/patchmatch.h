@@ -6,8 +6,8 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "fast_exp.h"
 #include "hd.h"
 
 namespace hrops {
@@ -68,51 +68,6 @@ HROPS_HD int64_t pm_target(int64_t r, int64_t c, float dr, float dc, int64_t Hb,
   return row * Wb + col;
 }
 
-// The bits of a float and back (host and device).
-HROPS_HD int32_t pm_float_bits(float v) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_int(v);
-#else
-  int32_t i;
-  std::memcpy(&i, &v, sizeof(i));
-  return i;
-#endif
-}
-
-HROPS_HD float pm_bits_float(uint32_t i) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(i);
-#else
-  float v;
-  std::memcpy(&v, &i, sizeof(v));
-  return v;
-#endif
-}
-
-// exp(x) within ~1 ulp of expf (Cephes' polynomial), branch-free so that a
-// loop over candidates vectorises, and identical on CPU and GPU. x = n ln2 + r
-// with |r| <= ln2 / 2; 2^n is applied as two normal powers of two, so results
-// down in the subnormal range are rounded once, like expf's. NaN stays NaN.
-HROPS_HD float pm_exp(float x) {
-  x = x < -110.0f ? -110.0f : x;  // exp(-110) rounds to 0, exp(89) to inf
-  x = x > 89.0f ? 89.0f : x;
-  const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float t = x * 1.44269504088896341f + round_magic;
-  const float n = t - round_magic;
-  const int32_t ni = pm_float_bits(t) - pm_float_bits(round_magic);
-  // Cody-Waite reduction: n * 0.693359375 is exact.
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const int32_t n1 = ni >> 1, n2 = ni - n1;
-  return y * pm_bits_float(uint32_t(n1 + 127) << 23) * pm_bits_float(uint32_t(n2 + 127) << 23);
-}
-
 // Softmax of cost[0..M) into prob.
 HROPS_HD void pm_softmax(const float* cost, int M, float* prob) {
   float mx = cost[0];
@@ -125,7 +80,7 @@ HROPS_HD void pm_softmax(const float* cost, int M, float* prob) {
 #pragma omp simd reduction(+ : sum)
 #endif
   for (int m = 0; m < M; ++m) {
-    prob[m] = pm_exp(cost[m] - mx);
+    prob[m] = fast_expf(cost[m] - mx);
     sum += prob[m];
   }
   const float inv = 1.0f / sum;
@@ -137,7 +92,7 @@ HROPS_HD void pm_softmax(const float* cost, int M, float* prob) {
 
 // Sort key of a probability: non-negative floats order as their bits, and a
 // NaN (any sign) ranks above everything, so keys are totally ordered.
-HROPS_HD int32_t pm_prob_key(float p) { return pm_float_bits(p) & 0x7fffffff; }
+HROPS_HD int32_t pm_prob_key(float p) { return float_bits(p) & 0x7fffffff; }
 
 // Candidate m's place in the descending order of the keys, ties to the lower
 // candidate index: the number of candidates before it. Ranks form a
