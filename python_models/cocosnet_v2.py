@@ -41,16 +41,10 @@ import hrops
 from hrops.nn import SepConvGRU
 from hrops.ref.patchmatch import targets
 
+from ._impl import use_impl
+
 SEARCH_OFFSETS = (-2, 0, 2, 4)  # dilated 4x4 window: (arange(4) - 1) * 2 per axis
 LEVEL_STRIDES = (8, 4, 2, 1)
-
-
-def use_impl(model, impl):
-    """Runs every hrops op of `model` with `impl` ("auto", "ref", "cpu", ...)."""
-    for m in model.modules():
-        if hasattr(m, "impl"):
-            m.impl = impl
-    return model
 
 
 def feature_normalize(x, eps=1e-10):

@@ -26,17 +26,11 @@ from torch.nn import functional as F
 
 import hrops
 
+from ._impl import use_impl
+
 ATTRIBUTES = ["Smiling", "Male", "No_Beard", "Eyeglasses", "Young", "Bangs", "Narrow_Eyes",
               "Pale_Skin", "Big_Lips", "Big_Nose", "Mustache", "Chubby"]
 BLUR = (1, 3, 3, 1)
-
-
-def use_impl(model, impl):
-    """Runs every hrops op of `model` with `impl` ("auto", "ref", "cpu", ...)."""
-    for m in model.modules():
-        if hasattr(m, "impl"):
-            m.impl = impl
-    return model
 
 
 def make_kernel(k):

@@ -11,6 +11,8 @@ oracle's tensors are float64, so a float64 comparison is exact on indices.
 import torch
 import torch.nn.functional as F
 
+from python_models.original_cells import OriginalSepConvGRU
+
 
 def _grid(n, size, device):
     ar = torch.arange(size, dtype=torch.float32, device=device)
@@ -61,16 +63,6 @@ def evaluate(left, right_view, off_x, off_y, temperature):
     return x.to(off_x.dtype), y.to(off_x.dtype), prob.permute(0, 2, 1)
 
 
-def sep_conv_gru(gru, h, x):
-    for s in "12":
-        hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(getattr(gru, f"convz{s}")(hx))
-        r = torch.sigmoid(getattr(gru, f"convr{s}")(hx))
-        q = torch.tanh(getattr(gru, f"convq{s}")(torch.cat([r * h, x], dim=1)))
-        h = (1 - z) * h + z * q
-    return h
-
-
 def patch_match_gru(pm, theta, phi, ref, off_x, off_y, generator):
     """pm: a module with CoCosNet v2's PatchMatchGRU parameters. Returns
     (matching_inds (N, HW, 16) long, warp (N, 3, H, W))."""
@@ -88,7 +80,7 @@ def patch_match_gru(pm, theta, phi, ref, off_x, off_y, generator):
         cor = F.relu(enc.convc2(F.relu(enc.convc1(corr.reshape(n, -1, size, size)))))
         flo = F.relu(enc.convf2(F.relu(enc.convf1(flow))))
         motion = torch.cat([F.relu(enc.conv(torch.cat([cor, flo], dim=1))), flow], dim=1)
-        hidden = sep_conv_gru(pm.refine_net.gru, hidden, motion)
+        hidden = OriginalSepConvGRU.forward(pm.refine_net.gru, hidden, motion)
         delta = head.conv2(F.relu(head.conv1(hidden)))
         off_x, off_y = off_x + delta[:, :16], off_y + delta[:, 16:]
     m = off_x.shape[1]

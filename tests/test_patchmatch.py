@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import hrops
 from hrops import ref
 from impls import kernel_impls
+from patchmatch_cases import feature_maps
 
 IMPLS = kernel_impls(("cpu", "cuda"))
 
@@ -52,20 +53,10 @@ def _loop_step(a, b, offsets, direction, temperature, topk, truncation):
     return new, probs
 
 
-def _maps(n=2, c=6, h=5, w=7, hb=6, wb=4, k=3, seed=0, fractional=False):
-    gen = torch.Generator().manual_seed(seed)
-    a = F.normalize(torch.randn(n, c, h, w, generator=gen), dim=1)
-    b = F.normalize(torch.randn(n, c, hb, wb, generator=gen), dim=1)
-    off = torch.randint(-4, 5, (n, 2, k, h, w), generator=gen).float()
-    if fractional:
-        off = off + torch.rand(off.shape, generator=gen)
-    return a, b, off
-
-
 @pytest.mark.parametrize("direction", ["none", "horizontal", "vertical"])
 @pytest.mark.parametrize("truncation", [False, True])
 def test_ref_step_matches_loop(direction, truncation):
-    a, b, off = _maps(fractional=True)
+    a, b, off = feature_maps(fractional=True)
     topk = 2 if direction == "none" else 4
     got = ref.patchmatch_step(a, b, off, direction, 0.2, topk, truncation)
     expected = _loop_step(a, b, off, direction, 0.2, topk, truncation)
@@ -98,7 +89,7 @@ def _cocosnet_step(a, b, off_x, off_y, direction, temperature):
 
 @pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
 def test_step_matches_cocosnet_v2(impl, device):
-    a, b, off = _maps(c=8, h=6, w=6, hb=6, wb=6, k=4, fractional=True)
+    a, b, off = feature_maps(c=8, h=6, w=6, hb=6, wb=6, k=4, fractional=True)
     for direction in ("horizontal", "vertical"):
         x, y, prob = _cocosnet_step(a, b, off[:, 0], off[:, 1], direction, 0.5)
         new, p = hrops.patchmatch_step(a.to(device), b.to(device), off.to(device), direction, 0.5,
@@ -113,7 +104,7 @@ def test_step_matches_cocosnet_v2(impl, device):
 def test_step_kernel_matches_ref(impl, device, case):
     kw = dict(rect={}, square=dict(h=8, w=8, hb=8, wb=8), topk_all={}, cold={}, hot={},
               fractional=dict(fractional=True))[case]
-    a, b, off = _maps(**kw)
+    a, b, off = feature_maps(**kw)
     temperature = {"cold": 1e-3, "hot": 1e3}.get(case, 0.05)
     for direction in ("none", "horizontal", "vertical"):
         m = off.shape[2] * (1 if direction == "none" else 3)
@@ -184,7 +175,7 @@ def test_identical_features_break_ties_to_the_lower_candidate(impl, device):
 
 @pytest.mark.parametrize("impl,device", IMPLS)
 def test_out_of_range_and_non_finite_offsets_stay_inside(impl, device):
-    a, b, off = _maps()
+    a, b, off = feature_maps()
     off[:, :, 0] = 1e9
     off[:, 0, 1] = float("nan")
     off[:, 1, 2] = -float("inf")
@@ -201,7 +192,7 @@ def test_out_of_range_and_non_finite_offsets_stay_inside(impl, device):
 
 @pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
 def test_warp_matches_ref_and_gradcheck(impl, device):
-    a, b, off = _maps(c=5, k=4, fractional=True)
+    a, b, off = feature_maps(c=5, k=4, fractional=True)
     r = torch.randn(2, 3, 6, 4)
     args = [t.double().to(device).requires_grad_() for t in (a, b, r)]
     for trunc in (False, True):
@@ -214,7 +205,7 @@ def test_warp_matches_ref_and_gradcheck(impl, device):
 
 def test_warp_ref_matches_cocosnet_v2_form():
     """CoCosNet v2's final warp: softmax over the candidates, weighted sum of ref pixels."""
-    a, b, off = _maps(c=4, h=4, w=4, hb=4, wb=4, k=3)
+    a, b, off = feature_maps(c=4, h=4, w=4, hb=4, wb=4, k=3)
     r = torch.randn(2, 3, 4, 4)
     xs, ys = torch.arange(4.0).view(1, 1, 4, 1), torch.arange(4.0).view(1, 1, 1, 4)
     inds = ((xs + off[:, 0]).clamp(0, 3) * 4 + (ys + off[:, 1]).clamp(0, 3)).long().flatten(2)
@@ -228,7 +219,7 @@ def test_warp_ref_matches_cocosnet_v2_form():
 
 @pytest.mark.parametrize("impl,device", IMPLS)
 def test_opcheck_and_empty(impl, device):
-    a, b, off = [t.to(device) for t in _maps()]
+    a, b, off = [t.to(device) for t in feature_maps()]
     r = torch.randn(2, 3, 6, 4, device=device)
     torch.library.opcheck(torch.ops.hrops.patchmatch_step.default, (a, b, off, 1, 0.1, 3, False, impl))
     args = [t.clone().requires_grad_() for t in (a, b, r)]
@@ -239,7 +230,7 @@ def test_opcheck_and_empty(impl, device):
 
 
 def test_bad_input_is_rejected():
-    a, b, off = _maps()
+    a, b, off = feature_maps()
     r = torch.randn(2, 3, 6, 4)
     with pytest.raises(ValueError, match="feat_b must have shape .* same batch and feature channels"):
         hrops.patchmatch_step(a, b[:, :4], off)
@@ -262,7 +253,7 @@ def test_bad_input_is_rejected():
 
 
 def test_step_outputs_carry_no_gradient():
-    a, b, off = _maps()
+    a, b, off = feature_maps()
     a.requires_grad_()
     new, p = hrops.patchmatch_step(a, b, off)
     assert not new.requires_grad and not p.requires_grad

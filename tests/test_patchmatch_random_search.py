@@ -3,26 +3,20 @@
 by a generator, exponentially shrinking radii around the current best."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 import hrops
 from hrops import ref
 from hrops.ref import patchmatch as ref_patchmatch
 from hrops.ops.patchmatch_random_search import random_search_offsets, random_search_radii
 from impls import kernel_impls, requires_cuda
+from patchmatch_cases import feature_maps
 
 IMPLS = kernel_impls(("cpu", "cuda"))
 ALL_IMPLS = IMPLS + [pytest.param("ref", "cpu", id="ref")]
 
 
-def _maps(n=2, c=6, h=5, w=7, hb=9, wb=8, k=3, seed=0, fractional=False, dtype=torch.float32):
-    gen = torch.Generator().manual_seed(seed)
-    a = F.normalize(torch.randn(n, c, h, w, generator=gen), dim=1)
-    b = F.normalize(torch.randn(n, c, hb, wb, generator=gen), dim=1)
-    off = torch.randint(-4, 5, (n, 2, k, h, w), generator=gen).float()
-    if fractional:
-        off = off + torch.rand(off.shape, generator=gen)
-    return a.to(dtype), b.to(dtype), off.to(dtype)
+def _maps(hb=9, wb=8, **kw):
+    return feature_maps(hb=hb, wb=wb, **kw)
 
 
 def _gen(seed, device="cpu"):
