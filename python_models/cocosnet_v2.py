@@ -227,8 +227,9 @@ class PatchMatchGRU(nn.Module):
 
     def forward(self, theta, phi, ref, offsets, generator=None):
         offsets = self.search(theta, phi, offsets, generator)
-        warp = hrops.patchmatch_warp(theta, phi, ref, offsets, self.temperature,
-                                     cocosnet_truncation=True, impl=self.impl)
+        # Under autocast the features may be bf16/fp16 while the exemplar is not.
+        warp = hrops.patchmatch_warp(theta, phi.to(theta.dtype), ref.to(theta.dtype), offsets,
+                                     self.temperature, cocosnet_truncation=True, impl=self.impl)
         return offsets, warp
 
 

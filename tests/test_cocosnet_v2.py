@@ -73,6 +73,26 @@ def test_kernels_match_the_reference_model(impl, device, shape):
         torch.testing.assert_close(g.cpu(), e, atol=1e-5, rtol=1e-4)
 
 
+def test_half_precision_and_autocast():
+    """CoCosNet v2 trains and tests with --amp: the network runs in bf16 /
+    fp16 and under autocast (features in bf16, exemplar in fp32)."""
+    model = _model(impl="auto").float()
+    gen = torch.Generator().manual_seed(5)
+    ref_img = torch.rand(1, 3, 32, 32, generator=gen)
+    seg = torch.rand(1, 3, 32, 32, generator=gen)
+    with torch.no_grad():
+        full = model(ref_img, seg, seg.flip(-1), torch.Generator().manual_seed(0))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(ref_img, seg, seg.flip(-1), torch.Generator().manual_seed(0))
+        half = model.to(torch.bfloat16)(ref_img.bfloat16(), seg.bfloat16(), seg.flip(-1).bfloat16(),
+                                        torch.Generator().manual_seed(0))
+    for out in (mixed, half):
+        assert [w.shape for w in out.warps] == [w.shape for w in full.warps]
+        assert all(torch.isfinite(w.float()).all() for w in out.warps)
+        # The dense level has no index truncation to amplify rounding.
+        torch.testing.assert_close(out.warps[0].float(), full.warps[0], atol=0.03, rtol=0.03)
+
+
 def test_state_dict_has_cocosnet_v2_names():
     sd = cc.NoVGGHPMCorrespondence().state_dict()
     expected = {
