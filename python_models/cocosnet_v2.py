@@ -39,7 +39,7 @@ from torch.nn.utils import spectral_norm
 
 import hrops
 from hrops.nn import SepConvGRU
-from hrops.ref.patchmatch import targets
+from hrops.ref.patchmatch import target_offsets, targets
 
 from ._impl import use_impl
 
@@ -254,20 +254,11 @@ def dense_match(theta, phi, ref, temperature):
     return warp, mat.argmax(dim=-1).view(n, 1, h, w)
 
 
-def index_to_offsets(idx):
-    """Flat positions (N, K, h, w) in a map of the same size -> (N, 2, K, h,
-    w) float (row, column) offsets."""
-    h, w = idx.shape[-2:]
-    rows = torch.arange(h, device=idx.device).view(1, 1, h, 1)
-    cols = torch.arange(w, device=idx.device).view(1, 1, 1, w)
-    return torch.stack((idx // w - rows, idx % w - cols), dim=1).float()
-
-
 def initial_offsets(best, window=SEARCH_OFFSETS):
     """Coarser level's best flat index (N, 1, h, w) -> the 16 candidates
     (N, 2, 16, 2h, 2w) of the next level: doubled offsets plus a dilated
     window (row-offset major), nearest-upsampled."""
-    base = index_to_offsets(best)
+    base = target_offsets(best, best.shape[-1])
     d = torch.tensor(window, dtype=torch.float32, device=best.device)
     k = len(window)
     win = torch.stack((d.repeat_interleave(k), d.repeat(k)))  # (2, k*k)
@@ -306,7 +297,7 @@ class NoVGGHPMCorrespondence(nn.Module):
             ref = ref_img if level == 3 else F.avg_pool2d(ref_img, LEVEL_STRIDES[level])
             if level == 0:
                 warp, idx = dense_match(t, p, ref, self.temperature)
-                off = index_to_offsets(idx)
+                off = target_offsets(idx, idx.shape[-1])
             else:
                 start = initial_offsets(indices[-1][:, :1]).to(t.dtype)
                 off, warp = self.patch_match(t, p, ref, start, generator)

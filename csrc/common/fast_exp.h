@@ -7,18 +7,10 @@
 
 #include "hd.h"
 
-// Host: always inlined, so that the CPU kernels' loops (also the AVX2 copies,
-// whose target differs) see straight-line math they can vectorise.
-#if defined(__CUDACC__)
-#define HROPS_EXP HROPS_HD
-#else
-#define HROPS_EXP inline __attribute__((always_inline))
-#endif
-
 namespace hrops {
 
 // The bits of a float and back (host and device).
-HROPS_EXP int32_t float_bits(float v) {
+HROPS_HD_INLINE int32_t float_bits(float v) {
 #if defined(__CUDA_ARCH__)
   return __float_as_int(v);
 #else
@@ -28,7 +20,7 @@ HROPS_EXP int32_t float_bits(float v) {
 #endif
 }
 
-HROPS_EXP float bits_float(uint32_t i) {
+HROPS_HD_INLINE float bits_float(uint32_t i) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(i);
 #else
@@ -42,7 +34,7 @@ HROPS_EXP float bits_float(uint32_t i) {
 // loop over candidates vectorises, and identical on CPU and GPU. x = n ln2 + r
 // with |r| <= ln2 / 2; 2^n is applied as two normal powers of two, so results
 // down in the subnormal range are rounded once, like expf's. NaN stays NaN.
-HROPS_EXP float fast_expf(float x) {
+HROPS_HD_INLINE float fast_expf(float x) {
   x = x < -110.0f ? -110.0f : x;  // exp(-110) rounds to 0, exp(89) to inf
   x = x > 89.0f ? 89.0f : x;
   const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer

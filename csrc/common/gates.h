@@ -12,14 +12,6 @@
 #include "common/fast_exp.h"
 #include "common/hd.h"
 
-// Host: always inlined, so that the CPU kernels' loops (also the AVX2 copies,
-// whose target differs) see straight-line math they can vectorise.
-#if defined(__CUDACC__)
-#define HROPS_GATE HROPS_HD
-#else
-#define HROPS_GATE inline __attribute__((always_inline))
-#endif
-
 namespace hrops {
 namespace gates {
 
@@ -47,7 +39,7 @@ struct Planes {
 // Both are computed and blended arithmetically (a select makes GCC branch and
 // give up vectorising); the polynomial's argument is clamped so that it stays
 // finite where it is not used.
-HROPS_GATE float host_tanhf(float x) {
+HROPS_HD_INLINE float host_tanhf(float x) {
   const float a = std::fabs(x);
   const float s = x < -0.625f ? -0.625f : (x > 0.625f ? 0.625f : x);
   const float z = s * s;
@@ -63,32 +55,27 @@ HROPS_GATE float host_tanhf(float x) {
 }
 #endif
 
-HROPS_GATE float exp_(float x) {
-#if defined(__CUDA_ARCH__)
-  return expf(x);
-#else
-  return fast_expf(x);
-#endif
-}
-HROPS_GATE double exp_(double x) { return exp(x); }
+// The same exp on the host and the GPU, so the CPU tests check the GPU's.
+HROPS_HD_INLINE float exp_(float x) { return fast_expf(x); }
+HROPS_HD_INLINE double exp_(double x) { return exp(x); }
 
-HROPS_GATE float tanh_(float x) {
+HROPS_HD_INLINE float tanh_(float x) {
 #if defined(__CUDA_ARCH__)
   return tanhf(x);
 #else
   return host_tanhf(x);
 #endif
 }
-HROPS_GATE double tanh_(double x) { return tanh(x); }
+HROPS_HD_INLINE double tanh_(double x) { return tanh(x); }
 
 template <typename T>
-HROPS_GATE T sigmoid(T x) {
+HROPS_HD_INLINE T sigmoid(T x) {
   return T(1) / (T(1) + exp_(-x));
 }
 
 // g(c) and g'(c) of the LSTU activation.
 template <int64_t kAct, typename T>
-HROPS_GATE void activation(T c, T& g, T& dg) {
+HROPS_HD_INLINE void activation(T c, T& g, T& dg) {
   if constexpr (kAct == kTanh) {
     g = tanh_(c);
     dg = T(1) - g * g;
@@ -101,7 +88,7 @@ HROPS_GATE void activation(T c, T& g, T& dg) {
 // LSTU (SEEDS.md 5.3): f = sigmoid(pre_f), r = sigmoid(pre_r),
 // c = f*enc + (1-f)*x_tilde, h = r*g(c) + (1-r)*x.
 template <int64_t kAct, typename T>
-HROPS_GATE void lstu_forward(T x, T x_tilde, T pre_f, T pre_r, T enc, T& h, T& c) {
+HROPS_HD_INLINE void lstu_forward(T x, T x_tilde, T pre_f, T pre_r, T enc, T& h, T& c) {
   const T f = sigmoid(pre_f), r = sigmoid(pre_r);
   c = f * enc + (T(1) - f) * x_tilde;
   T g, dg;
@@ -110,7 +97,7 @@ HROPS_GATE void lstu_forward(T x, T x_tilde, T pre_f, T pre_r, T enc, T& h, T& c
 }
 
 template <int64_t kAct, typename T>
-HROPS_GATE void lstu_backward(T grad_h, T grad_c, T x, T x_tilde, T pre_f, T pre_r, T enc, T& grad_x,
+HROPS_HD_INLINE void lstu_backward(T grad_h, T grad_c, T x, T x_tilde, T pre_f, T pre_r, T enc, T& grad_x,
                             T& grad_x_tilde, T& grad_pre_f, T& grad_pre_r, T& grad_enc) {
   const T f = sigmoid(pre_f), r = sigmoid(pre_r);
   const T c = f * enc + (T(1) - f) * x_tilde;
@@ -126,12 +113,12 @@ HROPS_GATE void lstu_backward(T grad_h, T grad_c, T x, T x_tilde, T pre_f, T pre
 
 // STU reset (SEEDS.md 5.1): s_new = sigmoid(pre_r) * s_hat.
 template <typename T>
-HROPS_GATE T stu_reset_forward(T pre_r, T s_hat) {
+HROPS_HD_INLINE T stu_reset_forward(T pre_r, T s_hat) {
   return sigmoid(pre_r) * s_hat;
 }
 
 template <typename T>
-HROPS_GATE void stu_reset_backward(T grad, T pre_r, T s_hat, T& grad_pre_r, T& grad_s_hat) {
+HROPS_HD_INLINE void stu_reset_backward(T grad, T pre_r, T s_hat, T& grad_pre_r, T& grad_s_hat) {
   const T r = sigmoid(pre_r);
   grad_pre_r = grad * s_hat * r * (T(1) - r);
   grad_s_hat = grad * r;
@@ -141,13 +128,13 @@ HROPS_GATE void stu_reset_backward(T grad, T pre_r, T s_hat, T& grad_pre_r, T& g
 // STU output out = (1-u)*s_hat + u*info (SEEDS.md 5.1) and the ConvGRU step of
 // CoCosNet v2 (SEEDS.md 4.4) are both this.
 template <typename T>
-HROPS_GATE T gru_update_forward(T pre_z, T h, T pre_q) {
+HROPS_HD_INLINE T gru_update_forward(T pre_z, T h, T pre_q) {
   const T z = sigmoid(pre_z);
   return (T(1) - z) * h + z * tanh_(pre_q);
 }
 
 template <typename T>
-HROPS_GATE void gru_update_backward(T grad, T pre_z, T h, T pre_q, T& grad_pre_z, T& grad_h,
+HROPS_HD_INLINE void gru_update_backward(T grad, T pre_z, T h, T pre_q, T& grad_pre_z, T& grad_h,
                                   T& grad_pre_q) {
   const T z = sigmoid(pre_z), q = tanh_(pre_q);
   grad_pre_z = grad * (q - h) * z * (T(1) - z);

@@ -8,3 +8,11 @@
 #else
 #define HROPS_HD inline
 #endif
+
+// Host code that must be inlined: the CPU kernels' loops (also their AVX2
+// copies, whose target differs) then see straight-line math they vectorise.
+#if defined(__CUDACC__)
+#define HROPS_HD_INLINE HROPS_HD
+#else
+#define HROPS_HD_INLINE inline __attribute__((always_inline))
+#endif

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ..ref.patchmatch import targets
+from ..ref.patchmatch import target_offsets, targets
 
 
 def random_search_radii(count, max_radius, alpha=0.5):
@@ -37,9 +37,7 @@ def random_search_offsets(offsets, hb, wb, radii, generator=None, cocosnet_trunc
     if n * h * w * r == 0:
         return torch.zeros((n, 2, r, h, w), device=device)
     best = targets(offsets[:, :, :1], hb, wb, cocosnet_truncation)  # (N, 1, H, W)
-    rows = torch.arange(h, device=device).view(1, 1, h, 1)
-    cols = torch.arange(w, device=device).view(1, 1, 1, w)
-    centre = torch.stack((best // wb - rows, best % wb - cols), dim=1).float()  # (N, 2, 1, H, W)
+    centre = target_offsets(best, wb)  # (N, 2, 1, H, W)
     half = torch.tensor([float(math.floor(x)) for x in radii], device=device).view(1, 1, r, 1, 1)
     u = torch.rand((n, 2, r, h, w), generator=generator, device=device)
     # floor(u * (2 half + 1)) is uniform on 0..2 half; float32 rounding of

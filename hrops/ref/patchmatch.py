@@ -26,6 +26,16 @@ def targets(offsets, hb, wb, cocosnet_truncation=False):
     return torch.floor(tr + 0.5).long() * wb + torch.floor(tc + 0.5).long()
 
 
+def target_offsets(idx, wb):
+    """The inverse of `targets`: flat B indices (N, K, H, W) of a Wb-wide map
+    -> the (N, 2, K, H, W) float32 (row, column) offsets that reach them from
+    each pixel of A."""
+    h, w = idx.shape[-2:]
+    rows = torch.arange(h, device=idx.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=idx.device).view(1, 1, 1, w)
+    return torch.stack((idx // wb - rows, idx % wb - cols), dim=1).float()
+
+
 def propagate(offsets, direction):
     """[previous neighbour's K | own K | next neighbour's K] along the
     direction; missing neighbours (borders) give zero offsets."""
@@ -69,11 +79,7 @@ def patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
     idx = targets(cand, hb, wb, cocosnet_truncation)
     prob = torch.softmax(scores(feat_a, feat_b, idx, temperature), dim=1)
     order = torch.sort(prob, dim=1, descending=True, stable=True).indices[:, :topk]
-    best = torch.gather(idx, 1, order)
-    h, w = offsets.shape[-2:]
-    rows = torch.arange(h, device=best.device).view(1, 1, h, 1)
-    cols = torch.arange(w, device=best.device).view(1, 1, 1, w)
-    new = torch.stack((best // wb - rows, best % wb - cols), dim=1).float()
+    new = target_offsets(torch.gather(idx, 1, order), wb)
     return new.to(offsets.dtype), torch.gather(prob, 1, order).to(feat_a.dtype)
 
 

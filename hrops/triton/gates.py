@@ -35,6 +35,16 @@ def _activation(c, ACT: tl.constexpr):
 
 
 @triton.jit
+def _lstu_state(x, xt, e, pf, pr, ACT: tl.constexpr):
+    """The LSTU gates f, r, the cell c, g(c) and g'(c) (forward and backward)."""
+    f = _sigmoid(pf)
+    r = _sigmoid(pr)
+    cc = f * e + (1.0 - f) * xt
+    g, dg = _activation(cc, ACT)
+    return f, r, cc, g, dg
+
+
+@triton.jit
 def _index(total, C, HW, BLOCK: tl.constexpr):
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     p = k % HW
@@ -52,10 +62,7 @@ def _lstu_fwd_kernel(x_ptr, xt_ptr, pre_ptr, e_ptr, h_ptr, c_ptr, xs_n, xs_c, ts
     pf = tl.load(pre_ptr + n * ps_n + c * ps_c + p, mask=live, other=0.0).to(ACC)
     pr = tl.load(pre_ptr + n * ps_n + (c + C) * ps_c + p, mask=live, other=0.0).to(ACC)
     e = tl.load(e_ptr + n * es_n + c * es_c + p, mask=live, other=0.0).to(ACC)
-    f = _sigmoid(pf)
-    r = _sigmoid(pr)
-    cc = f * e + (1.0 - f) * xt
-    g, dg = _activation(cc, ACT)
+    f, r, cc, g, dg = _lstu_state(x, xt, e, pf, pr, ACT)
     h = r * g + (1.0 - r) * x
     ty = h_ptr.dtype.element_ty
     dst = (n * C + c) * HW + p
@@ -75,10 +82,7 @@ def _lstu_bwd_kernel(gh_ptr, gc_ptr, x_ptr, xt_ptr, pre_ptr, e_ptr, gx_ptr, gxt_
     pf = tl.load(pre_ptr + n * ps_n + c * ps_c + p, mask=live, other=0.0).to(ACC)
     pr = tl.load(pre_ptr + n * ps_n + (c + C) * ps_c + p, mask=live, other=0.0).to(ACC)
     e = tl.load(e_ptr + n * es_n + c * es_c + p, mask=live, other=0.0).to(ACC)
-    f = _sigmoid(pf)
-    r = _sigmoid(pr)
-    cc = f * e + (1.0 - f) * xt
-    g, dg = _activation(cc, ACT)
+    f, r, cc, g, dg = _lstu_state(x, xt, e, pf, pr, ACT)
     dc = gc + gh * r * dg
     ty = gx_ptr.dtype.element_ty
     dst = (n * C + c) * HW + p
