@@ -8,7 +8,7 @@ from . import _backends
 from ._backends import build_info
 from .ops import (ace_modulate, conv_gru_pass, fused_bias_leaky_relu, gru_update, haar_dwt, haar_idwt,
                   haar_idwt_bands, lstu_gates, modulated_conv2d, modulated_dwconv2d, modulated_idwt_upsample, patchmatch_step,
-                  patchmatch_warp, region_avg_pool, region_broadcast, region_conv2d,
+                  patchmatch_warp, region_avg_pool, region_broadcast, region_classes, region_conv2d,
                   region_projection, resize_seg, seg_to_labels, stu_reset, stu_update,
                   upfirdn2d)
 from . import nn
@@ -18,6 +18,7 @@ __all__ = ["ace_modulate", "build_info", "conv_gru_pass", "convert", "fused_bias
            "haar_dwt", "lstu_gates", "stu_reset", "stu_update",
            "haar_idwt", "haar_idwt_bands", "modulated_conv2d", "modulated_dwconv2d",
            "modulated_idwt_upsample", "nn", "patchmatch_step", "patchmatch_warp",
-           "region_avg_pool", "region_broadcast", "region_conv2d", "region_projection",
+           "region_avg_pool", "region_broadcast", "region_classes", "region_conv2d",
+           "region_projection",
            "resize_seg", "seg_to_labels", "upfirdn2d"]
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <type_traits>
 #include <map>
+#include <tuple>
 #include <vector>
 
 #include "common/region.h"
@@ -453,13 +455,20 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
       const Classes& cl = cls[n];
       const scalar_t* Pn = P + n * g.R * g.taps * g.O;
       values[n].resize(cl.size() * g.O);
-      at::parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / g.O), [&](int64_t u0, int64_t u1) {
+      // region_conv_value's sum (bias, then taps in order), vectorised over
+      // the output channels: a class's taps are rows of Pn.
+      at::parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / (g.O * g.taps)), [&](int64_t u0, int64_t u1) {
+        std::vector<acc_t> acc(g.O);
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t* sig = cl.signature.data() + u * g.taps;
+          for (int64_t oc = 0; oc < g.O; ++oc) acc[oc] = b ? static_cast<acc_t>(b[oc]) : acc_t(0);
+          for (int64_t t = 0; t < g.taps; ++t) {
+            for (int64_t oc = 0; oc < g.O; ++oc) {
+              acc[oc] += region_tap_value<acc_t>(Pn, sig[t], t, g.taps, g.O, oc);
+            }
+          }
           for (int64_t oc = 0; oc < g.O; ++oc) {
-            const acc_t bias_o = b ? static_cast<acc_t>(b[oc]) : acc_t(0);
-            values[n][u * g.O + oc] =
-                static_cast<scalar_t>(region_conv_value<acc_t>(Pn, sig, g.taps, g.O, oc, bias_o));
+            values[n][u * g.O + oc] = static_cast<scalar_t>(acc[oc]);
           }
         }
       });
@@ -474,6 +483,55 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
         }
       }
     });
+  });
+  return out;
+}
+
+// labels (N, H, W) -> (classes (N, Ho, Wo), signatures (N, U, k*k)), int64:
+// each output pixel's neighbourhood class (its labels under the k*k taps of
+// a stride-1 conv with zero padding pad), numbered per image in raster order
+// of first appearance, and each class's tap labels (-1: none or outside);
+// U is the largest class count of the images, rows past an image's own
+// count hold -1.
+std::tuple<at::Tensor, at::Tensor> region_classes_cpu(const at::Tensor& labels_in, int64_t R,
+                                                      int64_t k, int64_t pad) {
+  check_dim(labels_in, 3, "labels", "(N, H, W)");
+  const ConvGeometry g = conv_geometry(labels_in.size(0), R, k * k, 0, labels_in, k, pad);
+  const at::Tensor labels = checked_labels(labels_in, R);
+  at::Tensor classes = at::empty({g.N, g.Ho, g.Wo}, labels.options());
+  if (classes.numel() == 0) return {classes, at::empty({g.N, 0, g.taps}, labels.options())};
+  const std::vector<Classes> cls = all_classes(labels, g);
+  int64_t U = 0;
+  for (const Classes& cl : cls) U = std::max(U, cl.size());
+  at::Tensor signatures = at::full({g.N, U, g.taps}, -1, labels.options());
+  int64_t* c = classes.mutable_data_ptr<int64_t>();
+  int64_t* s = signatures.mutable_data_ptr<int64_t>();
+  for (int64_t n = 0; n < g.N; ++n) {
+    std::copy(cls[n].class_map.begin(), cls[n].class_map.end(), c + n * g.Ho * g.Wo);
+    std::copy(cls[n].signature.begin(), cls[n].signature.end(), s + n * U * g.taps);
+  }
+  return {classes, signatures};
+}
+
+// labels (N, H, W) -> (N, Ho, Wo, k*k): the label under each tap of each
+// output pixel (what the CUDA path deduplicates into classes).
+at::Tensor region_tap_labels_cpu(const at::Tensor& labels_in, int64_t R, int64_t k, int64_t pad) {
+  check_dim(labels_in, 3, "labels", "(N, H, W)");
+  const ConvGeometry g = conv_geometry(labels_in.size(0), R, k * k, 0, labels_in, k, pad);
+  const at::Tensor labels = checked_labels(labels_in, R);
+  at::Tensor out = at::empty({g.N, g.Ho, g.Wo, g.taps}, labels.options());
+  const int64_t* l = labels.const_data_ptr<int64_t>();
+  int64_t* o = out.mutable_data_ptr<int64_t>();
+  at::parallel_for(0, g.N * g.Ho, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t ny = begin; ny < end; ++ny) {
+      const int64_t n = ny / g.Ho, y = ny % g.Ho;
+      for (int64_t x = 0; x < g.Wo; ++x) {
+        for (int64_t t = 0; t < g.taps; ++t) {
+          o[(ny * g.Wo + x) * g.taps + t] =
+              region_tap_label(l + n * g.H * g.W, g.H, g.W, R, k, pad, y, x, t);
+        }
+      }
+    }
   });
   return out;
 }
@@ -536,6 +594,8 @@ TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("region_fill", &region_fill_cpu);
   m.impl("region_conv_gather", &region_conv_gather_cpu);
   m.impl("region_conv_gather_backward", &region_conv_gather_backward_cpu);
+  m.impl("region_classes", &region_classes_cpu);
+  m.impl("region_tap_labels", &region_tap_labels_cpu);
 }
 
 }  // namespace hrops

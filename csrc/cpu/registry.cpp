@@ -46,6 +46,10 @@ TORCH_LIBRARY(hrops_C, m) {
       "region_conv_gather_backward(Tensor grad, Tensor labels, int num_regions, int kernel_size, "
       "int padding) -> Tensor");
   m.def(
+      "region_classes(Tensor labels, int num_regions, int kernel_size, int padding) -> "
+      "(Tensor, Tensor)");
+  m.def("region_tap_labels(Tensor labels, int num_regions, int kernel_size, int padding) -> Tensor");
+  m.def(
       "ace_modulate(Tensor x, Tensor gamma_spade, Tensor beta_spade, Tensor? gamma_avg, "
       "Tensor? beta_avg, Tensor? alpha) -> Tensor");
   m.def(

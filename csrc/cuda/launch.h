@@ -104,6 +104,12 @@ cudaError_t launch_region_conv_gather(DType dtype, const void* proj, const int64
                                       int64_t H, int64_t W, int64_t k, int64_t pad,
                                       cudaStream_t stream);
 
+// out: contiguous (N, Ho, Wo, k*k), the label under each tap of each output
+// pixel (region_tap_label).
+cudaError_t launch_region_tap_labels(const int64_t* labels, int64_t* out, int64_t N, int64_t H,
+                                     int64_t W, int64_t R, int64_t k, int64_t pad, int64_t Ho,
+                                     int64_t Wo, cudaStream_t stream);
+
 // SEAN's ACE epilogue over n contiguous elements; gamma_avg, beta_avg and
 // alpha (2 values of the accumulation type: float, double for double) are
 // all null for the SPADE-only form.

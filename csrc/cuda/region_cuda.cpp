@@ -151,6 +151,20 @@ at::Tensor region_conv_gather_backward_cuda(const at::Tensor& grad_in, const at:
   return out;
 }
 
+at::Tensor region_tap_labels_cuda(const at::Tensor& labels_in, int64_t R, int64_t k, int64_t pad) {
+  check_dim(labels_in, 3, "labels", "(N, H, W)");
+  const c10::cuda::CUDAGuard guard(labels_in.device());
+  const at::Tensor labels = checked_labels(labels_in, labels_in.size(0), R, labels_in);
+  const auto [Ho, Wo] = conv_out_size(labels, k, pad);
+  at::Tensor out = at::empty({labels.size(0), Ho, Wo, k * k}, labels.options());
+  if (out.numel() == 0) return out;
+  C10_CUDA_CHECK(launch_region_tap_labels(labels.const_data_ptr<int64_t>(),
+                                          out.mutable_data_ptr<int64_t>(), labels.size(0),
+                                          labels.size(1), labels.size(2), R, k, pad, Ho, Wo,
+                                          c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
@@ -158,6 +172,7 @@ TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
   m.impl("region_fill", &region_fill_cuda);
   m.impl("region_conv_gather", &region_conv_gather_cuda);
   m.impl("region_conv_gather_backward", &region_conv_gather_backward_cuda);
+  m.impl("region_tap_labels", &region_tap_labels_cuda);
 }
 
 }  // namespace hrops

@@ -126,6 +126,20 @@ cudaError_t conv_gather(const void* proj, const int64_t* labels, const void* bia
   return cudaGetLastError();
 }
 
+// out[n, y, x, t] = the label under tap t of output pixel (y, x).
+__global__ void region_tap_labels_kernel(const int64_t* __restrict__ labels,
+                                         int64_t* __restrict__ out, int64_t total, int64_t H,
+                                         int64_t W, int64_t R, int64_t k, int64_t pad, int64_t Ho,
+                                         int64_t Wo) {
+  const int64_t taps = k * k;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i % taps, p = i / taps;
+    const int64_t x = p % Wo, y = (p / Wo) % Ho, n = p / (Ho * Wo);
+    out[i] = region_tap_label(labels + n * H * W, H, W, R, k, pad, y, x, t);
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_region_tap_sum(DType dtype, const void* src, const int64_t* labels,
@@ -150,5 +164,13 @@ cudaError_t launch_region_conv_gather(DType dtype, const void* proj, const int64
         proj, labels, bias, out, N, R, O, H, W, k, pad, stream));
 }
 
+cudaError_t launch_region_tap_labels(const int64_t* labels, int64_t* out, int64_t N, int64_t H,
+                                     int64_t W, int64_t R, int64_t k, int64_t pad, int64_t Ho,
+                                     int64_t Wo, cudaStream_t stream) {
+  const int64_t total = N * Ho * Wo * k * k;
+  region_tap_labels_kernel<<<blocks_for(total), kThreads, 0, stream>>>(labels, out, total, H, W,
+                                                                       R, k, pad, Ho, Wo);
+  return cudaGetLastError();
+}
 
 }  // namespace hrops

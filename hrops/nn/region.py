@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..ops.ace import ace_modulate
 from ..ops.region import (region_avg_pool, region_broadcast, region_conv2d, resize_seg,
                           seg_to_labels)
+from ..ops.region_classes import region_classes
 
 
 class RegionAvgPool(nn.Module):
@@ -38,9 +39,14 @@ class RegionBroadcast(nn.Module):
 
 
 class SPADE(nn.Module):
-    """SEAN's SPADE submodule (the ACE's label-only branch). Its first conv
-    runs on the one-hot map, i.e. it is a region-constant conv of the
-    identity codes; param_free_norm is unused, as in SEAN, but kept for its
+    """SEAN's SPADE submodule (the ACE's label-only branch): gamma and beta =
+    mlp_gamma / mlp_beta of ReLU(mlp_shared(one-hot map)), all 3x3 convs.
+
+    Computed exactly without any dense convolution: mlp_shared's output at a
+    pixel depends only on the labels under its 3x3 taps, so it is one
+    activation row per neighbourhood class (hrops.region_classes), and
+    mlp_gamma / mlp_beta of that class-constant map are one region_conv2d
+    over the classes. param_free_norm is unused, as in SEAN, but kept for its
     state_dict entries."""
 
     def __init__(self, norm_nc: int, label_nc: int, hidden: int = 128):
@@ -52,11 +58,21 @@ class SPADE(nn.Module):
         self.label_nc = label_nc
 
     def forward(self, labels):
-        conv = self.mlp_shared[0]
-        eye = torch.eye(self.label_nc, device=labels.device, dtype=conv.weight.dtype)
-        actv = F.relu(region_conv2d(eye.expand(labels.shape[0], -1, -1), labels, conv.weight,
-                                    conv.bias, padding=1))
-        return self.mlp_gamma(actv), self.mlp_beta(actv)
+        classes, signatures = region_classes(labels, self.label_nc, 3, 1)
+        actv = F.relu(_one_hot_conv_at(signatures, self.mlp_shared[0]))
+        weight = torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight))
+        bias = torch.cat((self.mlp_gamma.bias, self.mlp_beta.bias))
+        return region_conv2d(actv, classes, weight, bias, padding=1).chunk(2, 1)
+
+
+def _one_hot_conv_at(signatures, conv):
+    """conv(one-hot map) at pixels whose taps lie on the regions `signatures`
+    (N, U, k*k), -1 for none: bias + sum over taps t of weight[:, label_t, t]
+    -> (N, U, O)."""
+    taps = conv.weight.flatten(2).permute(2, 1, 0)  # (k*k, R, O)
+    taps = F.pad(taps, (0, 0, 1, 0))  # row 0: no region, adds 0
+    t = torch.arange(taps.shape[0], device=signatures.device)
+    return taps[t, signatures + 1].sum(2) + conv.bias
 
 
 class ACE(nn.Module):
@@ -104,18 +120,20 @@ class ACE(nn.Module):
 
     def forward(self, x, segmap, style_codes=None):
         b, _, h, w = x.shape
-        # SEAN: randn(B, W, H, 1) * noise_var, transposed to (B, C, H, W).
-        noise = (torch.randn(b, w, h, 1, device=x.device, dtype=x.dtype)
-                 * self.noise_var).transpose(1, 3)
-        normalized = self.param_free_norm(x + noise)
+        # SEAN adds randn(B, W, H, 1) * noise_var transposed to (B, C, H, W):
+        # the same draw, added as one pixel map times a per-channel scale in
+        # one pass (no (B, C, H, W) noise tensor).
+        z = torch.randn(b, w, h, 1, device=x.device, dtype=x.dtype).permute(0, 3, 2, 1)
+        normalized = self.param_free_norm(torch.addcmul(x, z, self.noise_var.view(1, -1, 1, 1)))
         seg = resize_seg(segmap, (h, w))
         labels = seg_to_labels(seg) if seg.is_floating_point() else seg
         gamma_spade, beta_spade = self.Spade(labels)
         if not self.use_rgb:
             return ace_modulate(normalized, gamma_spade, beta_spade)
         mu = self.region_styles(style_codes)
-        gamma_avg = region_conv2d(mu, labels, self.conv_gamma.weight, self.conv_gamma.bias, 1)
-        beta_avg = region_conv2d(mu, labels, self.conv_beta.weight, self.conv_beta.bias, 1)
+        weight = torch.cat((self.conv_gamma.weight, self.conv_beta.weight))
+        bias = torch.cat((self.conv_gamma.bias, self.conv_beta.bias))
+        gamma_avg, beta_avg = region_conv2d(mu, labels, weight, bias, 1).chunk(2, 1)
         alpha = torch.sigmoid(torch.cat((self.blending_gamma, self.blending_beta)))
         return ace_modulate(normalized, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha)
 

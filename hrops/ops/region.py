@@ -28,6 +28,7 @@ Custom ops (all with fake impls and autograd):
 """
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.symbolic_shapes import guard_or_false, guard_or_true
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
@@ -83,7 +84,7 @@ def _labels(seg, n, size, num_regions, what):
         raise ValueError(f"seg must match {what} in N and (H, W) = {(n, *size)}, got N = "
                          f"{seg.shape[0]} and (H, W) = {spatial}; resize it with "
                          f"hrops.resize_seg")
-    if num_regions < 1:
+    if guard_or_false(num_regions < 1):  # (a count traced by torch.compile is unknown)
         raise ValueError(f"num_regions must be >= 1, got {num_regions}")
     labels = seg_to_labels(seg) if seg.is_floating_point() else seg.long()
     if not torch.compiler.is_compiling() and labels.numel():
@@ -238,10 +239,17 @@ def region_projection(codes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor
     code through every tap of a (O, D, k, k) weight, one GEMM."""
     n, num_regions, d = codes.shape
     o, _, k, _ = weight.shape
-    # (N*R, D) @ (O, D, k*k), batched over O: reads the weight in place (a
-    # permuted copy of it would cost more than the GEMM); only the small
-    # result is transposed.
-    proj = torch.matmul(codes.reshape(n * num_regions, d), weight.reshape(o, d, k * k))
+    rows = codes.reshape(n * num_regions, d)
+    if guard_or_true(n * num_regions >= 256):  # (unknown when traced: class counts)
+        # Many rows (neighbourhood classes): one GEMM against a (D, k*k*O)
+        # copy of the weight, straight into P's layout (measured 14 vs 35 ms
+        # for 1123 rows, D 128, O 640 on one core).
+        return (rows @ weight.permute(1, 2, 3, 0).reshape(d, k * k * o)).view(
+            n, num_regions, k * k, o)
+    # Few rows (SEAN's regions): (N*R, D) @ (O, D, k*k), batched over O,
+    # reads the weight in place (a permuted copy of it would cost more than
+    # the GEMM); only the small result is transposed.
+    proj = torch.matmul(rows, weight.reshape(o, d, k * k))
     return proj.permute(1, 2, 0).reshape(n, num_regions, k * k, o)
 
 

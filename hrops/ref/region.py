@@ -42,3 +42,49 @@ def region_conv2d(codes: torch.Tensor, labels: torch.Tensor, weight: torch.Tenso
                   bias: torch.Tensor | None = None, padding: int = 1) -> torch.Tensor:
     """conv2d of the broadcast map, dense (zero padding)."""
     return F.conv2d(region_broadcast(codes, labels), weight, bias, padding=padding)
+
+
+def region_tap_labels(labels: torch.Tensor, num_regions: int, kernel_size: int,
+                      padding: int) -> torch.Tensor:
+    """(N, H, W) labels -> (N, Ho, Wo, k*k): the label under each tap of a
+    stride-1 k x k conv with zero padding at each output pixel; -1 for a tap
+    outside the map, on an unlabelled pixel, or on an id outside [0, R)."""
+    n, h, w = labels.shape
+    ho, wo = h + 2 * padding - kernel_size + 1, w + 2 * padding - kernel_size + 1
+    if ho * wo == 0:
+        return labels.new_empty((n, ho, wo, kernel_size * kernel_size))
+    labels = torch.where((labels >= 0) & (labels < num_regions), labels, -1)
+    padded = F.pad(labels, (padding,) * 4, value=-1)
+    windows = padded.unfold(1, kernel_size, 1).unfold(2, kernel_size, 1)
+    return windows.flatten(3)
+
+
+def classes_of_tap_labels(taps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, Ho, Wo, T) tap labels -> (classes (N, Ho, Wo), signatures (N, U, T)):
+    the distinct rows of each image numbered in raster order of first
+    appearance; signature rows past an image's own class count hold -1."""
+    n, ho, wo, t = taps.shape
+    rows = taps.reshape(n, ho * wo, t)
+    pixels = torch.arange(ho * wo, device=taps.device)
+    classes = torch.empty((n, ho * wo), dtype=torch.long, device=taps.device)
+    per_image = []
+    for i in range(n):
+        uniq, inverse = torch.unique(rows[i], dim=0, return_inverse=True)
+        first = torch.full((uniq.shape[0],), ho * wo, device=taps.device).scatter_reduce(
+            0, inverse, pixels, "amin")
+        order = first.argsort()
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel(), device=taps.device)
+        classes[i] = rank[inverse]
+        per_image.append(uniq[order])
+    u = max((s.shape[0] for s in per_image), default=0)
+    signatures = taps.new_full((n, u, t), -1)
+    for i, s in enumerate(per_image):
+        signatures[i, :s.shape[0]] = s
+    return classes.view(n, ho, wo), signatures
+
+
+def region_classes(labels: torch.Tensor, num_regions: int, kernel_size: int,
+                   padding: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Neighbourhood classes: pixels grouped by the labels under their k*k taps."""
+    return classes_of_tap_labels(region_tap_labels(labels, num_regions, kernel_size, padding))
