@@ -62,6 +62,7 @@ class SPADE(nn.Module):
         actv = F.relu(_one_hot_conv_at(signatures, self.mlp_shared[0]))
         weight = torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight))
         bias = torch.cat((self.mlp_gamma.bias, self.mlp_beta.bias))
+        # One pass for both (their weights are small next to the class rows).
         return region_conv2d(actv, classes, weight, bias, padding=1).chunk(2, 1)
 
 
@@ -131,9 +132,8 @@ class ACE(nn.Module):
         if not self.use_rgb:
             return ace_modulate(normalized, gamma_spade, beta_spade)
         mu = self.region_styles(style_codes)
-        weight = torch.cat((self.conv_gamma.weight, self.conv_beta.weight))
-        bias = torch.cat((self.conv_gamma.bias, self.conv_beta.bias))
-        gamma_avg, beta_avg = region_conv2d(mu, labels, weight, bias, 1).chunk(2, 1)
+        gamma_avg = region_conv2d(mu, labels, self.conv_gamma.weight, self.conv_gamma.bias, 1)
+        beta_avg = region_conv2d(mu, labels, self.conv_beta.weight, self.conv_beta.bias, 1)
         alpha = torch.sigmoid(torch.cat((self.blending_gamma, self.blending_beta)))
         return ace_modulate(normalized, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha)
 
