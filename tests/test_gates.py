@@ -79,6 +79,36 @@ def test_layouts(impl, device):
     torch.testing.assert_close((h, c), (h_ref, c_ref), **TOL[torch.float32])
 
 
+@pytest.mark.parametrize("impl,device", IMPLS)
+def test_channels_last_operands(impl, device):
+    """A channels-last reference operand (x_up, s_hat, h) makes the kernels
+    walk pixels: NCHW and sliced operands are taken as they come, outputs
+    and gradients are channels-last, values equal the reference's; opcheck
+    holds the fake implementations to the same layouts."""
+    cl = torch.channels_last
+    x, xt, pre, e = _lstu_inputs((2, 4, 6, 5), device=device)
+    want = _run_all("ref", (x, xt, pre, e))
+    wide = torch.randn(2, 6, 5, 12, device=device).permute(0, 3, 1, 2)  # channels-last
+    wide[:, 3:11] = pre  # pre_gates as a channel slice: pixels 12 channels apart
+    all_cl = tuple(t.contiguous(memory_format=cl) for t in (x, xt, pre, e))
+    mixed = (x.contiguous(memory_format=cl), xt, wide[:, 3:11], e)
+    # Reference operands: x for lstu_gates and stu_reset, xt for stu_update and gru_update.
+    for variant, layouts in ((all_cl, [cl] * 5), (mixed, [cl] * 3 + [torch.contiguous_format] * 2)):
+        got = _run_all(impl, variant)
+        for g, w, layout in zip(got, want, layouts):
+            assert g.is_contiguous(memory_format=layout)
+            torch.testing.assert_close(g, w, **TOL[torch.float32])
+    one_wide = [t[..., :1].contiguous(memory_format=cl) for t in (x, xt, pre, e)]  # W = 1
+    for g, w in zip(_run_all(impl, one_wide), _run_all("ref", one_wide)):
+        torch.testing.assert_close(g, w, **TOL[torch.float32])
+    ops = torch.ops.hrops
+    args = [t.contiguous(memory_format=cl) for t in (x, xt, pre, e)]
+    torch.library.opcheck(ops.lstu_gates.default, (*args, 1, impl))
+    g = torch.randn_like(args[0])
+    torch.library.opcheck(ops.lstu_gates_backward.default, (g, g, *args, 0, impl))
+    torch.library.opcheck(ops.gru_update.default, (args[0], args[1], args[3], impl))
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # the Triton interpreter (numpy)
 @pytest.mark.parametrize("impl,device", IMPLS)
 def test_extreme_preactivations(impl, device):

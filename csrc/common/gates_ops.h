@@ -24,8 +24,15 @@ using gates::kTanh;
 using gates::Planes;
 
 // Validates the operands of one op (same device, dtype and (N, C|2C, H, W)
-// shape as `like`), keeps plane-contiguous versions of them alive and
-// records where their planes are.
+// shape as `like`), keeps walkable versions of them alive and records where
+// their planes are.
+//
+// Layouts: the kernels walk (n, q) planes of `span` contiguous elements. For
+// NCHW operands q is the channel and the span a channel's H*W pixels; when
+// `like` is channels-last (and not also contiguous) every operand is taken
+// channels-last, q is the pixel and the span its C channels, so convolution
+// outputs in that layout (faster on CPU for narrow layers) are read and
+// written in place, and the outputs are channels-last too.
 template <class Backend>
 class Operands {
  public:
@@ -36,6 +43,7 @@ class Operands {
     C_ = like.size(1);
     H_ = like.size(2);
     W_ = like.size(3);
+    channels_last_ = !like.is_contiguous() && like.is_contiguous(at::MemoryFormat::ChannelsLast);
     kept_.reserve(kMaxInputs + kMaxOutputs);
   }
 
@@ -47,14 +55,25 @@ class Operands {
     TORCH_CHECK(t.size(0) == N_ && t.size(1) == groups * C_ && t.size(2) == H_ && t.size(3) == W_,
                 name, " must have shape ", at::IntArrayRef({N_, groups * C_, H_, W_}), " to match ",
                 ref_name_, ", got ", t.sizes());
-    const bool planar = (t.stride(3) == 1 || W_ <= 1) && (t.stride(2) == W_ || H_ <= 1);
-    kept_.push_back(planar ? t : t.contiguous());
+    if (channels_last_) {  // pixels of contiguous channels, evenly spaced
+      const bool walkable =
+          t.stride(1) == 1 && (t.stride(2) == W_ * t.stride(3) || H_ <= 1 || W_ <= 1);
+      kept_.push_back(walkable ? t : t.contiguous(at::MemoryFormat::ChannelsLast));
+    } else {  // planes of contiguous pixels
+      const bool walkable = (t.stride(3) == 1 || W_ <= 1) && (t.stride(2) == W_ || H_ <= 1);
+      kept_.push_back(walkable ? t : t.contiguous());
+    }
     for (int64_t g = 0; g < groups; ++g) add(kept_.back(), g, planes_.in, planes_.in_sn, planes_.in_sc, n_in_);
   }
 
-  // A new contiguous output with `groups` * C channels, recorded group by group.
+  // A new output with `groups` * C channels in the operands' layout,
+  // recorded group by group.
   at::Tensor output(int64_t groups = 1) {
-    kept_.push_back(Backend::alloc({N_, groups * C_, H_, W_}, ref_.options()));
+    if (channels_last_) {
+      kept_.push_back(Backend::alloc({N_, H_, W_, groups * C_}, ref_.options()).permute({0, 3, 1, 2}));
+    } else {
+      kept_.push_back(Backend::alloc({N_, groups * C_, H_, W_}, ref_.options()));
+    }
     for (int64_t g = 0; g < groups; ++g) {
       add(kept_.back(), g, planes_.out, planes_.out_sn, planes_.out_sc, n_out_);
     }
@@ -63,22 +82,28 @@ class Operands {
 
   void run(Kernel kernel, int64_t activation = kTanh) const {
     if (N_ * C_ * H_ * W_ == 0) return;
-    Backend::run(kernel, activation, planes_, ref_.scalar_type(), N_, C_, H_ * W_);
+    if (channels_last_) {
+      Backend::run(kernel, activation, planes_, ref_.scalar_type(), N_, H_ * W_, C_);
+    } else {
+      Backend::run(kernel, activation, planes_, ref_.scalar_type(), N_, C_, H_ * W_);
+    }
   }
 
  private:
   template <typename P>
-  void add(const at::Tensor& t, int64_t group, P* ptrs, int64_t* sn, int64_t* sc, int& count) {
+  void add(const at::Tensor& t, int64_t group, P* ptrs, int64_t* sn, int64_t* sq, int& count) {
     auto* base = static_cast<char*>(const_cast<void*>(t.const_data_ptr()));
     ptrs[count] = base + group * C_ * t.stride(1) * t.element_size();
     sn[count] = t.stride(0);
-    sc[count] = t.stride(1);
+    // Pixel p = y * W + x is at p * stride(3), or y * stride(2) in a 1-wide map.
+    sq[count] = !channels_last_ ? t.stride(1) : (W_ > 1 ? t.stride(3) : t.stride(2));
     ++count;
   }
 
   const at::Tensor& ref_;
   const char* ref_name_;
   int64_t N_, C_, H_, W_;
+  bool channels_last_;
   std::vector<at::Tensor> kept_;
   Planes planes_{};
   int n_in_ = 0, n_out_ = 0;

@@ -31,8 +31,16 @@ def _kernel(impl, name):
     return getattr(importlib.import_module("hrops.triton.gates"), name)
 
 
+def channels_last_operands(t):
+    """Whether the gating kernels take an op whose reference operand is `t`
+    channels-last (csrc/common/gates_ops.h): then its outputs are too."""
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
 def _like(t, groups=1):
     n, c, h, w = t.shape
+    if channels_last_operands(t):
+        return t.new_empty((n, h, w, groups * c)).permute(0, 3, 1, 2)
     return t.new_empty((n, groups * c, h, w))
 
 

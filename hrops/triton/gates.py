@@ -4,9 +4,13 @@ contiguous elements, any batch/channel strides), outputs contiguous. The
 per-element math is csrc/common/gates.h's, restated in Triton (which cannot
 include C++); tests hold both to hrops.ref. tanh goes through exp because the
 interpreter has no libdevice."""
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+from ..ops.gates import channels_last_operands
 
 BLOCK = 1024
 
@@ -174,12 +178,31 @@ def _empty(like, groups=1):
     return torch.empty((n, groups * c, h, w), dtype=like.dtype, device=like.device)
 
 
+def _planes_only(like_arg):
+    """The kernels walk NCHW planes: an op whose operand `like_arg` is
+    channels-last (hrops.ops.gates.channels_last_operands) runs on NCHW
+    copies and returns channels-last outputs, as the C++ kernels do in place."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args):
+            if not channels_last_operands(args[like_arg]):
+                return fn(*args)
+            outs = fn(*(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args))
+            if isinstance(outs, torch.Tensor):
+                return outs.contiguous(memory_format=torch.channels_last)
+            return tuple(o.contiguous(memory_format=torch.channels_last) for o in outs)
+        return run
+    return wrap
+
+
+@_planes_only(0)
 def lstu_gates(x_up, x_tilde, pre_gates, enc, activation):
     h, c = _empty(x_up), _empty(x_up)
     _launch(_lstu_fwd_kernel, (x_up, x_tilde, pre_gates, enc), (h, c), x_up, ACT=activation)
     return h, c
 
 
+@_planes_only(2)
 def lstu_gates_backward(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation):
     outs = (_empty(x_up), _empty(x_up), _empty(x_up, 2), _empty(x_up))
     _launch(_lstu_bwd_kernel, (grad_h, grad_c, x_up, x_tilde, pre_gates, enc), outs, x_up,
@@ -187,24 +210,28 @@ def lstu_gates_backward(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activatio
     return outs
 
 
+@_planes_only(1)
 def stu_reset(pre_r, s_hat):
     out = _empty(s_hat)
     _launch(_stu_reset_fwd_kernel, (pre_r, s_hat), (out,), s_hat)
     return out
 
 
+@_planes_only(2)
 def stu_reset_backward(grad, pre_r, s_hat):
     outs = (_empty(s_hat), _empty(s_hat))
     _launch(_stu_reset_bwd_kernel, (grad, pre_r, s_hat), outs, s_hat)
     return outs
 
 
+@_planes_only(1)
 def gru_update(pre_z, h, pre_q):
     out = _empty(h)
     _launch(_gru_update_fwd_kernel, (pre_z, h, pre_q), (out,), h)
     return out
 
 
+@_planes_only(2)
 def gru_update_backward(grad, pre_z, h, pre_q):
     outs = (_empty(h), _empty(h), _empty(h))
     _launch(_gru_update_bwd_kernel, (grad, pre_z, h, pre_q), outs, h)
