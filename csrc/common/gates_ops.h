@@ -23,16 +23,29 @@ using gates::kRelu;
 using gates::kTanh;
 using gates::Planes;
 
+// (n, c) planes of contiguous pixels.
+inline bool walkable_planes(const at::Tensor& t) {
+  const int64_t H = t.size(2), W = t.size(3);
+  return (t.stride(3) == 1 || W <= 1) && (t.stride(2) == W || H <= 1);
+}
+
+// Pixels of contiguous channels, evenly spaced (a channels-last tensor or a
+// channel slice of one).
+inline bool walkable_pixels(const at::Tensor& t) {
+  const int64_t H = t.size(2), W = t.size(3);
+  return t.stride(1) == 1 && (t.stride(2) == W * t.stride(3) || H <= 1 || W <= 1);
+}
+
 // Validates the operands of one op (same device, dtype and (N, C|2C, H, W)
 // shape as `like`), keeps walkable versions of them alive and records where
 // their planes are.
 //
 // Layouts: the kernels walk (n, q) planes of `span` contiguous elements. For
 // NCHW operands q is the channel and the span a channel's H*W pixels; when
-// `like` is channels-last (and not also contiguous) every operand is taken
-// channels-last, q is the pixel and the span its C channels, so convolution
-// outputs in that layout (faster on CPU for narrow layers) are read and
-// written in place, and the outputs are channels-last too.
+// `like` is channels-last (walkable by pixels, not by planes) every operand
+// is taken channels-last, q is the pixel and the span its C channels, so convolution
+// outputs in that layout (faster on CPU for narrow layers) and channel
+// slices of them are read in place, and the outputs are channels-last too.
 template <class Backend>
 class Operands {
  public:
@@ -43,7 +56,7 @@ class Operands {
     C_ = like.size(1);
     H_ = like.size(2);
     W_ = like.size(3);
-    channels_last_ = !like.is_contiguous() && like.is_contiguous(at::MemoryFormat::ChannelsLast);
+    channels_last_ = !walkable_planes(like) && walkable_pixels(like);
     kept_.reserve(kMaxInputs + kMaxOutputs);
   }
 
@@ -55,13 +68,10 @@ class Operands {
     TORCH_CHECK(t.size(0) == N_ && t.size(1) == groups * C_ && t.size(2) == H_ && t.size(3) == W_,
                 name, " must have shape ", at::IntArrayRef({N_, groups * C_, H_, W_}), " to match ",
                 ref_name_, ", got ", t.sizes());
-    if (channels_last_) {  // pixels of contiguous channels, evenly spaced
-      const bool walkable =
-          t.stride(1) == 1 && (t.stride(2) == W_ * t.stride(3) || H_ <= 1 || W_ <= 1);
-      kept_.push_back(walkable ? t : t.contiguous(at::MemoryFormat::ChannelsLast));
-    } else {  // planes of contiguous pixels
-      const bool walkable = (t.stride(3) == 1 || W_ <= 1) && (t.stride(2) == W_ || H_ <= 1);
-      kept_.push_back(walkable ? t : t.contiguous());
+    if (channels_last_) {
+      kept_.push_back(walkable_pixels(t) ? t : t.contiguous(at::MemoryFormat::ChannelsLast));
+    } else {
+      kept_.push_back(walkable_planes(t) ? t : t.contiguous());
     }
     for (int64_t g = 0; g < groups; ++g) add(kept_.back(), g, planes_.in, planes_.in_sn, planes_.in_sc, n_in_);
   }

@@ -33,8 +33,15 @@ def _kernel(impl, name):
 
 def channels_last_operands(t):
     """Whether the gating kernels take an op whose reference operand is `t`
-    channels-last (csrc/common/gates_ops.h): then its outputs are too."""
-    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+    channels-last (csrc/common/gates_ops.h): t's pixels, not its (n, c)
+    planes, are evenly spaced runs of contiguous elements (a channels-last
+    tensor or a channel slice of one). Then the op's outputs are
+    channels-last too."""
+    _, _, h, w = t.shape
+    sn, sc, sh, sw = t.stride()
+    planes = (sw == 1 or w <= 1) and (sh == w or h <= 1)
+    pixels = sc == 1 and (sh == w * sw or h <= 1 or w <= 1)
+    return not planes and pixels
 
 
 def _like(t, groups=1):

@@ -5,11 +5,14 @@ and CoCosNet v2's SepConvGRU (hidden 32, input 64, batch 2 at 128^2 and
 
 Baselines: the original cells' eager computation (separate gate
 convolutions, plain PyTorch gating, as CooGAN's SRU_modify and STGAN's
-ConvGRUCell compute it; python_models.original_cells) and torch.compile of
-it. hrops: hrops.nn.LSTU / hrops.nn.STU with the same weights. The floor is
+ConvGRUCell compute it; python_models.original_cells), torch.compile of
+it, and the same eager cell on channels-last inputs (the layout hrops' cells
+convolve in). hrops: hrops.nn.LSTU / hrops.nn.STU with the same weights. The floor is
 not memory bandwidth but the convolutions, so none is given (the issue's
 figure for the convolutions alone: ~71 / ~214 ms fwd / fwd+bwd for LSTU).
 """
+import copy
+
 import torch
 
 import hrops
@@ -76,6 +79,19 @@ def _case(kind, n, d, c_prev, hw, attrs):
 
     def impls(device, dtype):
         original, ours = pair(device)
-        return {"hrops": Impl(ours), "ref": Impl(original), "compile(ref)": compiled(original)}
+        return {"hrops": Impl(ours), "ref": Impl(original), "compile(ref)": compiled(original),
+                "ref(channels_last)": Impl(_channels_last_run(original))}
     return Case(f"{kind}_cell", f"B{n}x{d}@{hw}^2,state{c_prev}+{attrs}", make_inputs, impls,
                 fwd_bytes=None, bwd_bytes=0, tolerance=dict(scaled_atol=2e-5, rtol=1e-4))
+
+
+def _channels_last_run(original):
+    """The original cell on channels-last inputs (conversion included):
+    oneDNN's NHWC convolutions, which hrops' cells use inside, without the
+    fused gating."""
+    cl = torch.channels_last
+    original = copy.deepcopy(original).to(memory_format=cl)
+
+    def run(enc, state, attr):
+        return original(enc.contiguous(memory_format=cl), state.contiguous(memory_format=cl), attr)
+    return run
