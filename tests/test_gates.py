@@ -98,6 +98,11 @@ def test_channels_last_operands(impl, device):
         for g, w, layout in zip(got, want, layouts):
             assert g.is_contiguous(memory_format=layout)
             torch.testing.assert_close(g, w, **TOL[torch.float32])
+    # The reference operand itself a channel slice of a channels-last map (the STU's s_hat).
+    s_hat = wide[:, 3:7]
+    got = hrops.stu_reset(pre[:, :4], s_hat, impl=impl)
+    assert got.is_contiguous(memory_format=cl)
+    torch.testing.assert_close(got, ref.stu_reset(pre[:, :4], s_hat), **TOL[torch.float32])
     one_wide = [t[..., :1].contiguous(memory_format=cl) for t in (x, xt, pre, e)]  # W = 1
     for g, w in zip(_run_all(impl, one_wide), _run_all("ref", one_wide)):
         torch.testing.assert_close(g, w, **TOL[torch.float32])
