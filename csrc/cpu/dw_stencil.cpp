@@ -4,8 +4,55 @@
 
 #include "cpu/isa.h"
 
+#if HROPS_X86
+#include <immintrin.h>
+#endif
+
 namespace hrops {
 namespace {
+
+// correlate3_same_rows, portable (x < 0 or >= W reads zero; null rows are zero).
+template <typename A>
+HROPS_INLINE void correlate3_same_row(A* o, const A* const s[3], int64_t W, const A* w) {
+  for (int64_t x = 0; x < W; ++x) {
+    A acc = 0;
+    for (int kh = 0; kh < 3; ++kh) {
+      if (s[kh] == nullptr) continue;
+      if (x > 0) acc += w[kh * 3] * s[kh][x - 1];
+      acc += w[kh * 3 + 1] * s[kh][x];
+      if (x + 1 < W) acc += w[kh * 3 + 2] * s[kh][x + 1];
+    }
+    o[x] = acc;
+  }
+}
+
+#if HROPS_X86
+// 16 floats of row s from index `start`; zero where outside [0, W).
+HROPS_TARGET_AVX512 HROPS_INLINE __m512 load_row16(const float* s, int64_t start, int64_t W) {
+  if (start >= 0 && start + 16 <= W) return _mm512_loadu_ps(s + start);
+  const int64_t lo = std::max<int64_t>(0, -start), hi = std::min<int64_t>(16, W - start);
+  const uint32_t mask = hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), s + start);
+}
+
+HROPS_TARGET_AVX512 void correlate3_same_row_avx512(float* o, const float* const s[3], int64_t W,
+                                                    const float* w) {
+  for (int64_t x = 0; x < W; x += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int kh = 0; kh < 3; ++kh) {
+      if (s[kh] == nullptr) continue;
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * 3]), load_row16(s[kh], x - 1, W), acc);
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * 3 + 1]), load_row16(s[kh], x, W), acc);
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * 3 + 2]), load_row16(s[kh], x + 1, W), acc);
+    }
+    if (x + 16 <= W) {
+      _mm512_storeu_ps(o + x, acc);
+    } else {
+      _mm512_mask_storeu_ps(o + x, static_cast<__mmask16>((1u << (W - x)) - 1), acc);
+    }
+  }
+}
+#endif
 
 template <typename A>
 HROPS_INLINE void correlate3(A* out, const A* buf, int64_t ld, int64_t rows, int64_t Wo,
@@ -86,5 +133,24 @@ HROPS_INLINE void weight_grad_impl(A* gw, const A* g, const A* buf, int64_t ld, 
 
 HROPS_STENCILS(float)
 HROPS_STENCILS(double)
+
+void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
+                          int64_t r1, const float* w) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* s[3];
+    for (int kh = 0; kh < 3; ++kh) {
+      const int64_t y = r + kh - 1;
+      s[kh] = y >= 0 && y < H ? plane + y * W : nullptr;
+    }
+    float* o = out + (r - r0) * W;
+#if HROPS_X86
+    if (cpu_has_avx512f()) {
+      correlate3_same_row_avx512(o, s, W, w);
+      continue;
+    }
+#endif
+    correlate3_same_row(o, s, W, w);
+  }
+}
 
 }  // namespace hrops
