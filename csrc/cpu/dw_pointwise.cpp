@@ -17,7 +17,9 @@ namespace {
 constexpr int64_t kRows = 6;
 
 #if HROPS_X86
-// Spreads a prefetch plan over the tile's blocks.
+// Spreads a prefetch plan over the tile: one line per step, at most
+// `per_block` steps per register block (issued one per weight row inside the
+// block's loop: issued in a burst, they would stall on the fill buffers).
 class Prefetcher {
  public:
   Prefetcher(const PrefetchPlan& plan, int64_t blocks)
@@ -25,14 +27,15 @@ class Prefetcher {
         lines_per_range_((plan.floats * int64_t(sizeof(float)) + 63) / 64),
         per_block_(blocks > 0 ? (plan.count * lines_per_range_ + blocks - 1) / blocks : 0) {}
 
-  HROPS_TARGET_AVX512 void step() {
-    for (int64_t k = 0; k < per_block_ && range_ < plan_.count; ++k) {
-      const char* p = reinterpret_cast<const char*>(plan_.base + range_ * plan_.stride) + line_ * 64;
-      _mm_prefetch(p, _MM_HINT_T1);
-      if (++line_ == lines_per_range_) {
-        line_ = 0;
-        ++range_;
-      }
+  int64_t per_block() const { return per_block_; }
+
+  HROPS_TARGET_AVX512 HROPS_INLINE void step() {
+    if (range_ >= plan_.count) return;
+    _mm_prefetch(reinterpret_cast<const char*>(plan_.base + range_ * plan_.stride) + line_ * 64,
+                 _MM_HINT_T1);
+    if (++line_ == lines_per_range_) {
+      line_ = 0;
+      ++range_;
     }
   }
 
@@ -46,12 +49,22 @@ class Prefetcher {
 template <int R>
 HROPS_TARGET_AVX512 HROPS_INLINE void block(float* dst, int64_t ld_dst, const float* w,
                                             const float* t, int64_t ld_t, int64_t Cin,
-                                            int64_t valid, bool stream) {
+                                            int64_t valid, bool stream, Prefetcher& prefetcher) {
+  // One prefetch every `every` weight rows; the rest of the block's share
+  // (when it exceeds Cin) after the loop.
+  const int64_t share = prefetcher.per_block();
+  const int64_t every = std::max<int64_t>(1, Cin / std::max<int64_t>(1, share));
+  int64_t countdown = every, issued = 0;
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
   }
   for (int64_t i = 0; i < Cin; ++i) {
+    if (--countdown == 0) {
+      countdown = every;
+      prefetcher.step();
+      ++issued;
+    }
     const float* ti = t + i * ld_t;
     const __m512 t0 = _mm512_loadu_ps(ti), t1 = _mm512_loadu_ps(ti + 16),
                  t2 = _mm512_loadu_ps(ti + 32), t3 = _mm512_loadu_ps(ti + 48);
@@ -64,6 +77,7 @@ HROPS_TARGET_AVX512 HROPS_INLINE void block(float* dst, int64_t ld_dst, const fl
       acc[r][3] = _mm512_fmadd_ps(wr, t3, acc[r][3]);
     }
   }
+  for (; issued < share; ++issued) prefetcher.step();
   for (int r = 0; r < R; ++r) {
     float* d = dst + r * ld_dst;
     const bool aligned = stream && reinterpret_cast<uintptr_t>(d) % 64 == 0;
@@ -95,14 +109,13 @@ HROPS_TARGET_AVX512 void tile_avx512(float* dst, int64_t ld_dst, const float* pa
       const float* w = packed_w + ob * Cin * kRows;
       float* d = dst + o * ld_dst + q;
       switch (std::min(kRows, Cout - o)) {
-        case 6: block<6>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream); break;
-        case 5: block<5>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream); break;
-        case 4: block<4>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream); break;
-        case 3: block<3>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream); break;
-        case 2: block<2>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream); break;
-        default: block<1>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream); break;
+        case 6: block<6>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream, prefetcher); break;
+        case 5: block<5>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream, prefetcher); break;
+        case 4: block<4>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream, prefetcher); break;
+        case 3: block<3>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream, prefetcher); break;
+        case 2: block<2>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream, prefetcher); break;
+        default: block<1>(d, ld_dst, w, t + q, ld_t, Cin, valid, stream, prefetcher); break;
       }
-      prefetcher.step();
     }
   }
   if (stream) _mm_sfence();
