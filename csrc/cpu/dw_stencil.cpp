@@ -35,22 +35,41 @@ HROPS_TARGET_AVX512 HROPS_INLINE __m512 load_row16(const float* s, int64_t start
   return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), s + start);
 }
 
-HROPS_TARGET_AVX512 void correlate3_same_row_avx512(float* o, const float* const s[3], int64_t W,
-                                                    const float* w) {
-  for (int64_t x = 0; x < W; x += 16) {
+// A row outside the plane (null) reads its neighbour with zero weights, so
+// the loop has no row branches; only the first vector and those reaching
+// past W - 1 take masked loads.
+HROPS_TARGET_AVX512 void correlate3_same_row_avx512(float* o, const float* const s_in[3],
+                                                    int64_t W, const float* w) {
+  const float* s[3];
+  __m512 wv[9];
+  for (int kh = 0; kh < 3; ++kh) {
+    const bool inside = s_in[kh] != nullptr;
+    s[kh] = inside ? s_in[kh] : s_in[1];
+    for (int kw = 0; kw < 3; ++kw) wv[kh * 3 + kw] = _mm512_set1_ps(inside ? w[kh * 3 + kw] : 0.f);
+  }
+  auto edge = [&](int64_t x) HROPS_TARGET_AVX512 {
     __m512 acc = _mm512_setzero_ps();
     for (int kh = 0; kh < 3; ++kh) {
-      if (s[kh] == nullptr) continue;
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * 3]), load_row16(s[kh], x - 1, W), acc);
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * 3 + 1]), load_row16(s[kh], x, W), acc);
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * 3 + 2]), load_row16(s[kh], x + 1, W), acc);
+      acc = _mm512_fmadd_ps(wv[kh * 3], load_row16(s[kh], x - 1, W), acc);
+      acc = _mm512_fmadd_ps(wv[kh * 3 + 1], load_row16(s[kh], x, W), acc);
+      acc = _mm512_fmadd_ps(wv[kh * 3 + 2], load_row16(s[kh], x + 1, W), acc);
     }
-    if (x + 16 <= W) {
-      _mm512_storeu_ps(o + x, acc);
-    } else {
-      _mm512_mask_storeu_ps(o + x, static_cast<__mmask16>((1u << (W - x)) - 1), acc);
+    const int64_t n = std::min<int64_t>(16, W - x);
+    _mm512_mask_storeu_ps(o + x, static_cast<__mmask16>((1u << n) - 1), acc);
+  };
+  edge(0);
+  int64_t x = 16;
+  for (; x + 17 <= W; x += 16) {
+    __m512 acc[3];
+    for (int kh = 0; kh < 3; ++kh) {
+      const float* r = s[kh] + x;
+      acc[kh] = _mm512_mul_ps(wv[kh * 3], _mm512_loadu_ps(r - 1));
+      acc[kh] = _mm512_fmadd_ps(wv[kh * 3 + 1], _mm512_loadu_ps(r), acc[kh]);
+      acc[kh] = _mm512_fmadd_ps(wv[kh * 3 + 2], _mm512_loadu_ps(r + 1), acc[kh]);
     }
+    _mm512_storeu_ps(o + x, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[2]));
   }
+  for (; x < W; x += 16) edge(x);
 }
 #endif
 
