@@ -101,10 +101,11 @@ def test_dwconv_styled_epilogue_matches_ref(impl, device, shape, batched_noise):
 
 # fp32 CPU forward tiling edge cases (N, Cin, Cout, H, W): row tiles with a
 # remainder, pixel blocks and vectors with tails, Cout not a multiple of the
-# register block, W below one vector, large Cin, and an output large enough
-# (>= 32 MiB) for streaming stores with an odd row length.
-DW_TILE_SHAPES = [(2, 70, 13, 37, 45), (1, 3, 8, 40, 5), (1, 17, 5, 9, 17), (1, 300, 7, 6, 7),
-                  (1, 8, 7, 1203, 1001)]
+# register block, W below one vector, the largest fused Cin and one past it
+# (MKL), and an output large enough (>= 32 MiB) for streaming stores with an
+# odd row length.
+DW_TILE_SHAPES = [(2, 70, 13, 37, 45), (1, 3, 8, 40, 5), (1, 17, 5, 9, 17), (1, 256, 7, 6, 7),
+                  (1, 300, 7, 6, 7), (1, 8, 7, 1203, 1001)]
 
 
 @pytest.mark.parametrize("shape", DW_TILE_SHAPES)

@@ -65,14 +65,20 @@ DwDims check_dwconv_args(const at::Tensor& x, const at::Tensor& mod, const at::T
   return DwDims{N, Cin, Cout, x.size(2), x.size(3), k, padding, Ho, Wo};
 }
 
-// Output rows per tile: a (channels x tile) buffer of about 256 KiB (fp32),
-// so that the tile, the input rows of the next tile (prefetched while this
-// one computes) and the weights share L2. (Measured, 1 thread: 1 MiB tiles
-// were 20-30% slower at 64->64 @512^2 and 128->128 @256^2.)
-int64_t rows_per_tile(const DwDims& d) {
-  const int64_t pixels = (int64_t(1) << 16) / std::max<int64_t>({d.Cin, d.Cout, 1});
+// Output rows per tile: a (channels x tile) fp32 buffer of about 256 KiB for
+// the fused pointwise tile, so that the tile, the input rows of the next tile
+// (prefetched while this one computes) and the weights share L2 (measured, 1
+// thread: 1 MiB tiles were 20-30% slower at 64->64 @512^2 and 128->128
+// @256^2), and of about 1 MiB where MKL does the GEMM (as tuned before).
+int64_t rows_per_tile(const DwDims& d, int64_t tile_elements) {
+  const int64_t pixels = tile_elements / std::max<int64_t>({d.Cin, d.Cout, 1});
   return std::clamp<int64_t>(pixels / std::max<int64_t>(d.Wo, 1), 1, std::max<int64_t>(d.Ho, 1));
 }
+constexpr int64_t kFusedTileElements = int64_t(1) << 16, kGemmTileElements = int64_t(1) << 18;
+
+// Largest Cin for the fused tile: at 512 its (Cin x 64)-pixel block no longer
+// fits in L1 and MKL measured faster (~32 vs ~35 ms, 512->512 @64^2).
+constexpr int64_t kFusedMaxCin = 256;
 
 // Row stride of the depthwise tile for pointwise_tile: whole register blocks,
 // plus one cache line so that the rows of a block do not all map to the same
@@ -223,12 +229,13 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
     const acc_t* mp = m.const_data_ptr<acc_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const int64_t R = rows_per_tile(d), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
-    const int64_t plane = d.Ho * d.Wo;
-    const bool stream = out.nbytes() >= kStreamOutputBytes;
     // fp32 on AVX-512: the fused pointwise tile (dw_pointwise.h); else MKL.
     constexpr bool kFloat = std::is_same_v<scalar_t, float>;
-    const bool fused = kFloat && pointwise_tile_available() && d.Cin > 0;
+    const bool fused = kFloat && pointwise_tile_available() && d.Cin > 0 && d.Cin <= kFusedMaxCin;
+    const int64_t R = rows_per_tile(d, fused ? kFusedTileElements : kGemmTileElements);
+    const int64_t tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
+    const int64_t plane = d.Ho * d.Wo;
+    const bool stream = out.nbytes() >= kStreamOutputBytes;
     // ... and for 3x3 "same" convs the depthwise stage reads the (prefetched)
     // input rows directly.
     const bool direct = fused && d.k == 3 && d.p == 1;
@@ -278,11 +285,20 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
           }
         }
         if (!fused) {
-          at::Tensor ym = matrix(y.data(), d.Cout, P, P);
+          // MKL; in the accumulation type it writes the output itself.
+          constexpr bool kDirect = std::is_same_v<acc_t, scalar_t>;
+          acc_t* base = kDirect ? reinterpret_cast<acc_t*>(dst) : y.data();
+          at::Tensor ym = matrix(base, d.Cout, P, kDirect ? plane : P);
           if (d.Cin > 0) {
             at::mm_out(ym, pw, matrix(t.data(), d.Cin, P, P));
           } else {
             ym.zero_();
+          }
+          if constexpr (kDirect) {
+            if (epilogue.active()) {
+              for (int64_t o = 0; o < d.Cout; ++o) epilogue.apply(base + o * plane, n, o, r0 * d.Wo, P);
+            }
+            continue;
           }
         }
         for (int64_t o = 0; o < d.Cout; ++o) {
@@ -321,7 +337,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
       const acc_t* mp = m.const_data_ptr<acc_t>();
       const scalar_t* xp = x.const_data_ptr<scalar_t>();
       const scalar_t* gp = grad.const_data_ptr<scalar_t>();
-      const int64_t R = rows_per_tile(d), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
+      const int64_t R = rows_per_tile(d, kGemmTileElements), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
       const int64_t plane = d.Ho * d.Wo;
       // Gradient w.r.t. the depthwise output, consumed by phase 2.
       at::Tensor gu = empty_output({d.N, d.Cin, d.Ho, d.Wo}, x.options().dtype(acc_type));
