@@ -35,41 +35,49 @@ HROPS_TARGET_AVX512 HROPS_INLINE __m512 load_row16(const float* s, int64_t start
   return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), s + start);
 }
 
-// A row outside the plane (null) reads its neighbour with zero weights, so
-// the loop has no row branches; only the first vector and those reaching
-// past W - 1 take masked loads.
-HROPS_TARGET_AVX512 void correlate3_same_row_avx512(float* o, const float* const s_in[3],
-                                                    int64_t W, const float* w) {
-  const float* s[3];
-  __m512 wv[9];
+// Two output rows per pass: input rows s[0..3] (s[j] is plane row r - 1 + j)
+// feed output rows r (s[0..2]) and r + 1 (s[1..3]), so each input vector is
+// loaded once for both. A row outside the plane (null) reads row r instead
+// with zero weights, so the loop has no row branches; only the first vector
+// and those reaching past W - 1 take masked loads. rows: 1 or 2.
+HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* const s_in[4],
+                                                     int64_t W, const float* w, int rows) {
+  const float* s[4];
+  __m512 wa[9], wb[9];  // weights of output rows r and r + 1
+  for (int j = 0; j < 4; ++j) s[j] = s_in[j] != nullptr ? s_in[j] : s_in[1];
   for (int kh = 0; kh < 3; ++kh) {
-    const bool inside = s_in[kh] != nullptr;
-    s[kh] = inside ? s_in[kh] : s_in[1];
-    for (int kw = 0; kw < 3; ++kw) wv[kh * 3 + kw] = _mm512_set1_ps(inside ? w[kh * 3 + kw] : 0.f);
-  }
-  auto edge = [&](int64_t x) HROPS_TARGET_AVX512 {
-    __m512 acc = _mm512_setzero_ps();
-    for (int kh = 0; kh < 3; ++kh) {
-      acc = _mm512_fmadd_ps(wv[kh * 3], load_row16(s[kh], x - 1, W), acc);
-      acc = _mm512_fmadd_ps(wv[kh * 3 + 1], load_row16(s[kh], x, W), acc);
-      acc = _mm512_fmadd_ps(wv[kh * 3 + 2], load_row16(s[kh], x + 1, W), acc);
+    for (int kw = 0; kw < 3; ++kw) {
+      wa[kh * 3 + kw] = _mm512_set1_ps(s_in[kh] != nullptr ? w[kh * 3 + kw] : 0.f);
+      wb[kh * 3 + kw] = _mm512_set1_ps(rows > 1 && s_in[kh + 1] != nullptr ? w[kh * 3 + kw] : 0.f);
     }
-    const int64_t n = std::min<int64_t>(16, W - x);
-    _mm512_mask_storeu_ps(o + x, static_cast<__mmask16>((1u << n) - 1), acc);
+  }
+  auto vec = [&](int64_t x, bool masked) HROPS_TARGET_AVX512 {
+    __m512 a[3], b[3];
+    for (int j = 0; j < 4; ++j) {
+      __m512 v[3];
+      for (int kw = 0; kw < 3; ++kw) {
+        v[kw] = masked ? load_row16(s[j], x - 1 + kw, W) : _mm512_loadu_ps(s[j] + x - 1 + kw);
+      }
+      if (j < 3) {
+        const __m512 p = _mm512_fmadd_ps(wa[j * 3], v[0], _mm512_mul_ps(wa[j * 3 + 1], v[1]));
+        a[j] = _mm512_fmadd_ps(wa[j * 3 + 2], v[2], p);
+      }
+      if (j > 0) {
+        const int kh = j - 1;
+        const __m512 p = _mm512_fmadd_ps(wb[kh * 3], v[0], _mm512_mul_ps(wb[kh * 3 + 1], v[1]));
+        b[kh] = _mm512_fmadd_ps(wb[kh * 3 + 2], v[2], p);
+      }
+    }
+    const __m512 ya = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2]);
+    const __m512 yb = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), b[2]);
+    const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, W - x)) - 1);
+    _mm512_mask_storeu_ps(o + x, m, ya);
+    if (rows > 1) _mm512_mask_storeu_ps(o + W + x, m, yb);
   };
-  edge(0);
+  vec(0, true);
   int64_t x = 16;
-  for (; x + 17 <= W; x += 16) {
-    __m512 acc[3];
-    for (int kh = 0; kh < 3; ++kh) {
-      const float* r = s[kh] + x;
-      acc[kh] = _mm512_mul_ps(wv[kh * 3], _mm512_loadu_ps(r - 1));
-      acc[kh] = _mm512_fmadd_ps(wv[kh * 3 + 1], _mm512_loadu_ps(r), acc[kh]);
-      acc[kh] = _mm512_fmadd_ps(wv[kh * 3 + 2], _mm512_loadu_ps(r + 1), acc[kh]);
-    }
-    _mm512_storeu_ps(o + x, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[2]));
-  }
-  for (; x < W; x += 16) edge(x);
+  for (; x + 17 <= W; x += 16) vec(x, false);
+  for (; x < W; x += 16) vec(x, true);
 }
 #endif
 
@@ -155,20 +163,19 @@ HROPS_STENCILS(double)
 
 void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
                           int64_t r1, const float* w) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* s[3];
-    for (int kh = 0; kh < 3; ++kh) {
-      const int64_t y = r + kh - 1;
-      s[kh] = y >= 0 && y < H ? plane + y * W : nullptr;
-    }
-    float* o = out + (r - r0) * W;
+  auto row = [&](int64_t y) { return y >= 0 && y < H ? plane + y * W : nullptr; };
 #if HROPS_X86
-    if (cpu_has_avx512f()) {
-      correlate3_same_row_avx512(o, s, W, w);
-      continue;
+  if (cpu_has_avx512f()) {
+    for (int64_t r = r0; r < r1; r += 2) {
+      const float* s[4] = {row(r - 1), row(r), row(r + 1), r + 1 < r1 ? row(r + 2) : nullptr};
+      correlate3_same_pair_avx512(out + (r - r0) * W, s, W, w, r + 1 < r1 ? 2 : 1);
     }
+    return;
+  }
 #endif
-    correlate3_same_row(o, s, W, w);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* s[3] = {row(r - 1), row(r), row(r + 1)};
+    correlate3_same_row(out + (r - r0) * W, s, W, w);
   }
 }
 
