@@ -4,7 +4,11 @@
 // Forward: per (sample, band of output rows) the depthwise output of every
 // input channel is built in a cache-resident tile and fed to one GEMM with
 // the pointwise weights (demodulation folded in). The (N, Cin, H, W)
-// intermediate is never materialised.
+// intermediate is never materialised. fp32 with AVX-512 (Cin <= 256) uses
+// dw_pointwise.h's tile GEMM: it streams the output from registers and
+// prefetches the next tile's input rows while it computes, so the memory
+// traffic overlaps the arithmetic (3x3 "same" depthwise then reads those rows
+// in place); other cases use MKL.
 // Backward recomputes the depthwise tile instead of saving it: phase 1 (per
 // row band) forms the pointwise-weight and modulation gradients and the
 // depthwise-output gradient; phase 2 (per channel) applies the adjoint
