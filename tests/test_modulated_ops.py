@@ -99,6 +99,30 @@ def test_dwconv_styled_epilogue_matches_ref(impl, device, shape, batched_noise):
         torch.testing.assert_close(a.cpu(), b, **TOL[dtype])
 
 
+# fp32 CPU forward tiling edge cases (N, Cin, Cout, H, W): row tiles with a
+# remainder, pixel blocks and vectors with tails, Cout not a multiple of the
+# register block, W below one vector, the largest fused Cin and one past it
+# (MKL), and an output large enough (>= 32 MiB) for streaming stores with an
+# odd row length.
+DW_TILE_SHAPES = [(2, 70, 13, 37, 45), (1, 3, 8, 40, 5), (1, 17, 5, 9, 17), (1, 256, 7, 6, 7),
+                  (1, 300, 7, 6, 7), (1, 8, 7, 1203, 1001)]
+
+
+@pytest.mark.parametrize("shape", DW_TILE_SHAPES)
+def test_dwconv_cpu_fp32_tiles_match_ref(shape):
+    n, cin, cout, h, w = shape
+    x, m, wdw, wpw, d = _dw_inputs((n, cin, cout, h, w, 3, 1), torch.float32)
+    expected = ref.modulated_dwconv2d(*[t.double() for t in (x, m, wdw, wpw, d)], padding=1)
+    y = hrops.modulated_dwconv2d(x, m, wdw, wpw, d, padding=1, impl="cpu")
+    torch.testing.assert_close(y.double(), expected, atol=1e-4 * expected.abs().max().item(), rtol=1e-4)
+    if h * w < 10_000:  # the epilogue path (GEMM tile in L2, then the epilogue)
+        bias, noise, nw = _epilogue((n, cin, cout, h, w, 3, 1), torch.float32, True)
+        extra = dict(bias=bias, noise=noise, noise_weight=nw, negative_slope=0.2, padding=1)
+        y = hrops.modulated_dwconv2d(x, m, wdw, wpw, d, impl="cpu", **extra)
+        y_ref = hrops.modulated_dwconv2d(x, m, wdw, wpw, d, impl="ref", **extra)
+        torch.testing.assert_close(y, y_ref, atol=1e-4 * y_ref.abs().max().item(), rtol=1e-4)
+
+
 def test_dwconv_epilogue_accepts_mobilestylegan_noise_and_checks_it():
     x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
     noise3d, nw = torch.randn(1, 6, 7), torch.randn(1)

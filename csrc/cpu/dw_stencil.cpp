@@ -4,8 +4,82 @@
 
 #include "cpu/isa.h"
 
+#if HROPS_X86
+#include <immintrin.h>
+#endif
+
 namespace hrops {
 namespace {
+
+// correlate3_same_rows, portable (x < 0 or >= W reads zero; null rows are zero).
+template <typename A>
+HROPS_INLINE void correlate3_same_row(A* o, const A* const s[3], int64_t W, const A* w) {
+  for (int64_t x = 0; x < W; ++x) {
+    A acc = 0;
+    for (int kh = 0; kh < 3; ++kh) {
+      if (s[kh] == nullptr) continue;
+      if (x > 0) acc += w[kh * 3] * s[kh][x - 1];
+      acc += w[kh * 3 + 1] * s[kh][x];
+      if (x + 1 < W) acc += w[kh * 3 + 2] * s[kh][x + 1];
+    }
+    o[x] = acc;
+  }
+}
+
+#if HROPS_X86
+// 16 floats of row s from index `start`; zero where outside [0, W).
+HROPS_TARGET_AVX512 HROPS_INLINE __m512 load_row16(const float* s, int64_t start, int64_t W) {
+  if (start >= 0 && start + 16 <= W) return _mm512_loadu_ps(s + start);
+  const int64_t lo = std::max<int64_t>(0, -start), hi = std::min<int64_t>(16, W - start);
+  const uint32_t mask = hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), s + start);
+}
+
+// Two output rows per pass: input rows s[0..3] (s[j] is plane row r - 1 + j)
+// feed output rows r (s[0..2]) and r + 1 (s[1..3]), so each input vector is
+// loaded once for both. A row outside the plane (null) reads row r instead
+// with zero weights, so the loop has no row branches; only the first vector
+// and those reaching past W - 1 take masked loads. rows: 1 or 2.
+HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* const s_in[4],
+                                                     int64_t W, const float* w, int rows) {
+  const float* s[4];
+  __m512 wa[9], wb[9];  // weights of output rows r and r + 1
+  for (int j = 0; j < 4; ++j) s[j] = s_in[j] != nullptr ? s_in[j] : s_in[1];
+  for (int kh = 0; kh < 3; ++kh) {
+    for (int kw = 0; kw < 3; ++kw) {
+      wa[kh * 3 + kw] = _mm512_set1_ps(s_in[kh] != nullptr ? w[kh * 3 + kw] : 0.f);
+      wb[kh * 3 + kw] = _mm512_set1_ps(rows > 1 && s_in[kh + 1] != nullptr ? w[kh * 3 + kw] : 0.f);
+    }
+  }
+  auto vec = [&](int64_t x, bool masked) HROPS_TARGET_AVX512 {
+    __m512 a[3], b[3];
+    for (int j = 0; j < 4; ++j) {
+      __m512 v[3];
+      for (int kw = 0; kw < 3; ++kw) {
+        v[kw] = masked ? load_row16(s[j], x - 1 + kw, W) : _mm512_loadu_ps(s[j] + x - 1 + kw);
+      }
+      if (j < 3) {
+        const __m512 p = _mm512_fmadd_ps(wa[j * 3], v[0], _mm512_mul_ps(wa[j * 3 + 1], v[1]));
+        a[j] = _mm512_fmadd_ps(wa[j * 3 + 2], v[2], p);
+      }
+      if (j > 0) {
+        const int kh = j - 1;
+        const __m512 p = _mm512_fmadd_ps(wb[kh * 3], v[0], _mm512_mul_ps(wb[kh * 3 + 1], v[1]));
+        b[kh] = _mm512_fmadd_ps(wb[kh * 3 + 2], v[2], p);
+      }
+    }
+    const __m512 ya = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2]);
+    const __m512 yb = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), b[2]);
+    const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, W - x)) - 1);
+    _mm512_mask_storeu_ps(o + x, m, ya);
+    if (rows > 1) _mm512_mask_storeu_ps(o + W + x, m, yb);
+  };
+  vec(0, true);
+  int64_t x = 16;
+  for (; x + 17 <= W; x += 16) vec(x, false);
+  for (; x < W; x += 16) vec(x, true);
+}
+#endif
 
 template <typename A>
 HROPS_INLINE void correlate3(A* out, const A* buf, int64_t ld, int64_t rows, int64_t Wo,
@@ -86,5 +160,23 @@ HROPS_INLINE void weight_grad_impl(A* gw, const A* g, const A* buf, int64_t ld, 
 
 HROPS_STENCILS(float)
 HROPS_STENCILS(double)
+
+void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
+                          int64_t r1, const float* w) {
+  auto row = [&](int64_t y) { return y >= 0 && y < H ? plane + y * W : nullptr; };
+#if HROPS_X86
+  if (cpu_has_avx512f()) {
+    for (int64_t r = r0; r < r1; r += 2) {
+      const float* s[4] = {row(r - 1), row(r), row(r + 1), r + 1 < r1 ? row(r + 2) : nullptr};
+      correlate3_same_pair_avx512(out + (r - r0) * W, s, W, w, r + 1 < r1 ? 2 : 1);
+    }
+    return;
+  }
+#endif
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* s[3] = {row(r - 1), row(r), row(r + 1)};
+    correlate3_same_row(out + (r - r0) * W, s, W, w);
+  }
+}
 
 }  // namespace hrops

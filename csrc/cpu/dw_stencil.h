@@ -49,6 +49,13 @@ void correlate_rows(float* out, const float* buf, int64_t ld, int64_t rows, int6
 void correlate_rows(double* out, const double* buf, int64_t ld, int64_t rows, int64_t Wo,
                     const double* w, int64_t k);
 
+// Rows [r0, r1) of the 3x3 correlation of an H x W fp32 plane with zero
+// padding 1 (output H x W) straight from the plane, no padded copy: out row
+// r - r0 at out + (r - r0) * W. For the forward's fused tile, whose input
+// rows were prefetched into L2 while the tile before it computed.
+void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
+                          int64_t r1, const float* w);
+
 // gw[kh*k+kw] += sum_{r,c} g[r][c] * buf[r+kh][c+kw] (the weight gradient of
 // correlate_rows), g of row stride Wo.
 void correlate_rows_weight_grad(float* gw, const float* g, const float* buf, int64_t ld,

@@ -8,9 +8,11 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HROPS_X86 1
 #define HROPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define HROPS_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
 #define HROPS_X86 0
 #define HROPS_TARGET_AVX2
+#define HROPS_TARGET_AVX512
 #endif
 
 #define HROPS_INLINE inline __attribute__((always_inline))
@@ -20,6 +22,15 @@ namespace hrops {
 inline bool cpu_has_avx2_fma() {
 #if HROPS_X86
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+inline bool cpu_has_avx512f() {
+#if HROPS_X86
+  static const bool has = __builtin_cpu_supports("avx512f") && cpu_has_avx2_fma();
   return has;
 #else
   return false;

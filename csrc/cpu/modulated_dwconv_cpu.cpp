@@ -4,7 +4,11 @@
 // Forward: per (sample, band of output rows) the depthwise output of every
 // input channel is built in a cache-resident tile and fed to one GEMM with
 // the pointwise weights (demodulation folded in). The (N, Cin, H, W)
-// intermediate is never materialised.
+// intermediate is never materialised. fp32 with AVX-512 (Cin <= 256) uses
+// dw_pointwise.h's tile GEMM: it streams the output from registers and
+// prefetches the next tile's input rows while it computes, so the memory
+// traffic overlaps the arithmetic (3x3 "same" depthwise then reads those rows
+// in place); other cases use MKL.
 // Backward recomputes the depthwise tile instead of saving it: phase 1 (per
 // row band) forms the pointwise-weight and modulation gradients and the
 // depthwise-output gradient; phase 2 (per channel) applies the adjoint
@@ -22,8 +26,10 @@
 
 #include "common/styled_epilogue.h"
 #include "common/tensor_checks.h"
+#include "cpu/dw_pointwise.h"
 #include "cpu/dw_stencil.h"
 #include "cpu/output_alloc.h"
+#include "cpu/stream_store.h"
 
 namespace hrops {
 namespace {
@@ -63,11 +69,46 @@ DwDims check_dwconv_args(const at::Tensor& x, const at::Tensor& mod, const at::T
   return DwDims{N, Cin, Cout, x.size(2), x.size(3), k, padding, Ho, Wo};
 }
 
-// Output rows per tile: a (channels x tile) buffer of about 1 MiB (fp32), so
-// the tile stays in L2 between the depthwise stage and the GEMM.
-int64_t rows_per_tile(const DwDims& d) {
-  const int64_t pixels = (int64_t(1) << 18) / std::max<int64_t>({d.Cin, d.Cout, 1});
+// Output rows per tile: a (channels x tile) fp32 buffer of about 256 KiB for
+// the fused pointwise tile, so that the tile, the input rows of the next tile
+// (prefetched while this one computes) and the weights share L2 (measured, 1
+// thread: 1 MiB tiles were 20-30% slower at 64->64 @512^2 and 128->128
+// @256^2), and of about 1 MiB where MKL does the GEMM (as tuned before).
+int64_t rows_per_tile(const DwDims& d, int64_t tile_elements) {
+  const int64_t pixels = tile_elements / std::max<int64_t>({d.Cin, d.Cout, 1});
   return std::clamp<int64_t>(pixels / std::max<int64_t>(d.Wo, 1), 1, std::max<int64_t>(d.Ho, 1));
+}
+constexpr int64_t kFusedTileElements = int64_t(1) << 16, kGemmTileElements = int64_t(1) << 18;
+
+// Largest Cin for the fused tile: at 512 its (Cin x 64)-pixel block no longer
+// fits in L1 and MKL measured faster (~32 vs ~35 ms, 512->512 @64^2).
+constexpr int64_t kFusedMaxCin = 256;
+
+// Row stride of the depthwise tile for pointwise_tile: whole register blocks,
+// plus one cache line so that the rows of a block do not all map to the same
+// L1 sets (the block reads one 256-byte piece of every row).
+int64_t t_stride(int64_t P) {
+  return (P + kPointwisePixels - 1) / kPointwisePixels * kPointwisePixels + 16;
+}
+
+// The input rows of every channel that tile `tile` reads (none past the last
+// tile), for prefetching while the tile before it computes.
+template <typename T>
+PrefetchPlan next_tile_rows(const DwDims& d, const T* x, int64_t tile, int64_t R,
+                            int64_t tiles_per_n) {
+  PrefetchPlan plan;
+  if constexpr (std::is_same_v<T, float>) {
+    if (tile >= d.N * tiles_per_n) return plan;
+    const int64_t n = tile / tiles_per_n, r0 = (tile % tiles_per_n) * R;
+    const int64_t rb = std::max<int64_t>(r0 - d.p, 0);
+    const int64_t re = std::min<int64_t>(std::min(r0 + R, d.Ho) - d.p + d.k - 1, d.H);
+    if (re <= rb) return plan;
+    plan.base = x + n * d.Cin * d.H * d.W + rb * d.W;
+    plan.count = d.Cin;
+    plan.stride = d.H * d.W;
+    plan.floats = (re - rb) * d.W;
+  }
+  return plan;
 }
 
 template <typename A>
@@ -122,6 +163,21 @@ struct Epilogue {
   }
 };
 
+// Copies one output tile row (converting to the output type); streams it
+// past the cache when the whole output is large.
+template <typename T, typename A>
+void store_row(T* dst, const A* src, int64_t n, bool stream) {
+  if constexpr (kStreamable<T> && std::is_same_v<T, A>) {
+    if (stream) {
+      StreamWriter<T> writer(dst);
+      writer.write(src, n);
+      writer.finish();
+      return;
+    }
+  }
+  for (int64_t q = 0; q < n; ++q) dst[q] = static_cast<T>(src[q]);
+}
+
 template <typename A>
 Epilogue<A> make_epilogue(const DwDims& d, const at::Tensor& x,
                           const std::optional<at::Tensor>& bias,
@@ -167,7 +223,6 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
   const at::Tensor x = x_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "modulated_dwconv2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    constexpr bool kDirect = std::is_same_v<acc_t, scalar_t>;  // GEMM writes the output itself
     const auto acc_type = c10::CppTypeToScalarType<acc_t>::value;
     const Epilogue<acc_t> epilogue =
         make_epilogue<acc_t>(d, x, bias, noise, noise_weight, negative_slope);
@@ -178,48 +233,82 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
     const acc_t* mp = m.const_data_ptr<acc_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const int64_t R = rows_per_tile(d), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
+    // fp32 on AVX-512: the fused pointwise tile (dw_pointwise.h); else MKL.
+    constexpr bool kFloat = std::is_same_v<scalar_t, float>;
+    const bool fused = kFloat && pointwise_tile_available() && d.Cin > 0 && d.Cin <= kFusedMaxCin;
+    const int64_t R = rows_per_tile(d, fused ? kFusedTileElements : kGemmTileElements);
+    const int64_t tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
     const int64_t plane = d.Ho * d.Wo;
+    const bool stream = out.nbytes() >= kStreamOutputBytes;
+    // ... and for 3x3 "same" convs the depthwise stage reads the (prefetched)
+    // input rows directly.
+    const bool direct = fused && d.k == 3 && d.p == 1;
+    std::vector<float> packed_pw;
+    if constexpr (kFloat) {
+      if (fused) packed_pw = pack_pointwise_weights(pw.const_data_ptr<float>(), d.Cout, d.Cin);
+    }
+    const int64_t ld_t_max = fused ? t_stride(R * d.Wo) : R * d.Wo;
     at::parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> t(d.Cin * R * d.Wo), tmp_out(kDirect ? 0 : d.Cout * R * d.Wo);
+      // t: the modulated depthwise output (row stride ld_t), y: the GEMM's
+      // output tile when an epilogue or a conversion follows; both stay in L2.
+      std::vector<acc_t> t(d.Cin * ld_t_max), y(d.Cout * R * d.Wo);
       std::vector<acc_t> wk(kk), rows((R + d.k - 1) * (d.W + 2 * d.p));
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t n = tile / tiles_per_n, r0 = (tile % tiles_per_n) * R;
         const int64_t r1 = std::min(r0 + R, d.Ho), P = (r1 - r0) * d.Wo;
+        const int64_t ld_t = fused ? t_stride(P) : P;
         for (int64_t i = 0; i < d.Cin; ++i) {
           const acc_t mi = mp[n * d.Cin + i];
           for (int64_t q = 0; q < kk; ++q) wk[q] = dwp[i * kk + q] * mi;  // modulation folded in
           const scalar_t* plane = xp + (n * d.Cin + i) * d.H * d.W;
+          if (direct) {
+            correlate3_same_rows(reinterpret_cast<float*>(t.data()) + i * ld_t,
+                                 reinterpret_cast<const float*>(plane), d.H, d.W, r0, r1,
+                                 reinterpret_cast<const float*>(wk.data()));
+            continue;
+          }
           pad_rows(rows.data(), plane, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1, d.p,
-                   i + 1 < d.Cin ? plane + d.H * d.W : nullptr);
-          correlate_rows(t.data() + i * P, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo, wk.data(),
-                         d.k);
+                   fused || i + 1 >= d.Cin ? nullptr : plane + d.H * d.W);
+          correlate_rows(t.data() + i * ld_t, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo,
+                         wk.data(), d.k);
         }
-        const at::Tensor tm = matrix(t.data(), d.Cin, P, P);
-        if constexpr (kDirect) {
-          acc_t* base = reinterpret_cast<acc_t*>(op) + n * d.Cout * plane + r0 * d.Wo;
-          at::Tensor dst = matrix(base, d.Cout, P, plane);
+        scalar_t* dst = op + n * d.Cout * plane + r0 * d.Wo;
+        if constexpr (kFloat) {
+          if (fused) {
+            const PrefetchPlan next = next_tile_rows(d, xp, tile + 1, R, tiles_per_n);
+            if (!epilogue.active()) {
+              // (The casts only keep the other instantiations compiling.)
+              pointwise_tile(reinterpret_cast<float*>(dst), plane, packed_pw.data(),
+                             reinterpret_cast<const float*>(t.data()), ld_t, d.Cin, d.Cout, P,
+                             stream, next);
+              continue;
+            }
+            pointwise_tile(reinterpret_cast<float*>(y.data()), P, packed_pw.data(),
+                           reinterpret_cast<const float*>(t.data()), ld_t, d.Cin, d.Cout, P, false,
+                           next);
+          }
+        }
+        if (!fused) {
+          // MKL; in the accumulation type it writes the output itself.
+          constexpr bool kDirect = std::is_same_v<acc_t, scalar_t>;
+          acc_t* base = kDirect ? reinterpret_cast<acc_t*>(dst) : y.data();
+          at::Tensor ym = matrix(base, d.Cout, P, kDirect ? plane : P);
           if (d.Cin > 0) {
-            at::mm_out(dst, pw, tm);
+            at::mm_out(ym, pw, matrix(t.data(), d.Cin, P, P));
           } else {
-            dst.zero_();
+            ym.zero_();
           }
-          if (epilogue.active()) {
-            for (int64_t o = 0; o < d.Cout; ++o) epilogue.apply(base + o * plane, n, o, r0 * d.Wo, P);
+          if constexpr (kDirect) {
+            if (epilogue.active()) {
+              for (int64_t o = 0; o < d.Cout; ++o) epilogue.apply(base + o * plane, n, o, r0 * d.Wo, P);
+            }
+            continue;
           }
-        } else {
-          at::Tensor dst = matrix(tmp_out.data(), d.Cout, P, P);
-          if (d.Cin > 0) {
-            at::mm_out(dst, pw, tm);
-          } else {
-            dst.zero_();
-          }
-          for (int64_t o = 0; o < d.Cout; ++o) {
-            scalar_t* row = op + (n * d.Cout + o) * plane + r0 * d.Wo;
-            acc_t* srow = tmp_out.data() + o * P;
-            if (epilogue.active()) epilogue.apply(srow, n, o, r0 * d.Wo, P);
-            for (int64_t q = 0; q < P; ++q) row[q] = static_cast<scalar_t>(srow[q]);
-          }
+        }
+        for (int64_t o = 0; o < d.Cout; ++o) {
+          acc_t* src = y.data() + o * P;
+          if (epilogue.active()) epilogue.apply(src, n, o, r0 * d.Wo, P);
+          store_row(dst + o * plane, src, P, stream);
         }
       }
     });
@@ -252,7 +341,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
       const acc_t* mp = m.const_data_ptr<acc_t>();
       const scalar_t* xp = x.const_data_ptr<scalar_t>();
       const scalar_t* gp = grad.const_data_ptr<scalar_t>();
-      const int64_t R = rows_per_tile(d), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
+      const int64_t R = rows_per_tile(d, kGemmTileElements), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
       const int64_t plane = d.Ho * d.Wo;
       // Gradient w.r.t. the depthwise output, consumed by phase 2.
       at::Tensor gu = empty_output({d.N, d.Cin, d.Ho, d.Wo}, x.options().dtype(acc_type));
