@@ -804,34 +804,33 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
   }
 }
 
-// Calls f with the kernel's channel count: a specialised NC, or 0 (any).
-template <typename F>
-HROPS_INLINE void with_feature_width(int64_t C, F&& f) {
-  if (C == 32) return f(std::integral_constant<int, 32>());
-  if (C == 64) return f(std::integral_constant<int, 64>());
-  f(std::integral_constant<int, 0>());
-}
-
 #if HROPS_X86
+template <int NC>
 HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_forward_avx2(const WarpArgs<float>& w, int64_t begin,
                                                        int64_t end) {
-  with_feature_width(w.d.C, [&](auto nc) {
-    warp_forward_blocks<Avx2Ops, decltype(nc)::value>(w, begin, end);
-  });
+  warp_forward_blocks<Avx2Ops, NC>(w, begin, end);
 }
+template <int NC>
 HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_backward_avx2(const WarpArgs<float>& w, int64_t begin,
                                                         int64_t end, float* gb, float* gr) {
-  with_feature_width(w.d.C, [&](auto nc) {
-    warp_backward_blocks<Avx2Ops, decltype(nc)::value>(w, begin, end, gb, gr);
-  });
+  warp_backward_blocks<Avx2Ops, NC>(w, begin, end, gb, gr);
 }
 #endif
+
+// The kernel instantiation for feature width C: a specialised NC, or 0 (any).
+template <typename Kernel>
+Kernel for_width(int64_t C, Kernel k32, Kernel k64, Kernel any) {
+  return C == 32 ? k32 : (C == 64 ? k64 : any);
+}
 
 template <typename A>
 void warp_forward(const WarpArgs<A>& w, int64_t begin, int64_t end) {
 #if HROPS_X86
   if constexpr (std::is_same_v<A, float>) {
-    if (cpu_has_avx2_fma()) return warp_forward_avx2(w, begin, end);
+    if (cpu_has_avx2_fma()) {
+      return for_width(w.d.C, &warp_forward_avx2<32>, &warp_forward_avx2<64>,
+                       &warp_forward_avx2<0>)(w, begin, end);
+    }
   }
 #endif
   warp_forward_blocks<GenericOps<A>, 0>(w, begin, end);
@@ -841,7 +840,10 @@ template <typename A>
 void warp_backward(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb, A* gr) {
 #if HROPS_X86
   if constexpr (std::is_same_v<A, float>) {
-    if (cpu_has_avx2_fma()) return warp_backward_avx2(w, begin, end, gb, gr);
+    if (cpu_has_avx2_fma()) {
+      return for_width(w.d.C, &warp_backward_avx2<32>, &warp_backward_avx2<64>,
+                       &warp_backward_avx2<0>)(w, begin, end, gb, gr);
+    }
   }
 #endif
   warp_backward_blocks<GenericOps<A>, 0>(w, begin, end, gb, gr);
