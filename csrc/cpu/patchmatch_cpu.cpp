@@ -653,12 +653,13 @@ struct WarpArgs {
   A inv_t;
   bool trunc;
   const A *a, *grad;  // planar
-  const A *b, *ref;   // rows of C, Cp elements
+  const A *b, *ref;   // rows of C, ldr elements
   const float* offsets;
   A* out;          // forward: (N, Cr, H, W)
   A* weights_out;  // forward: (N, K, H, W) or null
   const A* weights;  // backward: the forward's weights, or null (recomputed)
-  A *ga, *gb, *gr;   // backward: grad_A planar; grad_B, grad_ref rows (C, Cp)
+  A* ga;              // backward: grad_A planar
+  int64_t ldr;
 };
 
 // Flat targets row * Wb + col of the K candidates of every pixel of the
@@ -698,12 +699,20 @@ HROPS_INLINE void warp_b_rows(const WarpArgs<A>& w, const Block& blk, int64_t i,
   }
 }
 
-// The ref rows of pixel i's candidates (padded to a whole group).
+// The ref rows of pixel i's candidates (padded to a whole group), after
+// prefetching pixel i + 1's (for writing: the backward's grad_ref follows
+// ref in the same row).
 template <typename A>
-HROPS_INLINE void warp_ref_rows(const WarpArgs<A>& w, const A* rn,
+HROPS_INLINE void warp_ref_rows(const WarpArgs<A>& w, const Block& blk, const A* rn,
                                 const int32_t (*target)[kBlock], int64_t i, const A** rt) {
-  for (int64_t j = 0; j < w.d.K; ++j) rt[j] = rn + int64_t(target[j][i]) * w.Cp;
+  for (int64_t j = 0; j < w.d.K; ++j) rt[j] = rn + int64_t(target[j][i]) * w.ldr;
   pad_candidates(rt, int(w.d.K));
+  if (i + 1 < blk.count) {
+    for (int64_t j = 0; j < w.d.K; ++j) {
+      prefetch_vector_for_write(const_cast<A*>(rn) + int64_t(target[j][i + 1]) * w.ldr,
+                                w.ldr * int64_t(sizeof(A)));
+    }
+  }
 }
 
 template <typename Ops, int NC, typename A>
@@ -719,13 +728,13 @@ HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64
     const int64_t n = blk.n;
     block_to_last<Ops>(blk, C, HW, w.a + n * C * HW, abuf.data());
     warp_block_targets(w, blk, target);
-    const A* rn = w.ref + n * d.Hb * d.Wb * w.Cp;
+    const A* rn = w.ref + n * d.Hb * d.Wb * w.ldr;
     for (int64_t i = 0; i < blk.count; ++i) {
       const int64_t p = blk.p0 + i;
       warp_b_rows(w, blk, i, C, target, bt);
       Ops::dots(abuf.data() + i * C, bt, int(K), C, w.inv_t, cost);
       Ops::softmax(cost, int(K), prob);
-      warp_ref_rows(w, rn, target, i, rt);
+      warp_ref_rows(w, blk, rn, target, i, rt);
       Ops::weighted_sum(rt, prob, int(K), w.Cp, obuf.data());
       for (int64_t ch = 0; ch < Cr; ++ch) w.out[(n * Cr + ch) * HW + p] = obuf[ch];
       if (w.weights_out) {
@@ -743,10 +752,10 @@ HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64
 }
 
 // Backward of the pixel blocks [begin, end); grad_B and grad_ref accumulate
-// into gb, gr (rows of C, Cp elements).
+// into gb, gr (rows of C, ldgr elements).
 template <typename Ops, int NC, typename A>
 HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb,
-                                       A* gr) {
+                                       A* gr, int64_t ldgr) {
   const PmDims& d = w.d;
   const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb, C = NC > 0 ? NC : d.C, Cr = w.Cr, K = d.K;
   const int64_t Cp = w.Cp;
@@ -766,9 +775,9 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
         std::copy(row, row + blk.count, wbuf.data() + j * kBlock);
       }
     }
-    const A* rn = w.ref + n * HWb * Cp;
+    const A* rn = w.ref + n * HWb * w.ldr;
     A* gbn = gb + n * HWb * C;
-    A* grn = gr + n * HWb * Cp;
+    A* grn = gr + n * HWb * ldgr;
     for (int64_t i = 0; i < blk.count; ++i) {
       const int64_t p = blk.p0 + i;
       const A* ap = abuf.data() + i * C;
@@ -781,7 +790,7 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
       }
       A* g = gbuf.data();  // grad of the output at p (zero-padded to Cp)
       for (int64_t ch = 0; ch < Cr; ++ch) g[ch] = w.grad[(n * Cr + ch) * HW + p];
-      warp_ref_rows(w, rn, target, i, rt);
+      warp_ref_rows(w, blk, rn, target, i, rt);
       Ops::small_dots(g, rt, int(K), Cp, gs);  // dL/dw_j
       A mean = 0;
       for (int64_t j = 0; j < K; ++j) mean += prob[j] * gs[j];
@@ -797,7 +806,7 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
       }
       for (int64_t j = 0; j < K; ++j) {
         Ops::axpy(gs[j], ap, gbn + int64_t(target[j][i]) * C, C);
-        Ops::axpy(prob[j], g, grn + int64_t(target[j][i]) * Cp, Cp);
+        Ops::axpy(prob[j], g, grn + int64_t(target[j][i]) * ldgr, Cp);
       }
     }
     block_to_planar<Ops>(blk, C, HW, gabuf.data(), w.ga + n * C * HW);
@@ -812,8 +821,9 @@ HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_forward_avx2(const WarpArgs<float>& w,
 }
 template <int NC>
 HROPS_TARGET_AVX2 HROPS_FLATTEN void warp_backward_avx2(const WarpArgs<float>& w, int64_t begin,
-                                                        int64_t end, float* gb, float* gr) {
-  warp_backward_blocks<Avx2Ops, NC>(w, begin, end, gb, gr);
+                                                        int64_t end, float* gb, float* gr,
+                                                        int64_t ldgr) {
+  warp_backward_blocks<Avx2Ops, NC>(w, begin, end, gb, gr, ldgr);
 }
 #endif
 
@@ -837,16 +847,17 @@ void warp_forward(const WarpArgs<A>& w, int64_t begin, int64_t end) {
 }
 
 template <typename A>
-void warp_backward(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb, A* gr) {
+void warp_backward(const WarpArgs<A>& w, int64_t begin, int64_t end, A* gb, A* gr,
+                   int64_t ldgr) {
 #if HROPS_X86
   if constexpr (std::is_same_v<A, float>) {
     if (cpu_has_avx2_fma()) {
       return for_width(w.d.C, &warp_backward_avx2<32>, &warp_backward_avx2<64>,
-                       &warp_backward_avx2<0>)(w, begin, end, gb, gr);
+                       &warp_backward_avx2<0>)(w, begin, end, gb, gr, ldgr);
     }
   }
 #endif
-  warp_backward_blocks<GenericOps<A>, 0>(w, begin, end, gb, gr);
+  warp_backward_blocks<GenericOps<A>, 0>(w, begin, end, gb, gr, ldgr);
 }
 
 int64_t padded_ref_channels(int64_t Cr) { return (Cr + 3) / 4 * 4; }
@@ -864,6 +875,7 @@ WarpArgs<A> warp_args(const PmDims& d, const at::Tensor& a, const at::Tensor& br
   w.a = a.const_data_ptr<A>();
   w.b = brows.const_data_ptr<A>();
   w.ref = rrows.const_data_ptr<A>();
+  w.ldr = rrows.size(3);
   w.offsets = off.const_data_ptr<float>();
   return w;
 }
@@ -919,11 +931,13 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_warp_weights_cpu(
   return {out, weights};
 }
 
-// The backward in one pass over the pixels. The pixel blocks are split into
-// one contiguous chunk per thread; chunk 0 scatters into grad_B and grad_ref
-// rows directly, every other chunk into its own zeroed rows, added in chunk
-// order at the end: deterministic for a given thread count, and no extra
-// memory with one thread. Returns grad_A, grad_B, grad_ref.
+// The backward in one pass over the pixels. grad_ref accumulates in the rows
+// of ref's copy, after ref (one cache line per candidate for both). The
+// pixel blocks are split into one contiguous chunk per thread; chunk 0
+// scatters into grad_B and grad_ref directly, every other chunk into its own
+// zeroed rows, added in chunk order at the end: deterministic for a given
+// thread count, and no extra memory with one thread. Returns grad_A, grad_B,
+// grad_ref.
 template <typename A>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
     const PmDims& d, const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b,
@@ -932,35 +946,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
   const auto acc = c10::CppTypeToScalarType<A>::value;
   const int64_t C = d.C, Cr = ref.size(1), Cp = padded_ref_channels(Cr);
   const at::Tensor ap = a.to(acc).contiguous(), brows = channels_last(b, acc);
-  const at::Tensor rrows = channels_last(ref, acc, Cp), gp = grad.to(acc).contiguous();
+  at::Tensor rrows = channels_last(ref, acc, 2 * Cp);
+  const at::Tensor gp = grad.to(acc).contiguous();
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   const at::Tensor wp = weights ? weights->to(acc).contiguous() : at::Tensor();
   at::Tensor ga = empty_output({d.N, C, d.H, d.W}, a.options().dtype(acc));
   at::Tensor gb = empty_output({d.N, d.Hb, d.Wb, C}, brows.options()).zero_();
-  at::Tensor gr = at::zeros({d.N, d.Hb, d.Wb, Cp}, rrows.options());
   WarpArgs<A> w = warp_args<A>(d, ap, brows, rrows, Cr, off, temperature, trunc);
   w.grad = gp.const_data_ptr<A>();
   w.weights = weights ? wp.const_data_ptr<A>() : nullptr;
   w.ga = ga.mutable_data_ptr<A>();
   const int64_t total = blocks(d);
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), total / 32));
-  std::vector<at::Tensor> gbs{gb}, grs{gr};
+  std::vector<at::Tensor> gbs{gb}, grs{rrows.narrow(3, Cp, Cp)};
   for (int64_t i = 1; i < chunks; ++i) {
     gbs.push_back(at::zeros_like(gb));
-    grs.push_back(at::zeros_like(gr));
+    grs.push_back(at::zeros({d.N, d.Hb, d.Wb, Cp}, rrows.options()));
   }
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       warp_backward(w, i * total / chunks, (i + 1) * total / chunks, gbs[i].mutable_data_ptr<A>(),
-                    grs[i].mutable_data_ptr<A>());
+                    grs[i].mutable_data_ptr<A>(), grs[i].stride(2));
     }
   });
   for (int64_t i = 1; i < chunks; ++i) {
     gb.add_(gbs[i]);
-    gr.add_(grs[i]);
+    grs[0].add_(grs[i]);
   }
   return {ga.to(a.scalar_type()), channels_first(gb, b.scalar_type()),
-          channels_first(gr, ref.scalar_type(), 0, Cr)};
+          channels_first(rrows, ref.scalar_type(), Cp, Cr)};
 }
 
 // The backward; `weights` (N, K, H, W): the forward's, or null to recompute.
