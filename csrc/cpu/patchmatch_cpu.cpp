@@ -663,11 +663,33 @@ struct WarpArgs {
 };
 
 // Flat targets row * Wb + col of the K candidates of every pixel of the
-// block.
+// block. Each pixel's own offsets: the rounding case reads the offset planes
+// as contiguous rows (block_targets' per-pixel source indices would make
+// every load a gather).
 template <typename A>
 HROPS_INLINE void warp_block_targets(const WarpArgs<A>& w, const Block& blk,
                                      int32_t (*target)[kBlock]) {
   const PmDims& d = w.d;
+  const int32_t Wb = int32_t(d.Wb);
+  const float* on = w.offsets + blk.n * 2 * d.K * d.H * d.W + blk.p0;
+  if (!w.trunc) {
+    float rf[kBlock], cf[kBlock];
+    for (int64_t i = 0; i < blk.count; ++i) {
+      rf[i] = float((blk.p0 + i) / d.W);
+      cf[i] = float((blk.p0 + i) % d.W);
+    }
+    const float hb1 = float(d.Hb - 1), wb1 = float(d.Wb - 1);
+    for (int64_t j = 0; j < d.K; ++j) {
+      const float* dr = on + j * d.H * d.W;
+      const float* dc = on + (d.K + j) * d.H * d.W;
+#pragma omp simd
+      for (int64_t i = 0; i < blk.count; ++i) {
+        target[j][i] = pm_round_coord(pm_clamped_coord(rf[i], dr[i], hb1)) * Wb +
+                       pm_round_coord(pm_clamped_coord(cf[i], dc[i], wb1));
+      }
+    }
+    return;
+  }
   int64_t src[kBlock];
   bool inside[kBlock];
   for (int64_t i = 0; i < blk.count; ++i) {
@@ -677,12 +699,53 @@ HROPS_INLINE void warp_block_targets(const WarpArgs<A>& w, const Block& blk,
   int32_t trow[kPatchMatchMaxCandidates][kBlock], tcol[kPatchMatchMaxCandidates][kBlock];
   block_targets(d, w.trunc, blk, w.offsets + blk.n * 2 * d.K * d.H * d.W, d.K, src, inside, 0,
                 trow, tcol);
-  const int32_t Wb = int32_t(d.Wb);
   for (int64_t j = 0; j < d.K; ++j) {
 #pragma omp simd
     for (int64_t i = 0; i < blk.count; ++i) target[j][i] = trow[j][i] * Wb + tcol[j][i];
   }
 }
+
+// Part i of kBlock of prefetching a block's rows [p0, p0 + kBlock) of P
+// planes (HW apart) of a planar tensor. Called at every pixel of the block
+// before, it spreads the next block's plane rows (each its own stream, too
+// many for the hardware prefetcher) over that block's pixel loop.
+template <typename T>
+HROPS_INLINE void prefetch_plane_rows(const T* planes, int64_t P, int64_t HW, int64_t p0,
+                                      int64_t i) {
+  constexpr int64_t kLine = 64 / sizeof(T), kLines = kBlock / kLine;  // lines per row
+  const int64_t lines = P * kLines;
+  for (int64_t l = i * lines / kBlock; l < (i + 1) * lines / kBlock; ++l) {
+    __builtin_prefetch(planes + (l / kLines) * HW + p0 + (l % kLines) * kLine);
+  }
+}
+
+// The next block's planar inputs, prefetched over the current block's pixels.
+template <typename A>
+struct NextBlockRows {
+  const A *a = nullptr, *grad = nullptr, *weights = nullptr;
+  const float* offsets = nullptr;
+  int64_t p0 = 0;
+
+  NextBlockRows(const WarpArgs<A>& w, int64_t index, int64_t end, int64_t C) {
+    const int64_t HW = w.d.H * w.d.W;
+    if (index + 1 >= end) return;
+    const Block next = pixel_block(index + 1, HW);
+    if (next.count != kBlock) return;
+    p0 = next.p0;
+    a = w.a + next.n * C * HW;
+    offsets = w.offsets + next.n * 2 * w.d.K * HW;
+    if (w.grad) grad = w.grad + next.n * w.Cr * HW;
+    if (w.weights) weights = w.weights + next.n * w.d.K * HW;
+  }
+  HROPS_INLINE void part(const WarpArgs<A>& w, int64_t C, int64_t i) const {
+    if (!a) return;
+    const int64_t HW = w.d.H * w.d.W;
+    prefetch_plane_rows(a, C, HW, p0, i);
+    prefetch_plane_rows(offsets, 2 * w.d.K, HW, p0, i);
+    if (grad) prefetch_plane_rows(grad, w.Cr, HW, p0, i);
+    if (weights) prefetch_plane_rows(weights, w.d.K, HW, p0, i);
+  }
+};
 
 // The B rows of pixel i's candidates (padded to a whole group), after
 // prefetching pixel i + 1's: their cache misses overlap this pixel's work.
@@ -729,8 +792,10 @@ HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64
     block_to_last<Ops>(blk, C, HW, w.a + n * C * HW, abuf.data());
     warp_block_targets(w, blk, target);
     const A* rn = w.ref + n * d.Hb * d.Wb * w.ldr;
+    const NextBlockRows<A> next(w, index, end, C);
     for (int64_t i = 0; i < blk.count; ++i) {
       const int64_t p = blk.p0 + i;
+      next.part(w, C, i);
       warp_b_rows(w, blk, i, C, target, bt);
       Ops::dots(abuf.data() + i * C, bt, int(K), C, w.inv_t, cost);
       Ops::softmax(cost, int(K), prob);
@@ -778,9 +843,11 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
     const A* rn = w.ref + n * HWb * w.ldr;
     A* gbn = gb + n * HWb * C;
     A* grn = gr + n * HWb * ldgr;
+    const NextBlockRows<A> next(w, index, end, C);
     for (int64_t i = 0; i < blk.count; ++i) {
       const int64_t p = blk.p0 + i;
       const A* ap = abuf.data() + i * C;
+      next.part(w, C, i);
       warp_b_rows(w, blk, i, C, target, bt);
       if (w.weights) {
         for (int64_t j = 0; j < K; ++j) prob[j] = wbuf[j * kBlock + i];
