@@ -80,6 +80,35 @@ HROPS_TARGET_AVX2 void transpose8x8_avx2(const float* src, int64_t ls, float* ds
 }
 #endif
 
+constexpr int64_t kPlaneTile = 64;  // pixels per transposed tile
+
+#if HROPS_X86
+// kPlaneTile rows (C channels of L) -> the rows of C planes (P apart,
+// 32-byte aligned; C % 8 == 0), through a small buffer, so that the planes'
+// rows leave in whole lines that bypass the cache (written-once outputs: see
+// the step's store_row). The caller fences.
+HROPS_TARGET_AVX2 void tile_to_planes_stream_avx2(const float* rows, int64_t L, float* planes,
+                                                  int64_t C, int64_t P) {
+  alignas(32) float buf[8][kPlaneTile];
+  for (int64_t ch = 0; ch < C; ch += 8) {
+    for (int64_t q = 0; q < kPlaneTile; q += 8) {
+      transpose8x8_avx2(rows + q * L + ch, L, &buf[0][q], kPlaneTile);
+    }
+    for (int64_t c = 0; c < 8; ++c) {
+      float* row = planes + (ch + c) * P;
+      for (int64_t q = 0; q < kPlaneTile; q += 8) {
+        _mm256_stream_ps(row + q, _mm256_load_ps(&buf[c][q]));
+      }
+    }
+  }
+}
+
+// Whether tile_to_planes_stream_avx2 takes a tile of C channels at planes.
+inline bool streams_to_planes(int64_t C, int64_t P, const float* planes) {
+  return C % 8 == 0 && P % 8 == 0 && reinterpret_cast<uintptr_t>(planes) % 32 == 0;
+}
+#endif
+
 // Pixels [p0, pe) of image n: (N, C, P) -> rows (N, P, L) of which the
 // first C elements are the channels, or back.
 template <typename A>
@@ -91,6 +120,9 @@ HROPS_INLINE void transpose_tile(const A* src, A* dst, int64_t n, int64_t C, int
     // Planes outer: the planes are P apart, often in one cache set, so a
     // plane's line must be used up before the other planes evict it.
     const int64_t pv = avx2 && C % 8 == 0 ? p0 + (pe - p0) / 8 * 8 : p0;
+    if (!to_last && pe == p0 + kPlaneTile && streams_to_planes(C, P, dst + n * C * P + p0)) {
+      return tile_to_planes_stream_avx2(src + (n * P + p0) * L, L, dst + n * C * P + p0, C, P);
+    }
     for (int64_t ch = 0; ch < C && pv > p0; ch += 8) {
       for (int64_t q = p0; q < pv; q += 8) {
         const int64_t planar = (n * C + ch) * P + q, last = (n * P + q) * L + ch;
@@ -126,12 +158,19 @@ HROPS_TARGET_AVX2 HROPS_FLATTEN void transpose_tile_avx2(const float* src, float
 template <typename A>
 void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, int64_t L,
                       bool to_last) {
-  constexpr int64_t kTile = 64;
+  constexpr int64_t kTile = kPlaneTile;
   const int64_t tiles = (P + kTile - 1) / kTile;
   [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
   at::parallel_for(0, N * tiles, 8, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / tiles, p0 = (t % tiles) * kTile, pe = std::min(P, p0 + kTile);
+      if (to_last && t + 1 < end) {  // the next tile's plane rows: C streams
+        const int64_t n1 = (t + 1) / tiles, q1 = ((t + 1) % tiles) * kTile;
+        const int64_t count = std::min(P, q1 + kTile) - q1;
+        for (int64_t ch = 0; ch < C; ++ch) {
+          prefetch_vector(src + (n1 * C + ch) * P + q1, count * int64_t(sizeof(A)));
+        }
+      }
 #if HROPS_X86
       if constexpr (std::is_same_v<A, float>) {
         if (avx2) {
@@ -148,6 +187,9 @@ void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, int
         for (int64_t q = p0; q < pe; ++q) std::fill_n(dst + (n * P + q) * L + C, L - C, A(0));
       }
     }
+#if HROPS_X86
+    if (!to_last) _mm_sfence();  // after this thread's streaming stores
+#endif
   });
 }
 
@@ -242,6 +284,7 @@ struct GenericBase {
   }
   static void store_row(const A* src, A* dst, int64_t count) { std::copy(src, src + count, dst); }
   static void store_fence() {}
+  static bool block_to_planes(const A*, A*, int64_t, int64_t) { return false; }
 };
 
 template <typename A>
@@ -368,6 +411,13 @@ struct Avx2Ops {
     }
   }
   HROPS_TARGET_AVX2 static void store_fence() { _mm_sfence(); }
+  // A whole block's rows to planes with streaming stores, where possible.
+  HROPS_TARGET_AVX2 static bool block_to_planes(const float* rows, float* planes, int64_t C,
+                                                int64_t P) {
+    if (!streams_to_planes(C, P, planes)) return false;
+    tile_to_planes_stream_avx2(rows, C, planes, C, P);
+    return true;
+  }
   HROPS_TARGET_AVX2 static void axpy(float s, const float* x, float* y, int64_t C) {
     int64_t c = 0;
     const __m256 sv = _mm256_set1_ps(s);
@@ -446,6 +496,8 @@ HROPS_INLINE void block_to_last(const Block& blk, int64_t C, int64_t P, const A*
 // planar[ch * P + p0 + i] = buf[i * C + ch] for i < count.
 template <typename Ops, typename A>
 HROPS_INLINE void block_to_planar(const Block& blk, int64_t C, int64_t P, const A* buf, A* planar) {
+  static_assert(kBlock == kPlaneTile, "a block is one transposed tile");
+  if (blk.count == kBlock && Ops::block_to_planes(buf, planar + blk.p0, C, P)) return;
   int64_t ch = 0;
   for (; blk.count == kBlock && ch + 8 <= C; ch += 8) {
     for (int64_t i = 0; i < kBlock; i += 8) {
@@ -878,6 +930,7 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
     }
     block_to_planar<Ops>(blk, C, HW, gabuf.data(), w.ga + n * C * HW);
   }
+  Ops::store_fence();
 }
 
 #if HROPS_X86
