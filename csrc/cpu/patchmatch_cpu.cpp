@@ -51,8 +51,8 @@ HROPS_INLINE void prefetch_vector(const void* p, int64_t bytes) {
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b);
 }
 
-HROPS_INLINE void prefetch_vector_for_write(void* p, int64_t bytes) {
-  char* c = static_cast<char*>(p);
+HROPS_INLINE void prefetch_vector_for_write(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 1);
 }
 
@@ -706,12 +706,12 @@ struct WarpArgs {
   bool trunc;
   const A *a, *grad;  // planar
   const A *b, *ref;   // rows of C, ldr elements
-  const float* offsets;
-  A* out;          // forward: (N, Cr, H, W)
-  A* weights_out;  // forward: (N, K, H, W) or null
-  const A* weights;  // backward: the forward's weights, or null (recomputed)
-  A* ga;              // backward: grad_A planar
   int64_t ldr;
+  const float* offsets;
+  A* out;            // forward: (N, Cr, H, W)
+  A* weights_out;    // forward: (N, K, H, W) or null
+  const A* weights;  // backward: the forward's weights, or null (recomputed)
+  A* ga;             // backward: grad_A planar
 };
 
 // Flat targets row * Wb + col of the K candidates of every pixel of the
@@ -815,17 +815,22 @@ HROPS_INLINE void warp_b_rows(const WarpArgs<A>& w, const Block& blk, int64_t i,
 }
 
 // The ref rows of pixel i's candidates (padded to a whole group), after
-// prefetching pixel i + 1's (for writing: the backward's grad_ref follows
-// ref in the same row).
+// prefetching pixel i + 1's (for_write: the backward's grad_ref follows ref
+// in the same row).
 template <typename A>
 HROPS_INLINE void warp_ref_rows(const WarpArgs<A>& w, const Block& blk, const A* rn,
-                                const int32_t (*target)[kBlock], int64_t i, const A** rt) {
+                                const int32_t (*target)[kBlock], int64_t i, const A** rt,
+                                bool for_write) {
   for (int64_t j = 0; j < w.d.K; ++j) rt[j] = rn + int64_t(target[j][i]) * w.ldr;
   pad_candidates(rt, int(w.d.K));
   if (i + 1 < blk.count) {
     for (int64_t j = 0; j < w.d.K; ++j) {
-      prefetch_vector_for_write(const_cast<A*>(rn) + int64_t(target[j][i + 1]) * w.ldr,
-                                w.ldr * int64_t(sizeof(A)));
+      const A* next = rn + int64_t(target[j][i + 1]) * w.ldr;
+      if (for_write) {
+        prefetch_vector_for_write(next, w.ldr * int64_t(sizeof(A)));
+      } else {
+        prefetch_vector(next, w.ldr * int64_t(sizeof(A)));
+      }
     }
   }
 }
@@ -851,7 +856,7 @@ HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64
       warp_b_rows(w, blk, i, C, target, bt);
       Ops::dots(abuf.data() + i * C, bt, int(K), C, w.inv_t, cost);
       Ops::softmax(cost, int(K), prob);
-      warp_ref_rows(w, blk, rn, target, i, rt);
+      warp_ref_rows(w, blk, rn, target, i, rt, false);
       Ops::weighted_sum(rt, prob, int(K), w.Cp, obuf.data());
       for (int64_t ch = 0; ch < Cr; ++ch) w.out[(n * Cr + ch) * HW + p] = obuf[ch];
       if (w.weights_out) {
@@ -909,7 +914,7 @@ HROPS_INLINE void warp_backward_blocks(const WarpArgs<A>& w, int64_t begin, int6
       }
       A* g = gbuf.data();  // grad of the output at p (zero-padded to Cp)
       for (int64_t ch = 0; ch < Cr; ++ch) g[ch] = w.grad[(n * Cr + ch) * HW + p];
-      warp_ref_rows(w, blk, rn, target, i, rt);
+      warp_ref_rows(w, blk, rn, target, i, rt, true);
       Ops::small_dots(g, rt, int(K), Cp, gs);  // dL/dw_j
       A mean = 0;
       for (int64_t j = 0; j < K; ++j) mean += prob[j] * gs[j];
@@ -1065,8 +1070,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
     double temperature, bool trunc) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
   const int64_t C = d.C, Cr = ref.size(1), Cp = padded_ref_channels(Cr);
-  const at::Tensor ap = a.to(acc).contiguous(), brows = channels_last(b, acc);
-  at::Tensor rrows = channels_last(ref, acc, 2 * Cp);
+  const at::Tensor ap = a.to(acc).contiguous();
+  at::Tensor brows = channels_last(b, acc), rrows = channels_last(ref, acc, 2 * Cp);
   const at::Tensor gp = grad.to(acc).contiguous();
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   const at::Tensor wp = weights ? weights->to(acc).contiguous() : at::Tensor();
@@ -1093,6 +1098,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
     gb.add_(gbs[i]);
     grs[0].add_(grs[i]);
   }
+  // B's copy and the chunks' scratch are done with: the transposes below can
+  // reuse their memory.
+  brows.reset();
+  gbs.clear();
+  grs.clear();
   return {ga.to(a.scalar_type()), channels_first(gb, b.scalar_type()),
           channels_first(rrows, ref.scalar_type(), Cp, Cr)};
 }
