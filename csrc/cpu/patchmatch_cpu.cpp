@@ -171,6 +171,13 @@ void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, int
           prefetch_vector(src + (n1 * C + ch) * P + q1, count * int64_t(sizeof(A)));
         }
       }
+      if (to_last && C < 8) {  // a few planes (RGB): whole rows, zeros included
+        for (int64_t q = p0; q < pe; ++q) {
+          A* row = dst + (n * P + q) * L;
+          for (int64_t ch = 0; ch < L; ++ch) row[ch] = ch < C ? src[(n * C + ch) * P + q] : A(0);
+        }
+        continue;
+      }
 #if HROPS_X86
       if constexpr (std::is_same_v<A, float>) {
         if (avx2) {
