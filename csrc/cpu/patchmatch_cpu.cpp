@@ -846,10 +846,12 @@ template <typename Ops, int NC, typename A>
 HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64_t end) {
   const PmDims& d = w.d;
   const int64_t HW = d.H * d.W, C = NC > 0 ? NC : d.C, Cr = w.Cr, K = d.K;
+  const int64_t Kp = (K + kGroup - 1) / kGroup * kGroup;
   int32_t target[kPatchMatchMaxCandidates][kBlock];
   const A *bt[kPadded], *rt[kPadded];
-  alignas(32) A cost[kPadded], prob[kPadded];
+  alignas(32) A prob[kPadded];
   std::vector<A> abuf(kBlock * C), obuf(w.Cp), wbuf(w.weights_out ? K * kBlock : 0);
+  std::vector<A> costs(kBlock * Kp);
   for (int64_t index = begin; index < end; ++index) {
     const Block blk = pixel_block(index, HW);
     const int64_t n = blk.n;
@@ -857,12 +859,17 @@ HROPS_INLINE void warp_forward_blocks(const WarpArgs<A>& w, int64_t begin, int64
     warp_block_targets(w, blk, target);
     const A* rn = w.ref + n * d.Hb * d.Wb * w.ldr;
     const NextBlockRows<A> next(w, index, end, C);
+    // The scores of the whole block first: each pixel's are independent
+    // loads and FMAs, so the out-of-order core overlaps pixels; scoring and
+    // softmax-weighting pixel by pixel made one long dependency chain each.
     for (int64_t i = 0; i < blk.count; ++i) {
-      const int64_t p = blk.p0 + i;
       next.part(w, C, i);
       warp_b_rows(w, blk, i, C, target, bt);
-      Ops::dots(abuf.data() + i * C, bt, int(K), C, w.inv_t, cost);
-      Ops::softmax(cost, int(K), prob);
+      Ops::dots(abuf.data() + i * C, bt, int(K), C, w.inv_t, costs.data() + i * Kp);
+    }
+    for (int64_t i = 0; i < blk.count; ++i) {
+      const int64_t p = blk.p0 + i;
+      Ops::softmax(costs.data() + i * Kp, int(K), prob);
       warp_ref_rows(w, blk, rn, target, i, rt, false);
       Ops::weighted_sum(rt, prob, int(K), w.Cp, obuf.data());
       for (int64_t ch = 0; ch < Cr; ++ch) w.out[(n * Cr + ch) * HW + p] = obuf[ch];
