@@ -225,7 +225,9 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     """CoCosNet v2's final warp: softmax over the K candidates' scores
     <A_p, B_target> / temperature, then the weighted sum of ref_img (N, Cr,
     Hb, Wb) at the targets: (N, Cr, H, W). Differentiable in feat_a, feat_b
-    and ref_img (not in the offsets)."""
+    and ref_img (not in the offsets). When a gradient is needed, the CPU
+    kernel keeps the candidates' softmax weights for the backward (K floats
+    per pixel, in float32, float64 for float64 inputs)."""
     _check(feat_a, feat_b, offsets, temperature)
     check_tensor(ref_img, "ref_img", 4, "(N, Cr, Hb, Wb)")
     check_same_device_dtype(feat_a, "feat_a", ref_img, "ref_img")
