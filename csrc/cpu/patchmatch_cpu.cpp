@@ -164,13 +164,6 @@ void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, int
   at::parallel_for(0, N * tiles, 8, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / tiles, p0 = (t % tiles) * kTile, pe = std::min(P, p0 + kTile);
-      if (to_last && t + 1 < end) {  // the next tile's plane rows: C streams
-        const int64_t n1 = (t + 1) / tiles, q1 = ((t + 1) % tiles) * kTile;
-        const int64_t count = std::min(P, q1 + kTile) - q1;
-        for (int64_t ch = 0; ch < C; ++ch) {
-          prefetch_vector(src + (n1 * C + ch) * P + q1, count * int64_t(sizeof(A)));
-        }
-      }
       if (to_last && C < 8) {  // a few planes (RGB): whole rows, zeros included
         for (int64_t q = p0; q < pe; ++q) {
           A* row = dst + (n * P + q) * L;
