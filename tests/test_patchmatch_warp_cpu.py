@@ -105,3 +105,15 @@ def test_backward_is_deterministic_per_thread_count_and_agrees_across_counts():
     for n in (2, 3):
         for x, y in zip(results[n], results[1]):
             torch.testing.assert_close(x, y, atol=1e-5 * y.abs().max().item(), rtol=1e-5)
+
+
+@pytest.mark.compile
+def test_compile_fullgraph_keeps_weights_for_the_backward():
+    a, b, r, off, g = _inputs(32, 3, 16)
+    fn = lambda x, y, z: hrops.patchmatch_warp(x, y, z, off, T, impl="cpu")
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager", dynamic=False)
+    got = _grads(compiled, a, b, r, g)
+    for x, y in zip(got, _grads(fn, a, b, r, g)):
+        torch.testing.assert_close(x, y)
+    with torch.no_grad():  # the other branch: no weights
+        torch.testing.assert_close(compiled(a, b, r), got[0])
