@@ -27,6 +27,13 @@ TORCH_LIBRARY(hrops_C, m) {
       "patchmatch_warp_backward(Tensor grad, Tensor feat_a, Tensor feat_b, Tensor ref, "
       "Tensor offsets, float temperature, bool cocosnet_truncation) -> (Tensor, Tensor, Tensor)");
   m.def(
+      "patchmatch_warp_weights(Tensor feat_a, Tensor feat_b, Tensor ref, Tensor offsets, "
+      "float temperature, bool cocosnet_truncation) -> (Tensor, Tensor)");
+  m.def(
+      "patchmatch_warp_backward_weights(Tensor grad, Tensor feat_a, Tensor feat_b, Tensor ref, "
+      "Tensor offsets, Tensor weights, float temperature, bool cocosnet_truncation) -> "
+      "(Tensor, Tensor, Tensor)");
+  m.def(
       "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "
       "(Tensor, Tensor)");
   m.def(

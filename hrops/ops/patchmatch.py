@@ -4,7 +4,10 @@ hrops::patchmatch_step: one propagation + evaluation in one kernel (no
 (N, C, candidates, H, W) gather). It is a search: its outputs carry no
 gradient (CoCosNet v2 runs it under no_grad).
 hrops::patchmatch_warp: the soft warp, differentiable in feat_a, feat_b and
-ref; backward recomputes the candidates' weights (saves only the inputs).
+ref. When a gradient is needed, the CPU kernel also returns the candidates'
+softmax weights (N, K, H, W), the only tensor saved besides the inputs, so
+its backward skips re-scoring every candidate; the CUDA kernels recompute
+them (an empty tensor stands in).
 """
 import math
 import operator
@@ -37,42 +40,68 @@ def _(feat_a, feat_b, offsets, direction, temperature, topk, cocosnet_truncation
     return offsets.new_empty((n, 2, topk, h, w)), feat_a.new_empty((n, topk, h, w))
 
 
+def _keeps_weights(impl, save_weights):
+    return save_weights and impl == "cpu"
+
+
 @torch.library.custom_op("hrops::patchmatch_warp", mutates_args=())
 def _patchmatch_warp(feat_a: torch.Tensor, feat_b: torch.Tensor, ref_img: torch.Tensor,
                      offsets: torch.Tensor, temperature: float, cocosnet_truncation: bool,
-                     impl: str) -> torch.Tensor:
-    return torch.ops.hrops_C.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
-                                             cocosnet_truncation)
+                     impl: str, save_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(warped, weights): weights (N, K, H, W) in the accumulation dtype
+    (float32, float64 for float64 inputs) when the CPU kernel is asked to
+    save them, else an empty tensor."""
+    if _keeps_weights(impl, save_weights):
+        return torch.ops.hrops_C.patchmatch_warp_weights(feat_a, feat_b, ref_img, offsets,
+                                                         temperature, cocosnet_truncation)
+    out = torch.ops.hrops_C.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
+                                            cocosnet_truncation)
+    return out, out.new_empty(0)
+
+
+def _weights_dtype(feat_a):
+    return torch.float64 if feat_a.dtype == torch.float64 else torch.float32
 
 
 @_patchmatch_warp.register_fake
-def _(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl):
-    return ref_img.new_empty((feat_a.shape[0], ref_img.shape[1], *feat_a.shape[2:]))
+def _(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl,
+      save_weights=False):
+    out = ref_img.new_empty((feat_a.shape[0], ref_img.shape[1], *feat_a.shape[2:]))
+    if not _keeps_weights(impl, save_weights):
+        return out, out.new_empty(0)
+    n, _, h, w = feat_a.shape
+    return out, feat_a.new_empty((n, offsets.shape[2], h, w), dtype=_weights_dtype(feat_a))
 
 
 @torch.library.custom_op("hrops::_patchmatch_warp_backward", mutates_args=())
 def _patchmatch_warp_backward(grad: torch.Tensor, feat_a: torch.Tensor, feat_b: torch.Tensor,
-                              ref_img: torch.Tensor, offsets: torch.Tensor, temperature: float,
-                              cocosnet_truncation: bool, impl: str
+                              ref_img: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
+                              temperature: float, cocosnet_truncation: bool, impl: str
                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """weights: the forward's, or an empty tensor (the kernel recomputes them)."""
+    if weights.dim() == 4:
+        return torch.ops.hrops_C.patchmatch_warp_backward_weights(
+            grad.contiguous(), feat_a, feat_b, ref_img, offsets, weights, temperature,
+            cocosnet_truncation)
     return torch.ops.hrops_C.patchmatch_warp_backward(grad.contiguous(), feat_a, feat_b, ref_img,
                                                       offsets, temperature, cocosnet_truncation)
 
 
 @_patchmatch_warp_backward.register_fake
-def _(grad, feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl):
+def _(grad, feat_a, feat_b, ref_img, offsets, weights, temperature, cocosnet_truncation, impl):
     return torch.empty_like(feat_a), torch.empty_like(feat_b), torch.empty_like(ref_img)
 
 
 def _warp_setup(ctx, inputs, output):
-    feat_a, feat_b, ref_img, offsets, temperature, trunc, impl = inputs
-    ctx.save_for_backward(feat_a, feat_b, ref_img, offsets)
+    feat_a, feat_b, ref_img, offsets, temperature, trunc, impl, _ = inputs
+    ctx.save_for_backward(feat_a, feat_b, ref_img, offsets, output[1])
     ctx.args = (temperature, trunc, impl)
+    ctx.mark_non_differentiable(output[1])
 
 
-def _warp_backward(ctx, grad):
+def _warp_backward(ctx, grad, _grad_weights):
     g_a, g_b, g_ref = _patchmatch_warp_backward(grad, *ctx.saved_tensors, *ctx.args)
-    return g_a, g_b, g_ref, None, None, None, None
+    return g_a, g_b, g_ref, None, None, None, None, None
 
 
 def _no_double_backward(ctx, *grads):
@@ -196,7 +225,9 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     """CoCosNet v2's final warp: softmax over the K candidates' scores
     <A_p, B_target> / temperature, then the weighted sum of ref_img (N, Cr,
     Hb, Wb) at the targets: (N, Cr, H, W). Differentiable in feat_a, feat_b
-    and ref_img (not in the offsets)."""
+    and ref_img (not in the offsets). When a gradient is needed, the CPU
+    kernel keeps the candidates' softmax weights for the backward (K floats
+    per pixel, in float32, float64 for float64 inputs)."""
     _check(feat_a, feat_b, offsets, temperature)
     check_tensor(ref_img, "ref_img", 4, "(N, Cr, Hb, Wb)")
     check_same_device_dtype(feat_a, "feat_a", ref_img, "ref_img")
@@ -211,5 +242,7 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     if impl == "ref":
         return ref.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
                                    cocosnet_truncation)
+    needs_grad = torch.is_grad_enabled() and (feat_a.requires_grad or feat_b.requires_grad or
+                                              ref_img.requires_grad)
     return _patchmatch_warp(feat_a, feat_b, ref_img, offsets, float(temperature),
-                            cocosnet_truncation, impl)
+                            cocosnet_truncation, impl, needs_grad)[0]
