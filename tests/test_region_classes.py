@@ -1,13 +1,13 @@
 """region_classes (neighbourhood classes of a label map) against a pixel
 loop written from its definition, every kernel against the reference, and
-SEAN's SPADE computed over the classes against the dense convolutions of
-the one-hot map (values and float64 gradients)."""
+SEAN's SPADE computed over the classes against SEAN's own dense form
+(python_models.sean_reference.LoopSPADE; values and float64 gradients)."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 import hrops
 from hrops import ref
+from python_models.sean_reference import LoopSPADE
 from region_cases import blob_labels, onehot, region_impls
 
 GEOMETRIES = [(1, 0), (3, 1), (3, 0), (5, 2), (3, 2)]  # (k, padding)
@@ -87,31 +87,26 @@ def test_bad_input():
 
 def test_opcheck():
     labels = blob_labels(2, 7, 9, 4)
-    torch.library.opcheck(torch.ops.hrops.region_classes.default, (labels, 4, 3, 1, "cpu"),
-                          test_utils=("test_schema", "test_faketensor"))
-
-
-def _dense_spade(spade, labels):
-    """SEAN's SPADE.forward: dense convs on the one-hot map."""
-    actv = spade.mlp_shared(onehot(labels, spade.label_nc, spade.mlp_gamma.weight.dtype))
-    return spade.mlp_gamma(actv), spade.mlp_beta(actv)
+    torch.library.opcheck(torch.ops.hrops.region_classes.default, (labels, 4, 3, 1, "cpu"))
 
 
 @pytest.mark.parametrize("impl", ["ref", "cpu"])
 def test_spade_over_classes_matches_dense_spade(impl, monkeypatch):
     monkeypatch.setattr(hrops._backends, "DEFAULT_IMPL", impl)
     torch.manual_seed(0)
+    dense = LoopSPADE(norm_nc=5, label_nc=4, hidden=6).double()  # SEAN's form
     spade = hrops.nn.region.SPADE(norm_nc=5, label_nc=4, hidden=6).double()
+    spade.load_state_dict(dense.state_dict())
     labels = blob_labels(2, 10, 13, 4)  # unlabelled pixels, borders
     got = spade(labels)
-    want = _dense_spade(spade, labels)
+    want = dense(onehot(labels, 4, torch.float64))
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
     # Gradients to every SPADE weight, through the classes.
     grads = [torch.randn_like(w) for w in want]
     params = list(spade.parameters())
     got_grads = torch.autograd.grad(got, params, grads)
-    want_grads = torch.autograd.grad(want, params, grads)
+    want_grads = torch.autograd.grad(want, list(dense.parameters()), grads)
     for p, g, w in zip(params, got_grads, want_grads):
         torch.testing.assert_close(g, w, msg=str(p.shape))
 

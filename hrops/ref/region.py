@@ -62,26 +62,26 @@ def region_tap_labels(labels: torch.Tensor, num_regions: int, kernel_size: int,
 def classes_of_tap_labels(taps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, Ho, Wo, T) tap labels -> (classes (N, Ho, Wo), signatures (N, U, T)):
     the distinct rows of each image numbered in raster order of first
-    appearance; signature rows past an image's own class count hold -1."""
+    appearance; signature rows past an image's own class count hold -1.
+    One torch.unique over the batch: rows are keyed by (image, taps)."""
     n, ho, wo, t = taps.shape
-    rows = taps.reshape(n, ho * wo, t)
-    pixels = torch.arange(ho * wo, device=taps.device)
-    classes = torch.empty((n, ho * wo), dtype=torch.long, device=taps.device)
-    per_image = []
-    for i in range(n):
-        uniq, inverse = torch.unique(rows[i], dim=0, return_inverse=True)
-        first = torch.full((uniq.shape[0],), ho * wo, device=taps.device).scatter_reduce(
-            0, inverse, pixels, "amin")
-        order = first.argsort()
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(order.numel(), device=taps.device)
-        classes[i] = rank[inverse]
-        per_image.append(uniq[order])
-    u = max((s.shape[0] for s in per_image), default=0)
+    device = taps.device
+    image = torch.arange(n, device=device).repeat_interleave(ho * wo)
+    keys = torch.cat((image[:, None], taps.reshape(n * ho * wo, t)), 1)
+    uniq, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    first = torch.full((uniq.shape[0],), n * ho * wo, device=device).scatter_reduce(
+        0, inverse, torch.arange(n * ho * wo, device=device), "amin")
+    order = first.argsort()  # image by image (first appearances are image-major), raster order
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=device)
+    counts = torch.bincount(uniq[:, 0], minlength=n)
+    start = counts.cumsum(0) - counts  # each image's first global class
+    local = rank - start[uniq[:, 0]]  # class number within its image
+    classes = local[inverse].view(n, ho, wo)
+    u = int(counts.max()) if n else 0
     signatures = taps.new_full((n, u, t), -1)
-    for i, s in enumerate(per_image):
-        signatures[i, :s.shape[0]] = s
-    return classes.view(n, ho, wo), signatures
+    signatures[uniq[:, 0], local] = uniq[:, 1:]
+    return classes, signatures
 
 
 def region_classes(labels: torch.Tensor, num_regions: int, kernel_size: int,

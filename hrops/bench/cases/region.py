@@ -7,6 +7,10 @@ at 128^2 with 256 output channels. Label maps are synthetic face-like
 layouts (nested ellipses), piecewise constant like real parsings.
 
 ace_modulate: SEAN's ACE epilogue at up_2 (256 channels at 128^2).
+region_classes: the 3x3 neighbourhood classes of 256^2 label maps.
+spade: SEAN's SPADE branch at up_3 (128 channels, hidden 128, 256^2),
+hrops.nn.region.SPADE (over the classes) against SEAN's dense form
+(python_models.sean_reference.LoopSPADE on the one-hot map).
 
 Peers: SEAN's own Python loops (masked_select / masked_scatter_ per image
 and region), the one-hot bmm (that is "ref"), torch's scatter_reduce 'mean',
@@ -33,16 +37,18 @@ SUM_TOL = dict(rtol=1e-4, atol=1e-4)
 CONV_TOL = dict(rtol=1e-4, atol=1e-2)
 SIZES = {  # (N, C, H, W[, O])
     "default": {"pool": (2, 512, 128, 128), "broadcast": (2, 512, 128, 128),
-                "conv": (2, 512, 128, 128, 256), "ace": (1, 256, 128, 128)},
+                "conv": (2, 512, 128, 128, 256), "ace": (1, 256, 128, 128),
+                "classes": (2, 256, 256), "spade": (1, 128, 256, 256)},
     "quick": {"pool": (1, 16, 16, 16), "broadcast": (1, 16, 16, 16), "conv": (1, 8, 12, 12, 4),
-              "ace": (1, 4, 8, 8)},
+              "ace": (1, 4, 8, 8), "classes": (1, 16, 16), "spade": (1, 4, 16, 16)},
 }
 
 
 def cases(quick=False):
     sizes = SIZES["quick" if quick else "default"]
     return [_pool_case(sizes["pool"]), _broadcast_case(sizes["broadcast"]),
-            _conv_case(sizes["conv"]), _ace_case(sizes["ace"])]
+            _conv_case(sizes["conv"]), _ace_case(sizes["ace"]),
+            _classes_case(sizes["classes"]), _spade_case(sizes["spade"])]
 
 
 def face_labels(n, h, w, regions=REGIONS, seed=0):
@@ -199,3 +205,56 @@ def _ace_case(shape):
     return Case("ace_modulate", f"B{n}xC{c}x{h}^2", make_inputs, impls,
                 fwd_bytes=6 * nbytes(shape), bwd_bytes=6 * nbytes(shape),
                 tolerance=dict(scaled_atol=1e-5, rtol=1e-5))
+
+
+def _classes_case(shape):
+    n, h, w = shape
+
+    def make_inputs(device, dtype):
+        return (face_labels(n, h, w).to(device),)
+
+    def impls(device, dtype):
+        return {
+            "hrops": Impl(lambda l: hrops.region_classes(l, REGIONS, impl="auto")),
+            "ref": Impl(lambda l: ref.region_classes(l, REGIONS, 3, 1)),
+            "compile(ref)": compiled(lambda l: ref.region_classes(l, REGIONS, 3, 1)),
+        }
+    io = 2 * nbytes(shape, torch.int64)  # labels in, classes out (the signatures are small)
+    return Case("region_classes", f"B{n}x{h}^2xR{REGIONS}x3x3", make_inputs, impls,
+                fwd_bytes=io, bwd_bytes=None)
+
+
+def _spade_case(shape):
+    n, c, h, w = shape
+    modules = {}
+
+    def pair(device, dtype):
+        if (device, dtype) not in modules:
+            from python_models.sean_reference import LoopSPADE
+            torch.manual_seed(0)
+            dense = LoopSPADE(c, REGIONS).to(device, dtype)
+            ours = hrops.nn.region.SPADE(c, REGIONS).to(device, dtype)
+            ours.load_state_dict(dense.state_dict())
+            modules[(device, dtype)] = dense, ours
+        return modules[(device, dtype)]
+
+    def make_inputs(device, dtype):
+        _, ours = pair(device, dtype)
+        return (face_labels(n, h, w).to(device),
+                *(p.detach().clone() for p in ours.parameters()))
+
+    def impls(device, dtype):
+        dense, ours = pair(device, dtype)
+        names = [name for name, _ in ours.named_parameters()]
+
+        def with_weights(module, to_seg):
+            return lambda labels, *weights: torch.func.functional_call(
+                module, dict(zip(names, weights)), (to_seg(labels),))
+        dense_fn = with_weights(dense, lambda l: _onehot(l, REGIONS, dtype))
+        return {"hrops": Impl(with_weights(ours, lambda l: l)), "ref": Impl(dense_fn),
+                "compile(ref)": compiled(dense_fn)}
+    # hrops' floor: labels in, gamma and beta out (their grads in, backward).
+    out = 2 * nbytes((n, c, h, w))
+    return Case("spade", f"B{n}xC{c}x{h}^2xR{REGIONS}", make_inputs, impls,
+                fwd_bytes=out + nbytes((n, h, w), torch.int64), bwd_bytes=out,
+                tolerance=dict(scaled_atol=1e-4, rtol=1e-4))
