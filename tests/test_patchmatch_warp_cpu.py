@@ -1,7 +1,8 @@
 """The soft warp's C++ CPU kernel in float32 on maps large enough for its
 vectorised paths: whole 64-pixel blocks and ragged tails, the specialised
 feature widths (32, 64) and others, padded reference channels, the
-forward's saved softmax weights against the backward's own recomputation,
+forward's saved softmax weights and feat_b rows against the backward's own
+recomputation,
 out-of-range offsets, and thread counts."""
 import pytest
 import torch
@@ -55,23 +56,40 @@ def test_float32_forward_and_grads_match_ref(c, cr, k, trunc):
                                    msg=name)
 
 
-def test_saved_weights_are_the_softmax_and_match_recomputation():
+def test_saved_weights_and_rows_match_recomputation():
     a, b, r, off, g = _inputs(32, 3, 16)
-    out, weights = torch.ops.hrops_C.patchmatch_warp_weights(a, b, r, off, T, False)
+    out, weights, b_rows = torch.ops.hrops_C.patchmatch_warp_weights(a, b, r, off, T, False)
     torch.testing.assert_close(out, torch.ops.hrops_C.patchmatch_warp(a, b, r, off, T, False),
                                rtol=0, atol=0)
     assert weights.shape == (2, 16, 9, 23) and weights.dtype == torch.float32
     torch.testing.assert_close(weights.sum(1), torch.ones(2, 9, 23))
-    saved = torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights, T, False)
+    torch.testing.assert_close(b_rows, b.permute(0, 2, 3, 1), rtol=0, atol=0)
+    saved = torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights, b_rows,
+                                                                T, False)
     recomputed = torch.ops.hrops_C.patchmatch_warp_backward(g, a, b, r, off, T, False)
     for x, y in zip(saved, recomputed):  # the same weights, the same arithmetic
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     with pytest.raises(RuntimeError, match=r"weights must be the forward's \(N, K, H, W\)"):
-        torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights[:, :3], T,
-                                                           False)
+        torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights[:, :3],
+                                                           b_rows, T, False)
+    with pytest.raises(RuntimeError, match=r"b_rows must be the forward's contiguous"):
+        torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights,
+                                                           b_rows[:, :, :5], T, False)
 
 
-def test_autograd_saves_only_the_weights():
+def test_channels_last_feat_b_is_its_own_rows():
+    a, b, r, off, g = _inputs(32, 3, 16)
+    b_last = b.contiguous(memory_format=torch.channels_last)
+    _, weights, b_rows = torch.ops.hrops_C.patchmatch_warp_weights(a, b_last, r, off, T, False)
+    assert b_rows.shape == (0, 11, 17, 32)
+    saved = torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b_last, r, off, weights,
+                                                                b_rows, T, False)
+    recomputed = torch.ops.hrops_C.patchmatch_warp_backward(g, a, b, r, off, T, False)
+    for x, y in zip(saved, recomputed):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_autograd_saves_the_weights_and_feat_b_rows_only():
     a, b, r, off, _ = _inputs(32, 3, 16)
     saved = []
 
@@ -83,7 +101,7 @@ def test_autograd_saves_only_the_weights():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         hrops.patchmatch_warp(*args, off, T, impl="cpu")
     extra = [t for t in saved if not any(t.data_ptr() == x.data_ptr() for x in (*args, off))]
-    assert [tuple(t.shape) for t in extra] == [(2, 16, 9, 23)]
+    assert [tuple(t.shape) for t in extra] == [(2, 16, 9, 23), (2, 11, 17, 32)]
     with torch.no_grad():  # no gradient needed: nothing extra is computed
         assert hrops.patchmatch_warp(*args, off, T, impl="cpu").shape == (2, 3, 9, 23)
 

@@ -1012,13 +1012,20 @@ WarpArgs<A> warp_args(const PmDims& d, const at::Tensor& a, const at::Tensor& br
   return w;
 }
 
+// Whether B's rows (channels_last(b)) are a copy: the forward then returns
+// them for the backward; otherwise they are a view of B, and empty stands in.
+bool b_rows_are_copied(const at::Tensor& b, at::ScalarType acc) {
+  return !(b.scalar_type() == acc && b.permute({0, 2, 3, 1}).is_contiguous());
+}
+
 template <typename A>
 void warp_forward_all(const PmDims& d, const at::Tensor& a, const at::Tensor& b,
                       const at::Tensor& ref, const at::Tensor& offsets, double temperature,
-                      bool trunc, at::Tensor& out, at::Tensor* weights) {
+                      bool trunc, at::Tensor& out, at::Tensor* weights, at::Tensor* b_rows) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
   const int64_t Cr = ref.size(1);
   const at::Tensor ap = a.to(acc).contiguous(), brows = channels_last(b, acc);
+  if (b_rows && b_rows_are_copied(b, acc)) *b_rows = brows;
   const at::Tensor rrows = channels_last(ref, acc, padded_ref_channels(Cr));
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   WarpArgs<A> w = warp_args<A>(d, ap, brows, rrows, Cr, off, temperature, trunc);
@@ -1028,22 +1035,28 @@ void warp_forward_all(const PmDims& d, const at::Tensor& a, const at::Tensor& b,
                    [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
 }
 
-// The forward; with `weights`, also the candidates' weights for the backward.
+// The forward; with `weights` and `b_rows`, also what the backward reuses:
+// the candidates' weights and B's rows (empty where they are a view of B).
 at::Tensor warp_forward_any(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
                             const at::Tensor& offsets, double temperature,
-                            bool cocosnet_truncation, at::Tensor* weights) {
+                            bool cocosnet_truncation, at::Tensor* weights, at::Tensor* b_rows) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
   check_patchmatch_warp_args(d, a, ref, temperature);
   const auto acc = warp_acc(a);
   at::Tensor out = at::empty({d.N, ref.size(1), d.H, d.W}, ref.options().dtype(acc));
   if (weights) *weights = empty_output({d.N, d.K, d.H, d.W}, a.options().dtype(acc));
-  if (d.N * d.H * d.W > 0) {
+  const bool runs = d.N * d.H * d.W > 0;
+  if (b_rows && !(runs && b_rows_are_copied(b, acc))) {  // else the kernel's copy
+    *b_rows = at::empty({b_rows_are_copied(b, acc) ? d.N : 0, d.Hb, d.Wb, d.C},
+                        b.options().dtype(acc));
+  }
+  if (runs) {
     if (acc == at::kDouble) {
       warp_forward_all<double>(d, a, b, ref, offsets, temperature, cocosnet_truncation, out,
-                               weights);
+                               weights, b_rows);
     } else {
       warp_forward_all<float>(d, a, b, ref, offsets, temperature, cocosnet_truncation, out,
-                              weights);
+                              weights, b_rows);
     }
   }
   return out.to(ref.scalar_type());
@@ -1052,15 +1065,17 @@ at::Tensor warp_forward_any(const at::Tensor& a, const at::Tensor& b, const at::
 at::Tensor patchmatch_warp_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
                                const at::Tensor& offsets, double temperature,
                                bool cocosnet_truncation) {
-  return warp_forward_any(a, b, ref, offsets, temperature, cocosnet_truncation, nullptr);
+  return warp_forward_any(a, b, ref, offsets, temperature, cocosnet_truncation, nullptr,
+                          nullptr);
 }
 
-std::tuple<at::Tensor, at::Tensor> patchmatch_warp_weights_cpu(
+std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_weights_cpu(
     const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref, const at::Tensor& offsets,
     double temperature, bool cocosnet_truncation) {
-  at::Tensor weights;
-  at::Tensor out = warp_forward_any(a, b, ref, offsets, temperature, cocosnet_truncation, &weights);
-  return {out, weights};
+  at::Tensor weights, b_rows;
+  at::Tensor out = warp_forward_any(a, b, ref, offsets, temperature, cocosnet_truncation, &weights,
+                                    &b_rows);
+  return {out, weights, b_rows};
 }
 
 // The backward in one pass over the pixels. grad_ref accumulates in the rows
@@ -1068,17 +1083,18 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_warp_weights_cpu(
 // pixel blocks are split into one contiguous chunk per thread; chunk 0
 // scatters into grad_B and grad_ref directly, every other chunk into its own
 // zeroed rows, added in chunk order at the end: deterministic for a given
-// thread count, and no extra memory with one thread. Returns grad_A, grad_B,
-// grad_ref.
+// thread count, and no extra memory with one thread. b_rows: the forward's
+// copy of B's rows, or null (made here). Returns grad_A, grad_B, grad_ref.
 template <typename A>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
     const PmDims& d, const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b,
     const at::Tensor& ref, const at::Tensor& offsets, const at::Tensor* weights,
-    double temperature, bool trunc) {
+    const at::Tensor* b_rows, double temperature, bool trunc) {
   const auto acc = c10::CppTypeToScalarType<A>::value;
   const int64_t C = d.C, Cr = ref.size(1), Cp = padded_ref_channels(Cr);
   const at::Tensor ap = a.to(acc).contiguous();
-  at::Tensor brows = channels_last(b, acc), rrows = channels_last(ref, acc, 2 * Cp);
+  at::Tensor brows = b_rows ? *b_rows : channels_last(b, acc);
+  at::Tensor rrows = channels_last(ref, acc, 2 * Cp);
   const at::Tensor gp = grad.to(acc).contiguous();
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   const at::Tensor wp = weights ? weights->to(acc).contiguous() : at::Tensor();
@@ -1114,11 +1130,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
           channels_first(rrows, ref.scalar_type(), Cp, Cr)};
 }
 
-// The backward; `weights` (N, K, H, W): the forward's, or null to recompute.
+// The backward; `weights` (N, K, H, W) and `b_rows` (N, Hb, Wb, C): the
+// forward's, or null to recompute (an empty b_rows: B is its own rows).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_any(
     const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
-    const at::Tensor& offsets, const at::Tensor* weights, double temperature,
-    bool cocosnet_truncation) {
+    const at::Tensor& offsets, const at::Tensor* weights, const at::Tensor* b_rows,
+    double temperature, bool cocosnet_truncation) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
   check_patchmatch_warp_args(d, a, ref, temperature);
   const int64_t Cr = ref.size(1);
@@ -1130,30 +1147,41 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_any(
                 "weights must be the forward's (N, K, H, W) = (", d.N, ", ", d.K, ", ", d.H, ", ",
                 d.W, ") on feat_a's device, got ", weights->sizes());
   }
+  if (b_rows && b_rows->numel() == 0) b_rows = nullptr;
+  if (b_rows) {
+    TORCH_CHECK(b_rows->device() == a.device() && b_rows->scalar_type() == warp_acc(a) &&
+                    b_rows->is_contiguous() &&
+                    b_rows->sizes() == at::IntArrayRef({d.N, d.Hb, d.Wb, d.C}),
+                "b_rows must be the forward's contiguous (N, Hb, Wb, C) = (", d.N, ", ", d.Hb,
+                ", ", d.Wb, ", ", d.C, ") in ", warp_acc(a), " on feat_a's device, got ",
+                b_rows->sizes(), " ", b_rows->scalar_type());
+  }
   if (d.N * d.H * d.W == 0) {
     return {at::zeros_like(a, at::MemoryFormat::Contiguous),
             at::zeros_like(b, at::MemoryFormat::Contiguous),
             at::zeros_like(ref, at::MemoryFormat::Contiguous)};
   }
   if (warp_acc(a) == at::kDouble) {
-    return warp_backward_all<double>(d, grad, a, b, ref, offsets, weights, temperature,
+    return warp_backward_all<double>(d, grad, a, b, ref, offsets, weights, b_rows, temperature,
                                      cocosnet_truncation);
   }
-  return warp_backward_all<float>(d, grad, a, b, ref, offsets, weights, temperature,
+  return warp_backward_all<float>(d, grad, a, b, ref, offsets, weights, b_rows, temperature,
                                   cocosnet_truncation);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cpu(
     const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
     const at::Tensor& offsets, double temperature, bool cocosnet_truncation) {
-  return warp_backward_any(grad, a, b, ref, offsets, nullptr, temperature, cocosnet_truncation);
+  return warp_backward_any(grad, a, b, ref, offsets, nullptr, nullptr, temperature,
+                           cocosnet_truncation);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_weights_cpu(
     const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
-    const at::Tensor& offsets, const at::Tensor& weights, double temperature,
-    bool cocosnet_truncation) {
-  return warp_backward_any(grad, a, b, ref, offsets, &weights, temperature, cocosnet_truncation);
+    const at::Tensor& offsets, const at::Tensor& weights, const at::Tensor& b_rows,
+    double temperature, bool cocosnet_truncation) {
+  return warp_backward_any(grad, a, b, ref, offsets, &weights, &b_rows, temperature,
+                           cocosnet_truncation);
 }
 
 }  // namespace

@@ -28,10 +28,11 @@ TORCH_LIBRARY(hrops_C, m) {
       "Tensor offsets, float temperature, bool cocosnet_truncation) -> (Tensor, Tensor, Tensor)");
   m.def(
       "patchmatch_warp_weights(Tensor feat_a, Tensor feat_b, Tensor ref, Tensor offsets, "
-      "float temperature, bool cocosnet_truncation) -> (Tensor, Tensor)");
+      "float temperature, bool cocosnet_truncation) -> (Tensor, Tensor, Tensor)");
   m.def(
       "patchmatch_warp_backward_weights(Tensor grad, Tensor feat_a, Tensor feat_b, Tensor ref, "
-      "Tensor offsets, Tensor weights, float temperature, bool cocosnet_truncation) -> "
+      "Tensor offsets, Tensor weights, Tensor b_rows, float temperature, "
+      "bool cocosnet_truncation) -> "
       "(Tensor, Tensor, Tensor)");
   m.def(
       "modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> "

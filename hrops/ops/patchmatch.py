@@ -4,10 +4,13 @@ hrops::patchmatch_step: one propagation + evaluation in one kernel (no
 (N, C, candidates, H, W) gather). It is a search: its outputs carry no
 gradient (CoCosNet v2 runs it under no_grad).
 hrops::patchmatch_warp: the soft warp, differentiable in feat_a, feat_b and
-ref. When a gradient is needed, the CPU kernel also returns the candidates'
-softmax weights (N, K, H, W), the only tensor saved besides the inputs, so
-its backward skips re-scoring every candidate; the CUDA kernels recompute
-them (an empty tensor stands in).
+ref. When a gradient is needed, the CPU kernel also returns what its
+backward would otherwise recompute, and autograd saves them besides the
+inputs: the candidates' softmax weights (N, K, H, W), so the backward skips
+re-scoring every candidate, and its channels-last copy of feat_b
+(N, Hb, Wb, C), which the backward gathers from (empty when feat_b is
+already channels-last in the accumulation dtype). The CUDA kernels
+recompute both (empty tensors stand in).
 """
 import math
 import operator
@@ -47,19 +50,21 @@ def _keeps_weights(impl, save_weights):
 @torch.library.custom_op("hrops::patchmatch_warp", mutates_args=())
 def _patchmatch_warp(feat_a: torch.Tensor, feat_b: torch.Tensor, ref_img: torch.Tensor,
                      offsets: torch.Tensor, temperature: float, cocosnet_truncation: bool,
-                     impl: str, save_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(warped, weights): weights (N, K, H, W) in the accumulation dtype
-    (float32, float64 for float64 inputs) when the CPU kernel is asked to
-    save them, else an empty tensor."""
+                     impl: str, save_weights: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(warped, weights, b_rows) when the CPU kernel is asked to save them:
+    weights (N, K, H, W) and b_rows (N, Hb, Wb, C, or 0 rows when feat_b is
+    its own rows) in the accumulation dtype (float32, float64 for float64
+    inputs); else (warped, empty, empty)."""
     if _keeps_weights(impl, save_weights):
         return torch.ops.hrops_C.patchmatch_warp_weights(feat_a, feat_b, ref_img, offsets,
                                                          temperature, cocosnet_truncation)
     out = torch.ops.hrops_C.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
                                             cocosnet_truncation)
-    return out, out.new_empty(0)
+    return out, out.new_empty(0), out.new_empty(0)
 
 
-def _weights_dtype(feat_a):
+def _acc_dtype(feat_a):
     return torch.float64 if feat_a.dtype == torch.float64 else torch.float32
 
 
@@ -68,38 +73,44 @@ def _(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl,
       save_weights=False):
     out = ref_img.new_empty((feat_a.shape[0], ref_img.shape[1], *feat_a.shape[2:]))
     if not _keeps_weights(impl, save_weights):
-        return out, out.new_empty(0)
-    n, _, h, w = feat_a.shape
-    return out, feat_a.new_empty((n, offsets.shape[2], h, w), dtype=_weights_dtype(feat_a))
+        return out, out.new_empty(0), out.new_empty(0)
+    n, c, h, w = feat_a.shape
+    acc = _acc_dtype(feat_a)
+    # csrc/cpu/patchmatch_cpu.cpp, b_rows_are_copied
+    own_rows = feat_b.dtype == acc and feat_b.permute(0, 2, 3, 1).is_contiguous()
+    b_rows = feat_b.new_empty((0 if own_rows else n, *feat_b.shape[2:], c), dtype=acc)
+    return out, feat_a.new_empty((n, offsets.shape[2], h, w), dtype=acc), b_rows
 
 
 @torch.library.custom_op("hrops::_patchmatch_warp_backward", mutates_args=())
 def _patchmatch_warp_backward(grad: torch.Tensor, feat_a: torch.Tensor, feat_b: torch.Tensor,
                               ref_img: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
-                              temperature: float, cocosnet_truncation: bool, impl: str
-                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """weights: the forward's, or an empty tensor (the kernel recomputes them)."""
+                              b_rows: torch.Tensor, temperature: float, cocosnet_truncation: bool,
+                              impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """weights, b_rows: the forward's, or empty tensors (the kernel
+    recomputes them)."""
     if weights.dim() == 4:
         return torch.ops.hrops_C.patchmatch_warp_backward_weights(
-            grad.contiguous(), feat_a, feat_b, ref_img, offsets, weights, temperature,
+            grad.contiguous(), feat_a, feat_b, ref_img, offsets, weights, b_rows, temperature,
             cocosnet_truncation)
     return torch.ops.hrops_C.patchmatch_warp_backward(grad.contiguous(), feat_a, feat_b, ref_img,
                                                       offsets, temperature, cocosnet_truncation)
 
 
 @_patchmatch_warp_backward.register_fake
-def _(grad, feat_a, feat_b, ref_img, offsets, weights, temperature, cocosnet_truncation, impl):
+def _(grad, feat_a, feat_b, ref_img, offsets, weights, b_rows, temperature, cocosnet_truncation,
+      impl):
     return torch.empty_like(feat_a), torch.empty_like(feat_b), torch.empty_like(ref_img)
 
 
 def _warp_setup(ctx, inputs, output):
     feat_a, feat_b, ref_img, offsets, temperature, trunc, impl, _ = inputs
-    ctx.save_for_backward(feat_a, feat_b, ref_img, offsets, output[1])
+    ctx.save_for_backward(feat_a, feat_b, ref_img, offsets, output[1], output[2])
     ctx.args = (temperature, trunc, impl)
-    ctx.mark_non_differentiable(output[1])
+    ctx.mark_non_differentiable(output[1], output[2])
 
 
-def _warp_backward(ctx, grad, _grad_weights):
+def _warp_backward(ctx, grad, _grad_weights, _grad_b_rows):
     g_a, g_b, g_ref = _patchmatch_warp_backward(grad, *ctx.saved_tensors, *ctx.args)
     return g_a, g_b, g_ref, None, None, None, None, None
 
@@ -227,7 +238,9 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     Hb, Wb) at the targets: (N, Cr, H, W). Differentiable in feat_a, feat_b
     and ref_img (not in the offsets). When a gradient is needed, the CPU
     kernel keeps the candidates' softmax weights for the backward (K floats
-    per pixel, in float32, float64 for float64 inputs)."""
+    per pixel, in float32, float64 for float64 inputs) and its channels-last
+    copy of feat_b (unless feat_b is channels-last already), so that the
+    backward neither re-scores the candidates nor transposes feat_b again."""
     _check(feat_a, feat_b, offsets, temperature)
     check_tensor(ref_img, "ref_img", 4, "(N, Cr, Hb, Wb)")
     check_same_device_dtype(feat_a, "feat_a", ref_img, "ref_img")
