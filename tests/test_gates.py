@@ -114,6 +114,39 @@ def test_channels_last_operands(impl, device):
     torch.library.opcheck(ops.gru_update.default, (args[0], args[1], args[3], impl))
 
 
+@pytest.mark.parametrize("impl,device", IMPLS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_nchw_operands_among_channels_last(impl, device, dtype):
+    """NCHW operands of an op whose reference operand is channels-last (the
+    LSTU's encoder feature): values and gradients equal the reference's,
+    over 99 pixels (a whole tile of pixels and a tail), and the gradient of
+    an NCHW enc comes back NCHW; opcheck holds the fake to that layout."""
+    cl = torch.channels_last
+    x, xt, pre, e = _lstu_inputs((2, 3, 9, 11), dtype=dtype, device=device)
+    args = (x.contiguous(memory_format=cl), xt, pre.contiguous(memory_format=cl), e)
+    tol = TOL[dtype]
+    for activation in ("tanh", "relu"):
+        got = hrops.lstu_gates(*args, activation, impl=impl)
+        want = ref.lstu_gates(x, xt, pre, e, activation)
+        for g, w in zip(got, want):
+            assert g.is_contiguous(memory_format=cl)
+            torch.testing.assert_close(g, w, **tol)
+    grads = [torch.randn_like(x) for _ in range(2)]
+    got = torch.ops.hrops.lstu_gates_backward(*grads, *args, 0, impl)
+    leaves = [t.detach().requires_grad_() for t in (x, xt, pre, e)]
+    torch.autograd.backward(ref.lstu_gates(*leaves, "tanh"), grads)
+    for name, g, leaf in zip(("x_up", "x_tilde", "pre_gates", "enc"), got, leaves):
+        torch.testing.assert_close(g, leaf.grad, **tol, msg=name)
+    assert got[3].is_contiguous() and got[1].is_contiguous(memory_format=cl)
+    if dtype == torch.float64:
+        torch.library.opcheck(torch.ops.hrops.lstu_gates_backward.default,
+                              (*grads, *args, 1, impl))
+        small = _lstu_inputs((1, 2, 3, 5), dtype=dtype, device=device)
+        small = [t.contiguous(memory_format=cl) if i in (0, 2) else t for i, t in enumerate(small)]
+        assert torch.autograd.gradcheck(lambda *t: hrops.lstu_gates(*t, "tanh", impl=impl),
+                                        [t.requires_grad_() for t in small])
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # the Triton interpreter (numpy)
 @pytest.mark.parametrize("impl,device", IMPLS)
 def test_extreme_preactivations(impl, device):

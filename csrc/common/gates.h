@@ -25,12 +25,15 @@ enum class Kernel : int { kLstu, kLstuBackward, kStuReset, kStuResetBackward, kG
 constexpr int kMaxInputs = 7, kMaxOutputs = 5;
 
 // Operand k's plane (n, c) starts at ptr[k] + n*sn[k] + c*sc[k] (elements);
-// planes are H*W contiguous elements.
+// its elements are se[k] apart: 1 (planes of H*W contiguous elements, or a
+// pixel's contiguous channels), except for the NCHW operands that a CPU
+// kernel walking channels-last pixels reads in place (se = the plane size).
+// The CUDA glue never passes se != 1 (csrc/common/gates_ops.h).
 struct Planes {
   const void* in[kMaxInputs];
-  int64_t in_sn[kMaxInputs], in_sc[kMaxInputs];
+  int64_t in_sn[kMaxInputs], in_sc[kMaxInputs], in_se[kMaxInputs];
   void* out[kMaxOutputs];
-  int64_t out_sn[kMaxOutputs], out_sc[kMaxOutputs];
+  int64_t out_sn[kMaxOutputs], out_sc[kMaxOutputs], out_se[kMaxOutputs];
 };
 
 #if !defined(__CUDA_ARCH__)

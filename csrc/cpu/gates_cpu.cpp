@@ -1,19 +1,26 @@
 // LSTU / STU / GRU gating CPU kernels: one pass over memory per op (forward
 // and backward), per-element math from csrc/common/gates.h, tensor glue from
-// csrc/common/gates_ops.h (shared with CUDA). Operands are walked plane by
-// plane ((n, c) planes of H*W contiguous elements), so the two gate halves of
-// one (N, 2C, H, W) convolution output are read in place, and the gradient
-// of such a tensor is written as one tensor. The inner loops vectorise (with
+// csrc/common/gates_ops.h (shared with CUDA). Operands are walked span by
+// span ((n, c) planes of H*W contiguous elements, or channels-last pixels'
+// C channels), so the two gate halves of one (N, 2C, H, W) convolution output
+// are read in place, and the gradient of such a tensor is written as one
+// tensor. NCHW operands among channels-last ones are transposed through
+// small tiles instead of whole copies. The inner loops vectorise (with
 // AVX2+FMA where the CPU has it, see isa.h).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
 #include "common/gates.h"
 #include "common/gates_ops.h"
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
+#include "cpu/plane_tiles.h"
 
 namespace hrops {
 namespace {
@@ -108,9 +115,119 @@ void span_baseline(const s* const* in, s* const* out, int64_t len) {
   span<K, s>(in, out, len);
 }
 
-// Runs kernel K over N*C planes of HW elements.
+template <class K, typename s>
+HROPS_INLINE void span_best(bool avx2, const s* const* in, s* const* out, int64_t len) {
+  if (avx2) {
+    span_avx2<K, s>(in, out, len);
+  } else {
+    span_baseline<K, s>(in, out, len);
+  }
+}
+
+// dst[c * ld + r] = src[r * ls + c * sc] for r < rows, c < cols: 8x8 blocks
+// in registers where they fit (float, unit column stride), the rest scalar.
+template <typename s>
+void transpose_block(const s* src, int64_t ls, int64_t sc, s* dst, int64_t ld, int64_t rows,
+                     int64_t cols, [[maybe_unused]] bool avx2) {
+  int64_t rv = 0, cv = 0;  // the vectorised block [0, rv) x [0, cv)
+#if HROPS_X86
+  if constexpr (std::is_same_v<s, float>) {
+    if (avx2 && sc == 1) {
+      rv = rows / 8 * 8;
+      cv = cols / 8 * 8;
+      for (int64_t r = 0; r < rv; r += 8) {
+        for (int64_t c = 0; c < cv; c += 8) {
+          transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
+        }
+      }
+    }
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = r < rv ? cv : 0; c < cols; ++c) dst[c * ld + r] = src[r * ls + c * sc];
+  }
+}
+
+bool has_strided_spans(const gates::Planes& p, int ni, int no) {
+  for (int k = 0; k < ni; ++k) {
+    if (p.in_se[k] != 1) return true;
+  }
+  for (int k = 0; k < no; ++k) {
+    if (p.out_se[k] != 1) return true;
+  }
+  return false;
+}
+
+// Runs kernel K over N*S spans of L elements where some operands' elements
+// are se apart (NCHW operands among channels-last ones: a span is a pixel,
+// se the plane size). Tiles of P consecutive spans: each strided input is
+// transposed into a contiguous P x L tile (reading P consecutive pixels per
+// channel), each strided output is computed into one and transposed back
+// (gates_ops.h allocates those as contiguous NCHW: unit pixel stride).
+template <class K, typename scalar_t>
+void run_strided(const gates::Planes& p, int64_t N, int64_t S, int64_t L) {
+  const int64_t P = std::clamp<int64_t>(4096 / L, 1, kPlaneTile);
+  const int64_t tiles = (S + P - 1) / P;
+  const bool avx2 = cpu_has_avx2_fma();
+  at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> tile((K::NI + K::NO) * P * L);
+    scalar_t* in_tile[K::NI];
+    scalar_t* out_tile[K::NO];
+    for (int k = 0; k < K::NI; ++k) in_tile[k] = tile.data() + k * P * L;
+    for (int k = 0; k < K::NO; ++k) out_tile[k] = tile.data() + (K::NI + k) * P * L;
+    const scalar_t* ip[K::NI];
+    scalar_t* op[K::NO];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / tiles, q0 = (t % tiles) * P, count = std::min(P, S - q0);
+      for (int k = 0; k < K::NI; ++k) {
+        if (p.in_se[k] == 1) continue;
+        const scalar_t* src = static_cast<const scalar_t*>(p.in[k]) + n * p.in_sn[k] +
+                              q0 * p.in_sc[k];
+        transpose_block(src, p.in_se[k], p.in_sc[k], in_tile[k], L, L, count, avx2);
+      }
+      for (int64_t j = 0; j < count; ++j) {
+        const int64_t q = q0 + j;
+        for (int k = 0; k < K::NI; ++k) {
+          ip[k] = p.in_se[k] != 1 ? in_tile[k] + j * L
+                                  : static_cast<const scalar_t*>(p.in[k]) + n * p.in_sn[k] +
+                                        q * p.in_sc[k];
+        }
+        for (int k = 0; k < K::NO; ++k) {
+          op[k] = p.out_se[k] != 1 ? out_tile[k] + j * L
+                                   : static_cast<scalar_t*>(p.out[k]) + n * p.out_sn[k] +
+                                         q * p.out_sc[k];
+        }
+        span_best<K, scalar_t>(avx2, ip, op, L);
+      }
+      for (int k = 0; k < K::NO; ++k) {
+        if (p.out_se[k] == 1) continue;
+        scalar_t* dst = static_cast<scalar_t*>(p.out[k]) + n * p.out_sn[k] + q0 * p.out_sc[k];
+#if HROPS_X86
+        if constexpr (std::is_same_v<scalar_t, float>) {
+          if (avx2 && count == kPlaneTile && streams_to_planes(L, p.out_se[k], dst)) {
+            tile_to_planes_stream_avx2(out_tile[k], L, dst, L, p.out_se[k]);
+            continue;
+          }
+        }
+#endif
+        transpose_block(out_tile[k], L, 1, dst, p.out_se[k], count, L, avx2);
+      }
+    }
+#if HROPS_X86
+    if (avx2) _mm_sfence();  // after this thread's streaming stores
+#endif
+  });
+}
+
+// Runs kernel K over N*C spans of HW elements (planes, or pixels' channels).
 template <class K>
 void run(const gates::Planes& p, at::ScalarType dtype, int64_t N, int64_t C, int64_t HW) {
+  if (has_strided_spans(p, K::NI, K::NO)) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "hrops_gates_cpu", [&] {
+      run_strided<K, scalar_t>(p, N, C, HW);
+    });
+    return;
+  }
   const bool avx2 = cpu_has_avx2_fma();
   const int64_t grain = std::max<int64_t>(1, 32768 / HW);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "hrops_gates_cpu", [&] {
@@ -125,17 +242,14 @@ void run(const gates::Planes& p, at::ScalarType dtype, int64_t N, int64_t C, int
         for (int k = 0; k < K::NO; ++k) {
           op[k] = static_cast<scalar_t*>(p.out[k]) + n * p.out_sn[k] + c * p.out_sc[k];
         }
-        if (avx2) {
-          span_avx2<K, scalar_t>(ip, op, HW);
-        } else {
-          span_baseline<K, scalar_t>(ip, op, HW);
-        }
+        span_best<K, scalar_t>(avx2, ip, op, HW);
       }
     });
   });
 }
 
 struct Cpu {
+  static constexpr bool kStridedSpans = true;
   static at::Tensor alloc(at::IntArrayRef sizes, const at::TensorOptions& options) {
     return empty_output(sizes, options);
   }

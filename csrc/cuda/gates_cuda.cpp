@@ -13,6 +13,7 @@ namespace hrops {
 namespace {
 
 struct Cuda {
+  static constexpr bool kStridedSpans = false;  // NCHW operands are copied channels-last
   static at::Tensor alloc(at::IntArrayRef sizes, const at::TensorOptions& options) {
     return at::empty(sizes, options);
   }

@@ -31,17 +31,31 @@ def _kernel(impl, name):
     return getattr(importlib.import_module("hrops.triton.gates"), name)
 
 
-def channels_last_operands(t):
-    """Whether the gating kernels take an op whose reference operand is `t`
-    channels-last (csrc/common/gates_ops.h): t's pixels, not its (n, c)
-    planes, are evenly spaced runs of contiguous elements (a channels-last
-    tensor or a channel slice of one). Then the op's outputs are
-    channels-last too."""
+def _walkable(t):
+    """(planes, pixels): whether t's (n, c) planes, or its pixels, are evenly
+    spaced runs of contiguous elements (csrc/common/gates_ops.h)."""
     _, _, h, w = t.shape
     sn, sc, sh, sw = t.stride()
     planes = (sw == 1 or w <= 1) and (sh == w or h <= 1)
     pixels = sc == 1 and (sh == w * sw or h <= 1 or w <= 1)
+    return planes, pixels
+
+
+def channels_last_operands(t):
+    """Whether the gating kernels take an op whose reference operand is `t`
+    channels-last: t's pixels, not its planes, are walkable (a channels-last
+    tensor or a channel slice of one). Then the op's outputs are
+    channels-last too, but for lstu_gates_backward's grad of an NCHW enc."""
+    planes, pixels = _walkable(t)
     return not planes and pixels
+
+
+def planar_among_channels_last(t, like):
+    """Whether `t` is an NCHW operand of an op whose reference operand `like`
+    makes it channels-last (the CPU kernels read it in place, and the grad
+    of such an enc comes back NCHW)."""
+    planes, pixels = _walkable(t)
+    return channels_last_operands(like) and planes and not pixels
 
 
 def _like(t, groups=1):
@@ -79,7 +93,8 @@ def _lstu_gates_backward(grad_h: torch.Tensor, grad_c: torch.Tensor, x_up: torch
 
 @_lstu_gates_backward.register_fake
 def _(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation, impl):
-    return _like(x_up), _like(x_up), _like(x_up, 2), _like(x_up)
+    grad_enc = enc.new_empty(enc.shape) if planar_among_channels_last(enc, x_up) else _like(x_up)
+    return _like(x_up), _like(x_up), _like(x_up, 2), grad_enc
 
 
 def _lstu_setup(ctx, inputs, output):

@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..ops.gates import channels_last_operands
+from ..ops.gates import channels_last_operands, planar_among_channels_last
 
 BLOCK = 1024
 
@@ -178,19 +178,25 @@ def _empty(like, groups=1):
     return torch.empty((n, groups * c, h, w), dtype=like.dtype, device=like.device)
 
 
-def _planes_only(like_arg):
+def _planes_only(like_arg, grad_of=None):
     """The kernels walk NCHW planes: an op whose operand `like_arg` is
     channels-last (hrops.ops.gates.channels_last_operands) runs on NCHW
-    copies and returns channels-last outputs, as the C++ kernels do in place."""
+    copies and returns channels-last outputs, as the C++ kernels do in place;
+    grad_of = (output, arg): that output stays NCHW where that argument is an
+    NCHW operand among channels-last ones (as the C++ kernels return it)."""
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args):
-            if not channels_last_operands(args[like_arg]):
+            like = args[like_arg]
+            if not channels_last_operands(like):
                 return fn(*args)
             outs = fn(*(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args))
             if isinstance(outs, torch.Tensor):
                 return outs.contiguous(memory_format=torch.channels_last)
-            return tuple(o.contiguous(memory_format=torch.channels_last) for o in outs)
+            keep = (grad_of[0] if grad_of and planar_among_channels_last(args[grad_of[1]], like)
+                    else None)
+            return tuple(o if i == keep else o.contiguous(memory_format=torch.channels_last)
+                         for i, o in enumerate(outs))
         return run
     return wrap
 
@@ -202,7 +208,7 @@ def lstu_gates(x_up, x_tilde, pre_gates, enc, activation):
     return h, c
 
 
-@_planes_only(2)
+@_planes_only(2, grad_of=(3, 5))
 def lstu_gates_backward(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation):
     outs = (_empty(x_up), _empty(x_up), _empty(x_up, 2), _empty(x_up))
     _launch(_lstu_bwd_kernel, (grad_h, grad_c, x_up, x_tilde, pre_gates, enc), outs, x_up,

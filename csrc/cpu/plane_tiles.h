@@ -1,0 +1,66 @@
+// Layout changes between planes (NCHW) and pixel rows (channels-last) in
+// AVX2 registers, shared by the CPU kernels that read or write one layout
+// while walking the other.
+#pragma once
+#include <cstdint>
+
+#include "cpu/isa.h"
+
+namespace hrops {
+constexpr int64_t kPlaneTile = 64;  // pixels per transposed tile
+}  // namespace hrops
+
+#if HROPS_X86
+#include <immintrin.h>
+
+namespace hrops {
+
+// Rows [0, 8) x columns [0, 8) of src (row stride ls) into dst transposed
+// (row stride ld).
+HROPS_TARGET_AVX2 inline void transpose8x8_avx2(const float* src, int64_t ls, float* dst,
+                                               int64_t ld) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+// kPlaneTile rows (C channels of L) -> the rows of C planes (P apart,
+// 32-byte aligned; C % 8 == 0), through a small buffer, so that the planes'
+// rows leave in whole lines that bypass the cache (written-once outputs).
+// The caller fences (_mm_sfence) before the planes are read.
+HROPS_TARGET_AVX2 inline void tile_to_planes_stream_avx2(const float* rows, int64_t L,
+                                                         float* planes, int64_t C, int64_t P) {
+  alignas(32) float buf[8][kPlaneTile];
+  for (int64_t ch = 0; ch < C; ch += 8) {
+    for (int64_t q = 0; q < kPlaneTile; q += 8) {
+      transpose8x8_avx2(rows + q * L + ch, L, &buf[0][q], kPlaneTile);
+    }
+    for (int64_t c = 0; c < 8; ++c) {
+      float* row = planes + (ch + c) * P;
+      for (int64_t q = 0; q < kPlaneTile; q += 8) {
+        _mm256_stream_ps(row + q, _mm256_load_ps(&buf[c][q]));
+      }
+    }
+  }
+}
+
+// Whether tile_to_planes_stream_avx2 takes a tile of C channels at planes.
+inline bool streams_to_planes(int64_t C, int64_t P, const float* planes) {
+  return C % 8 == 0 && P % 8 == 0 && reinterpret_cast<uintptr_t>(planes) % 32 == 0;
+}
+
+}  // namespace hrops
+#endif
