@@ -57,15 +57,20 @@ def test_matches_original_cell(impl, device, kind, kw):
 
 
 @pytest.mark.parametrize("kind", ["lstu", "stu"])
-def test_gradcheck_fused_cell(kind):
+@pytest.mark.parametrize("h,w", [(4, 4), (2, 2), (6, 4)])
+def test_gradcheck_fused_cell(kind, h, w):
+    """Float64 gradients of the inputs and of the weights and biases, on
+    maps whose upsampled rows and columns have every tap class (2 x 2: no
+    interior ones)."""
     cell = (LSTU(3, 5, "tanh") if kind == "lstu" else STU(3, 5)).double()
-    inputs = _inputs(d=3, c_prev=3, attrs=2, hw=4, dtype=torch.float64)
+    attr = _inputs(d=3, c_prev=3, attrs=2, dtype=torch.float64)[2]
+    inputs = (torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True),
+              torch.randn(2, 3, h // 2, w // 2, dtype=torch.float64, requires_grad=True), attr)
     assert torch.autograd.gradcheck(lambda *a: cell(*a), inputs)
+    names = ("upsample.weight", "upsample.bias", "gates.weight", "gates.bias")
     assert torch.autograd.gradcheck(
-        lambda w1, w2: torch.func.functional_call(cell, {"upsample.weight": w1, "gates.weight": w2},
-                                                  inputs),
-        (cell.upsample.weight.detach().clone().requires_grad_(),
-         cell.gates.weight.detach().clone().requires_grad_()))
+        lambda *p: torch.func.functional_call(cell, dict(zip(names, p)), inputs),
+        [cell.get_parameter(n).detach().clone().requires_grad_() for n in names])
 
 
 def _saved_bytes(fn, inputs):

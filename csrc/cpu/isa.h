@@ -9,10 +9,14 @@
 #define HROPS_X86 1
 #define HROPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define HROPS_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+// For auto-vectorised loops: GCC's generic tuning keeps them 256 bits wide.
+#define HROPS_TARGET_AVX512_ZMM \
+  __attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512")))
 #else
 #define HROPS_X86 0
 #define HROPS_TARGET_AVX2
 #define HROPS_TARGET_AVX512
+#define HROPS_TARGET_AVX512_ZMM
 #endif
 
 #define HROPS_INLINE inline __attribute__((always_inline))
