@@ -7,6 +7,8 @@ Environment:
   HROPS_BENCH_QUICK=1|0   the small smoke-test sizes (default: on under
                           --benchmark-disable, the correctness-only CI run)
   HROPS_BENCH_NO_COMPILE=1  skip the torch.compile impls
+  HROPS_BENCH_DEFAULT_MALLOC=1  keep glibc's malloc defaults (see
+                          hrops/bench/allocator.py; by default freed memory is kept)
 """
 import os
 from time import perf_counter
@@ -14,7 +16,7 @@ from time import perf_counter
 import pytest
 import torch
 
-from hrops.bench import harness
+from hrops.bench import allocator, harness
 from hrops.bench.cases import CASES
 
 THREADS = int(os.environ.get("HROPS_BENCH_THREADS", "1"))
@@ -25,6 +27,8 @@ SLOW_CALL_S = 0.05  # above this, a fixed number of pedantic rounds instead of c
 
 def pytest_configure(config):
     torch.set_num_threads(THREADS)
+    if os.environ.get("HROPS_BENCH_DEFAULT_MALLOC") != "1":
+        allocator.keep_freed_memory()
 
 
 def pytest_generate_tests(metafunc):

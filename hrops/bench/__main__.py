@@ -3,7 +3,7 @@ each available implementation, prints a comparison table and writes JSON.
 
   hrops-bench [--ops haar] [--threads 1,2] [--device cpu|cuda|all]
               [--modes fwd,fwdbwd] [--quick] [--budget 1.0] [--no-compile]
-              [--json bench_results/hrops-bench-<timestamp>.json]
+              [--default-malloc] [--json bench_results/hrops-bench-<timestamp>.json]
 
 Exit status 1 if an implementation disagreed with ref or failed.
 """
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from . import harness, report
+from . import allocator, harness, report
 from .cases import CASES
 
 
@@ -37,6 +37,9 @@ def _parse(argv):
     p.add_argument("--budget", type=float, default=1.0,
                    help="seconds of timed runs per measurement (default 1.0)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile impls")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's defaults, which return freed memory to the kernel "
+                        "(see hrops/bench/allocator.py)")
     p.add_argument("--json",
                    help="output path (default: bench_results/hrops-bench-<timestamp>.json)")
     args = p.parse_args(argv)
@@ -58,6 +61,7 @@ def main(argv=None):
         devices.append(torch.device("cuda"))
     cases = [case for op in args.ops for case in CASES[op](quick=args.quick)]
     machine = report.machine_info(devices)
+    machine["malloc_keeps_freed_memory"] = not args.default_malloc and allocator.keep_freed_memory()
     print(report.header(machine), flush=True)
 
     rows, skips = harness.run(cases, devices, args.threads, args.modes, args.budget,

@@ -64,6 +64,9 @@ def header(machine):
              f"load {load}",
              f"python {machine['python']}, torch {machine['torch']}, hrops {machine['hrops']}",
              f"hrops build: {build}"]
+    if "malloc_keeps_freed_memory" in machine:
+        lines.append("malloc: " + ("keeps freed memory (hrops/bench/allocator.py)"
+                                   if machine["malloc_keeps_freed_memory"] else "defaults"))
     lines += [f"GPU: {name}" for name in machine["gpus"]]
     return "\n".join(lines)
 
