@@ -65,8 +65,12 @@ def test_ref_matches_sean_loops_and_scatter_reduce(n, r, c, h, w):
 # --- kernels against the reference ---------------------------------------------------------------
 
 @pytest.mark.parametrize("impl,device", region_impls())
-@pytest.mark.parametrize("n,r,c,h,w", [(2, 19, 5, 16, 12), (1, 3, 1, 1, 1), (3, 4, 17, 7, 33)])
+@pytest.mark.parametrize("n,r,c,h,w", [(2, 19, 5, 16, 12), (1, 3, 1, 1, 1), (3, 4, 17, 7, 33),
+                                       (2, 31, 3, 9, 11), (1, 32, 3, 9, 11)])
 def test_pool_and_broadcast_match_ref(impl, device, n, r, c, h, w):
+    """Values in every dtype and layout, and float32 gradients: R = 31 and 32
+    are the last label count the CPU's float fill looks up in registers and
+    the first it fills by runs; 7 x 33 and 9 x 11 leave pixel tails."""
     labels = blob_labels(n, h, w, r, absent=(1,) if r > 2 else ())
     for dtype in DTYPES:
         feat = torch.randn(n, c, h, w, dtype=torch.float64)
@@ -81,6 +85,12 @@ def test_pool_and_broadcast_match_ref(impl, device, n, r, c, h, w):
         for x in (codes.to(dtype), strided):
             got = hrops.region_broadcast(x.to(device), labels.to(device), impl=impl)
             torch.testing.assert_close(got.cpu(), want, **TOL[dtype], msg=str(dtype))
+    feat = torch.randn(n, c, h, w, requires_grad=True)
+    grad = torch.randn(n, r, c)
+    want, = torch.autograd.grad(ref.region_avg_pool(feat, labels, r), feat, grad)
+    pooled = hrops.region_avg_pool(feat.to(device), labels.to(device), r, impl=impl)
+    got, = torch.autograd.grad(pooled, feat, grad.to(device))
+    torch.testing.assert_close(got.cpu(), want, **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("impl,device", region_impls())

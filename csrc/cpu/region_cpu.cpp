@@ -34,6 +34,10 @@
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
 
+#if HROPS_X86
+#include <immintrin.h>
+#endif
+
 namespace hrops {
 namespace {
 
@@ -255,6 +259,45 @@ void fill_runs(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* va
   }
 }
 
+// Float fills with at most kTableIds - 1 regions look each pixel's value up
+// in registers: a 32-entry table (the regions' values, then zeros for "no
+// region") and one two-register permute per 16 pixels, instead of a fill
+// per run (face maps have ~10 runs per row: short fills). Slots: the
+// pixels' ids with "no region" mapped to slot R.
+constexpr int64_t kTableIds = 32;
+
+std::vector<int32_t> table_slots(const int64_t* ids, int64_t HW, int64_t R) {
+  std::vector<int32_t> slots(HW);
+  for (int64_t p = 0; p < HW; ++p) slots[p] = int32_t(ids[p] < 0 ? R : ids[p]);
+  return slots;
+}
+
+#if HROPS_X86
+HROPS_TARGET_AVX512 void fill_by_table_avx512(float* plane, const int32_t* slots, int64_t HW,
+                                              const float* table) {
+  const __m512 lo = _mm512_loadu_ps(table), hi = _mm512_loadu_ps(table + 16);
+  int64_t p = 0;
+  for (; p + 16 <= HW; p += 16) {
+    const __m512i s = _mm512_loadu_si512(slots + p);
+    _mm512_storeu_ps(plane + p, _mm512_permutex2var_ps(lo, s, hi));
+  }
+  for (; p < HW; ++p) plane[p] = table[slots[p]];
+}
+#endif
+
+// Fills a plane by table where the type has a table kernel (float).
+template <typename scalar_t>
+bool fill_by_table(scalar_t*, const int32_t*, int64_t, const scalar_t*) {
+  return false;
+}
+#if HROPS_X86
+template <>
+bool fill_by_table<float>(float* plane, const int32_t* slots, int64_t HW, const float* table) {
+  fill_by_table_avx512(plane, slots, HW, table);
+  return true;
+}
+#endif
+
 struct LabelMaps {
   std::vector<IdMap> map;                  // per image
   std::vector<std::vector<int64_t>> count;  // per image, pixels per region
@@ -335,18 +378,27 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
   at::Tensor out = empty_output({N, C, H, W}, codes.options());
   if (out.numel() == 0) return out;
   const LabelMaps lm = label_maps(labels, R);
+  const bool by_table = HROPS_X86 && codes.scalar_type() == at::kFloat && R < kTableIds &&
+                        cpu_has_avx512f();
+  std::vector<std::vector<int32_t>> slots(by_table ? N : 0);
+  for (int64_t n = 0; n < int64_t(slots.size()); ++n) {
+    slots[n] = table_slots(labels.const_data_ptr<int64_t>() + n * H * W, H * W, R);
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, codes.scalar_type(), "region_fill_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* t = codes.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> value(R);
+      std::vector<scalar_t> value(kTableIds + R, scalar_t(0));  // zeros past R: see kTableIds
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t n = nc / C, c = nc % C;
         for (int64_t r = 0; r < R; ++r) {
           const int64_t count = lm.count[n][r];
           const acc_t scale = (mean && count > 0) ? acc_t(1) / acc_t(count) : acc_t(1);
           value[r] = static_cast<scalar_t>(region_fill_value<acc_t>(t + n * R * C, r, C, c, scale));
+        }
+        if (by_table && fill_by_table(o + nc * H * W, slots[n].data(), H * W, value.data())) {
+          continue;
         }
         fill_runs(o + nc * H * W, lm.map[n].runs, value.data());
       }
