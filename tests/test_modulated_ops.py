@@ -115,6 +115,17 @@ def test_dwconv_cpu_fp32_tiles_match_ref(shape):
     expected = ref.modulated_dwconv2d(*[t.double() for t in (x, m, wdw, wpw, d)], padding=1)
     y = hrops.modulated_dwconv2d(x, m, wdw, wpw, d, padding=1, impl="cpu")
     torch.testing.assert_close(y.double(), expected, atol=1e-4 * expected.abs().max().item(), rtol=1e-4)
+    if h * w < 10_000:  # float32 gradients: the backward's direct 3x3 stencils
+        inputs = [t.requires_grad_() for t in (x, m, wdw, wpw, d)]
+        y = hrops.modulated_dwconv2d(*inputs, padding=1, impl="cpu")
+        g = torch.randn(y.shape)
+        got = torch.autograd.grad(y, inputs, g)
+        wide = [t.detach().double().requires_grad_() for t in inputs]
+        want = torch.autograd.grad(ref.modulated_dwconv2d(*wide, padding=1), wide, g.double())
+        for name, a, b in zip(("x", "modulation", "weight_dw", "weight_pw", "demod"), got, want):
+            torch.testing.assert_close(a.double(), b, atol=1e-4 * b.abs().max().item(), rtol=1e-4,
+                                       msg=lambda msg: f"grad {name}: {msg}")
+        x, m, wdw, wpw, d = (t.detach() for t in inputs)
     if h * w < 10_000:  # the epilogue path (GEMM tile in L2, then the epilogue)
         bias, noise, nw = _epilogue((n, cin, cout, h, w, 3, 1), torch.float32, True)
         extra = dict(bias=bias, noise=noise, noise_weight=nw, negative_slope=0.2, padding=1)

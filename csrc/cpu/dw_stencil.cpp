@@ -79,6 +79,38 @@ HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* cons
   for (; x + 17 <= W; x += 16) vec(x, false);
   for (; x < W; x += 16) vec(x, true);
 }
+
+// gw[kh * 3 + kw] += sum g[r][x] * plane[r - 1 + kh][x - 1 + kw] over rows
+// [r0, r1) (correlate3_same_weight_grad), the nine sums in registers.
+HROPS_TARGET_AVX512 void weight_grad3_same_avx512(float* gw, const float* g, const float* plane,
+                                                  int64_t H, int64_t W, int64_t r0, int64_t r1) {
+  __m512 acc[9];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* gr = g + (r - r0) * W;
+    const float* s[3];
+    for (int kh = 0; kh < 3; ++kh) {
+      const int64_t y = r - 1 + kh;
+      s[kh] = y >= 0 && y < H ? plane + y * W : nullptr;
+    }
+    auto vec = [&](int64_t x, bool masked) HROPS_TARGET_AVX512 {
+      const __m512 gv = masked ? load_row16(gr, x, W) : _mm512_loadu_ps(gr + x);
+      for (int kh = 0; kh < 3; ++kh) {
+        if (s[kh] == nullptr) continue;
+        for (int kw = 0; kw < 3; ++kw) {
+          const __m512 v = masked ? load_row16(s[kh], x - 1 + kw, W)
+                                  : _mm512_loadu_ps(s[kh] + x - 1 + kw);
+          acc[kh * 3 + kw] = _mm512_fmadd_ps(gv, v, acc[kh * 3 + kw]);
+        }
+      }
+    };
+    vec(0, true);
+    int64_t x = 16;
+    for (; x + 17 <= W; x += 16) vec(x, false);
+    for (; x < W; x += 16) vec(x, true);
+  }
+  for (int q = 0; q < 9; ++q) gw[q] += _mm512_reduce_add_ps(acc[q]);
+}
 #endif
 
 template <typename A>
@@ -177,6 +209,17 @@ void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, 
     const float* s[3] = {row(r - 1), row(r), row(r + 1)};
     correlate3_same_row(out + (r - r0) * W, s, W, w);
   }
+}
+
+bool correlate3_same_weight_grad(float* gw, const float* g, const float* plane, int64_t H,
+                                 int64_t W, int64_t r0, int64_t r1) {
+#if HROPS_X86
+  if (cpu_has_avx512f()) {
+    weight_grad3_same_avx512(gw, g, plane, H, W, r0, r1);
+    return true;
+  }
+#endif
+  return false;
 }
 
 }  // namespace hrops

@@ -56,6 +56,14 @@ void correlate_rows(double* out, const double* buf, int64_t ld, int64_t rows, in
 void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
                           int64_t r1, const float* w);
 
+// The weight gradient of correlate3_same_rows over rows [r0, r1):
+// gw[kh*3+kw] += sum_{r,c} g[r - r0][c] * plane[r - 1 + kh][c - 1 + kw]
+// (zero outside the plane), g of row stride W; straight from the plane, on
+// AVX-512 CPUs. Returns false (and does nothing) on others: the caller takes
+// correlate_rows_weight_grad.
+bool correlate3_same_weight_grad(float* gw, const float* g, const float* plane, int64_t H,
+                                 int64_t W, int64_t r0, int64_t r1);
+
 // gw[kh*k+kw] += sum_{r,c} g[r][c] * buf[r+kh][c+kw] (the weight gradient of
 // correlate_rows), g of row stride Wo.
 void correlate_rows_weight_grad(float* gw, const float* g, const float* buf, int64_t ld,

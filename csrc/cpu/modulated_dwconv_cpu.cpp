@@ -343,6 +343,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
       const scalar_t* gp = grad.const_data_ptr<scalar_t>();
       const int64_t R = rows_per_tile(d, kGemmTileElements), tiles_per_n = (d.Ho + R - 1) / R, kk = d.k * d.k;
       const int64_t plane = d.Ho * d.Wo;
+      // fp32 3x3 "same" convs: both depthwise correlations (the recomputed
+      // output, and the input gradient: the flipped kernel, padding 1 too)
+      // read the planes directly with the forward's stencil.
+      const bool direct = std::is_same_v<scalar_t, float> && d.k == 3 && d.p == 1;
       // Gradient w.r.t. the depthwise output, consumed by phase 2.
       at::Tensor gu = empty_output({d.N, d.Cin, d.Ho, d.Wo}, x.options().dtype(acc_type));
       acc_t* gup = gu.mutable_data_ptr<acc_t>();
@@ -364,6 +368,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
           const int64_t r1 = std::min(r0 + R, d.Ho), P = (r1 - r0) * d.Wo;
           for (int64_t i = 0; i < d.Cin; ++i) {
             const scalar_t* plane = xp + (n * d.Cin + i) * d.H * d.W;
+            if (direct) {  // (the casts only keep the other instantiations compiling)
+              correlate3_same_rows(reinterpret_cast<float*>(u.data()) + i * P,
+                                   reinterpret_cast<const float*>(plane), d.H, d.W, r0, r1,
+                                   reinterpret_cast<const float*>(dwp) + i * kk);
+              continue;
+            }
             pad_rows(rows.data(), plane, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1, d.p,
                      i + 1 < d.Cin ? plane + d.H * d.W : nullptr);
             correlate_rows(u.data() + i * P, rows.data(), d.W + 2 * d.p, r1 - r0, d.Wo,
@@ -422,6 +432,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
             scalar_t* gx = gxp + (n * d.Cin + i) * d.H * d.W;
             for (int64_t y0 = 0; y0 < d.H; y0 += R) {
               const int64_t y1 = std::min(y0 + R, d.H);
+              if (direct) {
+                correlate3_same_rows(reinterpret_cast<float*>(gx) + y0 * d.W,
+                                     reinterpret_cast<const float*>(g), d.Ho, d.Wo, y0, y1,
+                                     reinterpret_cast<const float*>(flipped.data()));
+                continue;
+              }
               pad_rows(grows.data(), g, d.Ho, d.Wo, y0 - pa, y1 - pa + d.k - 1, pa);
               correlate_rows(gx_rows.data(), grows.data(), d.Wo + 2 * pa, y1 - y0, d.W,
                              flipped.data(), d.k);
@@ -431,6 +447,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
             }
             for (int64_t r0 = 0; r0 < d.Ho; r0 += R) {
               const int64_t r1 = std::min(r0 + R, d.Ho);
+              if (direct && correlate3_same_weight_grad(
+                                reinterpret_cast<float*>(gdwp) + i * kk,
+                                reinterpret_cast<const float*>(g) + r0 * d.Wo,
+                                reinterpret_cast<const float*>(src), d.H, d.W, r0, r1)) {
+                continue;
+              }
               pad_rows(xrows.data(), src, d.H, d.W, r0 - d.p, r1 - d.p + d.k - 1, d.p);
               correlate_rows_weight_grad(gdwp + i * kk, g + r0 * d.Wo, xrows.data(),
                                          d.W + 2 * d.p, r1 - r0, d.Wo, d.k);
