@@ -350,6 +350,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
       // Gradient w.r.t. the depthwise output, consumed by phase 2.
       at::Tensor gu = empty_output({d.N, d.Cin, d.Ho, d.Wo}, x.options().dtype(acc_type));
       acc_t* gup = gu.mutable_data_ptr<acc_t>();
+      const bool stream_gu = gu.nbytes() >= kStreamOutputBytes;
       const int nthreads = at::get_num_threads();
       std::vector<at::Tensor> partial_pw(nthreads), partial_mod(nthreads);
 
@@ -396,14 +397,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
           at::mm_out(gt_m, pw_t, gy_m);  // gradient of the modulated depthwise output
           for (int64_t i = 0; i < d.Cin; ++i) {
             acc_t* ui = u.data() + i * P;
-            const acc_t* gti = gt.data() + i * P;
+            acc_t* gti = gt.data() + i * P;
             const acc_t mi = mp[n * d.Cin + i];
             pmod[n * d.Cin + i] += dot(gti, ui, P);
-            acc_t* gui = gup + (n * d.Cin + i) * plane + r0 * d.Wo;
             for (int64_t q = 0; q < P; ++q) {
-              gui[q] = mi * gti[q];
-              ui[q] *= mi;  // u becomes the modulated depthwise output t
+              gti[q] *= mi;  // the gradient of the depthwise output
+              ui[q] *= mi;   // u becomes the modulated depthwise output t
             }
+            // Phase 2 reads it back plane by plane, long after: past the cache.
+            store_row(gup + (n * d.Cin + i) * plane + r0 * d.Wo, gti, P, stream_gu);
           }
           partial_pw[tid].addmm_(gy_m, matrix(u.data(), d.Cin, P, P).t());
         }
