@@ -74,11 +74,10 @@ def _check_cell_inputs(cell, enc, state, attr, in_dim, state_dim):
                          f"{attr.shape[1]} attributes (H, W even), got {tuple(state.shape)}")
 
 
-def _grads(grad, inp, weight, padding, bias, transposed=False, stride=1):
-    """(grad_input, grad_weight, grad_bias) of a 2-D (transposed) convolution."""
-    k = [stride, stride]
-    g_inp, g_weight, _ = _conv_backward(grad, inp, weight, None, k, [padding, padding], [1, 1],
-                                        transposed, [0, 0], 1, [True, True, False])
+def _grads(grad, inp, weight, padding, bias):
+    """(grad_input, grad_weight, grad_bias) of a stride-1 2-D convolution."""
+    g_inp, g_weight, _ = _conv_backward(grad, inp, weight, None, [1, 1], [padding, padding],
+                                        [1, 1], False, [0, 0], 1, [True, True, False])
     return g_inp, g_weight, _channel_sums(grad) if bias else None
 
 
