@@ -162,7 +162,7 @@ class _LSTUCell(torch.autograd.Function):
         gxt = _pixels(gxt)
         gw_t, gb_t = (gxt.t() @ pixels).view_as(w_t), torch.mv(gxt.t(), gxt.new_ones(gxt.shape[0]))
         gx_g, gw_g, gb_g = _grads(gpre, x, w_g, w_g.shape[-1] // 2, True)
-        _pixels(gx).addmm_(gxt, w_t.flatten(1))  # gx is channels-last: a view
+        gx = _from_pixels(torch.addmm(_pixels(gx), gxt, w_t.flatten(1)), x)
         gx += gx_g
         g_state, g_attr, gw_up, gb_up = _upsample_grads(gx, state, attr, w_up)
         return (genc, g_state, g_attr, gw_up, gb_up, gw_t, gb_t, gw_g, gb_g, None, None)
