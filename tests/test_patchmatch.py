@@ -223,9 +223,11 @@ def test_opcheck_and_empty(impl, device):
     r = torch.randn(2, 3, 6, 4, device=device)
     torch.library.opcheck(torch.ops.hrops.patchmatch_step.default, (a, b, off, 1, 0.1, 3, False, impl))
     args = [t.clone().requires_grad_() for t in (a, b, r)]
+    b_last = b.contiguous(memory_format=torch.channels_last).requires_grad_()
     for save in (False, True):
-        torch.library.opcheck(torch.ops.hrops.patchmatch_warp.default,
-                              (*args, off, 0.1, True, impl, save))
+        for feat_b in (args[1], b_last):  # the CPU saves a copy of feat_b's rows, or none
+            torch.library.opcheck(torch.ops.hrops.patchmatch_warp.default,
+                                  (args[0], feat_b, args[2], off, 0.1, True, impl, save))
     new, p = hrops.patchmatch_step(a[:0], b[:0], off[:0], impl=impl)
     assert new.shape == (0, 2, 3, 5, 7) and p.shape == (0, 3, 5, 7)
     assert hrops.patchmatch_warp(a[:0], b[:0], r[:0], off[:0], impl=impl).shape == (0, 3, 5, 7)

@@ -389,7 +389,7 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
     const scalar_t* t = codes.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> value(kTableIds + R, scalar_t(0));  // zeros past R: see kTableIds
+      std::vector<scalar_t> value(std::max(kTableIds, R), scalar_t(0));  // zeros past R
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t n = nc / C, c = nc % C;
         for (int64_t r = 0; r < R; ++r) {

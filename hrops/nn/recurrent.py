@@ -119,12 +119,16 @@ def _upsample_grads(g, state, attr, w_up):
     return g_state, g_attr, torch.cat([gw_state, gw_attr]), blocks.sum((0, 2, 3))
 
 
+def _column_sums(m):
+    """m.sum(0) of a (pixels, C) matrix as one GEMV."""
+    return torch.mv(m.t(), m.new_ones(m.shape[0]))
+
+
 def _channel_sums(t):
-    """t.sum((0, 2, 3)) of a channels-last map as one GEMV over its pixels:
-    convolution_backward's own bias gradient of a channels-last map took
-    14 ms of the LSTU's transposed convolution (B8, 32 ch, 128^2), this 1."""
-    pixels = _pixels(t)
-    return torch.mv(pixels.t(), pixels.new_ones(pixels.shape[0]))
+    """t.sum((0, 2, 3)) of a channels-last map over its pixels: a GEMV
+    (convolution_backward's own bias gradient of a channels-last map took
+    14 ms of the LSTU's transposed convolution (B8, 32 ch, 128^2), this 1)."""
+    return _column_sums(_pixels(t))
 
 
 def _pixels(t):
@@ -160,7 +164,7 @@ class _LSTUCell(torch.autograd.Function):
         gx, gxt, gpre, genc = gate_ops._lstu_gates_backward(
             grad_h, grad_c, x, x_tilde, pre, enc, ctx.activation, ctx.impl)
         gxt = _pixels(gxt)
-        gw_t, gb_t = (gxt.t() @ pixels).view_as(w_t), torch.mv(gxt.t(), gxt.new_ones(gxt.shape[0]))
+        gw_t, gb_t = (gxt.t() @ pixels).view_as(w_t), _column_sums(gxt)
         gx_g, gw_g, gb_g = _grads(gpre, x, w_g, w_g.shape[-1] // 2, True)
         gx = _from_pixels(torch.addmm(_pixels(gx), gxt, w_t.flatten(1)), x)
         gx += gx_g
