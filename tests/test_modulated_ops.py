@@ -134,6 +134,34 @@ def test_dwconv_cpu_fp32_tiles_match_ref(shape):
         torch.testing.assert_close(y, y_ref, atol=1e-4 * y_ref.abs().max().item(), rtol=1e-4)
 
 
+# fp32 one-pass CPU backward (3x3 "same", <= 256 channels): row bands of one
+# row (the halo rows carried across two bands), bands whose last one is
+# shorter, and with two threads a thread's first band in the middle of an
+# image (its halo computed first), at the top of the second image, and
+# grad_x large enough (>= 32 MiB) for streaming stores.
+DW_BAND_SHAPES = [(1, 64, 24, 11, 700), (1, 16, 8, 10, 1300), (3, 40, 30, 13, 200),
+                  (1, 256, 256, 9, 16), (2, 8, 4, 600, 1000)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", DW_BAND_SHAPES)
+def test_dwconv_cpu_fp32_backward_bands_match_ref(shape, threads):
+    n, cin, cout, h, w = shape
+    inputs = [t.requires_grad_() for t in _dw_inputs((n, cin, cout, h, w, 3, 1), torch.float32)]
+    g = torch.randn((n, cout, h, w), generator=torch.Generator().manual_seed(1))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = torch.autograd.grad(hrops.modulated_dwconv2d(*inputs, padding=1, impl="cpu"), inputs, g)
+    finally:
+        torch.set_num_threads(previous)
+    wide = [t.detach().double().requires_grad_() for t in inputs]
+    want = torch.autograd.grad(ref.modulated_dwconv2d(*wide, padding=1), wide, g.double())
+    for name, a, b in zip(("x", "modulation", "weight_dw", "weight_pw", "demod"), got, want):
+        torch.testing.assert_close(a.double(), b, atol=1e-4 * b.abs().max().item(), rtol=1e-4,
+                                   msg=lambda msg: f"grad {name}: {msg}")
+
+
 def test_dwconv_epilogue_accepts_mobilestylegan_noise_and_checks_it():
     x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
     noise3d, nw = torch.randn(1, 6, 7), torch.randn(1)

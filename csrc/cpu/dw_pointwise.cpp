@@ -23,25 +23,38 @@ constexpr int64_t kRows = 6;
 class Prefetcher {
  public:
   Prefetcher(const PrefetchPlan& plan, int64_t blocks)
-      : plan_(plan),
-        lines_per_range_((plan.floats * int64_t(sizeof(float)) + 63) / 64),
-        per_block_(blocks > 0 ? (plan.count * lines_per_range_ + blocks - 1) / blocks : 0) {}
+      : sets_{plan.first, plan.second},
+        lines_{lines(plan.first), lines(plan.second)},
+        per_block_(blocks > 0 ? (plan.first.count * lines_[0] + plan.second.count * lines_[1] +
+                                 blocks - 1) / blocks
+                              : 0) {}
 
   int64_t per_block() const { return per_block_; }
 
   HROPS_TARGET_AVX512 HROPS_INLINE void step() {
-    if (range_ >= plan_.count) return;
-    _mm_prefetch(reinterpret_cast<const char*>(plan_.base + range_ * plan_.stride) + line_ * 64,
+    while (set_ < 2 && range_ >= sets_[set_].count) {
+      ++set_;
+      range_ = 0;
+    }
+    if (set_ == 2) return;
+    const PrefetchRanges& s = sets_[set_];
+    _mm_prefetch(reinterpret_cast<const char*>(s.base + range_ * s.stride) + line_ * 64,
                  _MM_HINT_T1);
-    if (++line_ == lines_per_range_) {
+    if (++line_ == lines_[set_]) {
       line_ = 0;
       ++range_;
     }
   }
 
  private:
-  PrefetchPlan plan_;
-  int64_t lines_per_range_, per_block_, range_ = 0, line_ = 0;
+  static int64_t lines(const PrefetchRanges& r) {
+    return (r.floats * int64_t(sizeof(float)) + 63) / 64;
+  }
+
+  PrefetchRanges sets_[2];
+  int64_t lines_[2], per_block_;
+  int set_ = 0;
+  int64_t range_ = 0, line_ = 0;
 };
 
 // dst[r][q0 + c] for r < rows (<= kRows) and the 64 pixels from q0 (of which

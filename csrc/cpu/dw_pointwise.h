@@ -19,10 +19,23 @@ constexpr int64_t kPointwisePixels = 64;
 // Memory to prefetch into L2 while a tile computes: `count` ranges of
 // `floats` floats, `stride` floats apart, starting at `base` (say, the next
 // tile's rows of every input channel).
-struct PrefetchPlan {
+struct PrefetchRanges {
   const float* base = nullptr;
   int64_t count = 0, stride = 0, floats = 0;
 };
+
+// Up to two sets of ranges, fetched one after the other (the backward
+// prefetches the next tile's input rows and its output-gradient rows).
+struct PrefetchPlan {
+  PrefetchRanges first, second;
+};
+
+// A row stride for t: whole register blocks, plus one cache line so that the
+// rows of a block do not all map to the same L1 sets (a block reads one
+// 256-byte piece of every row).
+inline int64_t pointwise_row_stride(int64_t P) {
+  return (P + kPointwisePixels - 1) / kPointwisePixels * kPointwisePixels + 16;
+}
 
 // Whether pointwise_tile can run here (AVX-512F).
 bool pointwise_tile_available();

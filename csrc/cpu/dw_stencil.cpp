@@ -40,8 +40,10 @@ HROPS_TARGET_AVX512 HROPS_INLINE __m512 load_row16(const float* s, int64_t start
 // loaded once for both. A row outside the plane (null) reads row r instead
 // with zero weights, so the loop has no row branches; only the first vector
 // and those reaching past W - 1 take masked loads. rows: 1 or 2.
+// stream: full vectors at 64-byte-aligned addresses get non-temporal stores.
 HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* const s_in[4],
-                                                     int64_t W, const float* w, int rows) {
+                                                     int64_t W, const float* w, int rows,
+                                                     bool stream) {
   const float* s[4];
   __m512 wa[9], wb[9];  // weights of output rows r and r + 1
   for (int j = 0; j < 4; ++j) s[j] = s_in[j] != nullptr ? s_in[j] : s_in[1];
@@ -71,8 +73,15 @@ HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* cons
     const __m512 ya = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2]);
     const __m512 yb = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), b[2]);
     const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, W - x)) - 1);
-    _mm512_mask_storeu_ps(o + x, m, ya);
-    if (rows > 1) _mm512_mask_storeu_ps(o + W + x, m, yb);
+    auto store = [&](float* dst, __m512 v) HROPS_TARGET_AVX512 {
+      if (stream && m == 0xFFFF && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+        _mm512_stream_ps(dst, v);
+      } else {
+        _mm512_mask_storeu_ps(dst, m, v);
+      }
+    };
+    store(o + x, ya);
+    if (rows > 1) store(o + W + x, yb);
   };
   vec(0, true);
   int64_t x = 16;
@@ -195,12 +204,17 @@ HROPS_STENCILS(double)
 
 void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
                           int64_t r1, const float* w) {
-  auto row = [&](int64_t y) { return y >= 0 && y < H ? plane + y * W : nullptr; };
+  correlate3_window_rows(out, plane, 0, H, W, r0, r1, w, false);
+}
+
+void correlate3_window_rows(float* out, const float* window, int64_t first, int64_t H, int64_t W,
+                            int64_t r0, int64_t r1, const float* w, bool stream) {
+  auto row = [&](int64_t y) { return y >= 0 && y < H ? window + (y - first) * W : nullptr; };
 #if HROPS_X86
   if (cpu_has_avx512f()) {
     for (int64_t r = r0; r < r1; r += 2) {
       const float* s[4] = {row(r - 1), row(r), row(r + 1), r + 1 < r1 ? row(r + 2) : nullptr};
-      correlate3_same_pair_avx512(out + (r - r0) * W, s, W, w, r + 1 < r1 ? 2 : 1);
+      correlate3_same_pair_avx512(out + (r - r0) * W, s, W, w, r + 1 < r1 ? 2 : 1, stream);
     }
     return;
   }

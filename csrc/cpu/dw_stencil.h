@@ -56,6 +56,15 @@ void correlate_rows(double* out, const double* buf, int64_t ld, int64_t rows, in
 void correlate3_same_rows(float* out, const float* plane, int64_t H, int64_t W, int64_t r0,
                           int64_t r1, const float* w);
 
+// correlate3_same_rows over a window of the plane held elsewhere: `window`
+// holds plane rows from `first` on (row stride W), and output rows [r0, r1)
+// read plane rows [r0 - 1, r1] (those outside [0, H) read as zero), which
+// the window must hold. The backward computes input-gradient rows from a
+// band of output-gradient rows this way. stream: write whole aligned vectors
+// with non-temporal stores (the caller fences).
+void correlate3_window_rows(float* out, const float* window, int64_t first, int64_t H, int64_t W,
+                            int64_t r0, int64_t r1, const float* w, bool stream);
+
 // The weight gradient of correlate3_same_rows over rows [r0, r1):
 // gw[kh*3+kw] += sum_{r,c} g[r - r0][c] * plane[r - 1 + kh][c - 1 + kw]
 // (zero outside the plane), g of row stride W; straight from the plane, on

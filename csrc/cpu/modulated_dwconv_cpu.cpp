@@ -9,10 +9,12 @@
 // prefetches the next tile's input rows while it computes, so the memory
 // traffic overlaps the arithmetic (3x3 "same" depthwise then reads those rows
 // in place); other cases use MKL.
-// Backward recomputes the depthwise tile instead of saving it: phase 1 (per
-// row band) forms the pointwise-weight and modulation gradients and the
-// depthwise-output gradient; phase 2 (per channel) applies the adjoint
-// stencil for the input gradient and reduces the depthwise-weight gradient.
+// Backward recomputes the depthwise tile instead of saving it. fp32 3x3
+// "same" convs of up to 256 channels on AVX-512 take the one-pass backward of
+// dw_backward_fused.h; elsewhere, phase 1 (per row band) forms the
+// pointwise-weight and modulation gradients and the depthwise-output
+// gradient, and phase 2 (per channel) applies the adjoint stencil for the
+// input gradient and reduces the depthwise-weight gradient.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -26,6 +28,7 @@
 
 #include "common/styled_epilogue.h"
 #include "common/tensor_checks.h"
+#include "cpu/dw_backward_fused.h"
 #include "cpu/dw_pointwise.h"
 #include "cpu/dw_stencil.h"
 #include "cpu/output_alloc.h"
@@ -84,13 +87,6 @@ constexpr int64_t kFusedTileElements = int64_t(1) << 16, kGemmTileElements = int
 // fits in L1 and MKL measured faster (~32 vs ~35 ms, 512->512 @64^2).
 constexpr int64_t kFusedMaxCin = 256;
 
-// Row stride of the depthwise tile for pointwise_tile: whole register blocks,
-// plus one cache line so that the rows of a block do not all map to the same
-// L1 sets (the block reads one 256-byte piece of every row).
-int64_t t_stride(int64_t P) {
-  return (P + kPointwisePixels - 1) / kPointwisePixels * kPointwisePixels + 16;
-}
-
 // The input rows of every channel that tile `tile` reads (none past the last
 // tile), for prefetching while the tile before it computes.
 template <typename T>
@@ -103,10 +99,7 @@ PrefetchPlan next_tile_rows(const DwDims& d, const T* x, int64_t tile, int64_t R
     const int64_t rb = std::max<int64_t>(r0 - d.p, 0);
     const int64_t re = std::min<int64_t>(std::min(r0 + R, d.Ho) - d.p + d.k - 1, d.H);
     if (re <= rb) return plan;
-    plan.base = x + n * d.Cin * d.H * d.W + rb * d.W;
-    plan.count = d.Cin;
-    plan.stride = d.H * d.W;
-    plan.floats = (re - rb) * d.W;
+    plan.first = {x + n * d.Cin * d.H * d.W + rb * d.W, d.Cin, d.H * d.W, (re - rb) * d.W};
   }
   return plan;
 }
@@ -247,7 +240,7 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
     if constexpr (kFloat) {
       if (fused) packed_pw = pack_pointwise_weights(pw.const_data_ptr<float>(), d.Cout, d.Cin);
     }
-    const int64_t ld_t_max = fused ? t_stride(R * d.Wo) : R * d.Wo;
+    const int64_t ld_t_max = fused ? pointwise_row_stride(R * d.Wo) : R * d.Wo;
     at::parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
       // t: the modulated depthwise output (row stride ld_t), y: the GEMM's
       // output tile when an epilogue or a conversion follows; both stay in L2.
@@ -256,7 +249,7 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t n = tile / tiles_per_n, r0 = (tile % tiles_per_n) * R;
         const int64_t r1 = std::min(r0 + R, d.Ho), P = (r1 - r0) * d.Wo;
-        const int64_t ld_t = fused ? t_stride(P) : P;
+        const int64_t ld_t = fused ? pointwise_row_stride(P) : P;
         for (int64_t i = 0; i < d.Cin; ++i) {
           const acc_t mi = mp[n * d.Cin + i];
           for (int64_t q = 0; q < kk; ++q) wk[q] = dwp[i * kk + q] * mi;  // modulation folded in
@@ -331,7 +324,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
   at::Tensor grad_mod = at::zeros({d.N, d.Cin}, x.options().dtype(acc_type));
   at::Tensor grad_dw = at::zeros({d.Cin, d.k * d.k}, x.options().dtype(acc_type));
   const at::Tensor pw = effective_pw(wpw, demod, acc_type);
-  if (x.numel() > 0 && grad.numel() > 0 && d.Cout > 0) {
+  const bool nonempty = x.numel() > 0 && grad.numel() > 0 && d.Cout > 0;
+  if (nonempty && x.scalar_type() == at::kFloat &&
+      dw3_backward_fused_applies(d.Cin, d.Cout, d.k, d.p)) {
+    const at::Tensor dw = wdw.reshape({d.Cin, 9}).contiguous(), m = mod.contiguous();
+    dw3_backward_fused({x.const_data_ptr<float>(), grad.const_data_ptr<float>(),
+                        m.const_data_ptr<float>(), dw.const_data_ptr<float>(),
+                        pw.const_data_ptr<float>(), d.N, d.Cin, d.Cout, d.H, d.W,
+                        grad_x.mutable_data_ptr<float>(), grad_pw_eff.mutable_data_ptr<float>(),
+                        grad_mod.mutable_data_ptr<float>(), grad_dw.mutable_data_ptr<float>()});
+  } else if (nonempty) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "modulated_dwconv2d_backward_cpu", [&] {
       using acc_t = at::opmath_type<scalar_t>;
       const at::Tensor dw = wdw.reshape({d.Cin, d.k * d.k}).to(acc_type).contiguous();

@@ -22,6 +22,13 @@ namespace hrops {
 // Outputs of at least this many bytes are streamed (kStreamable types).
 constexpr int64_t kStreamOutputBytes = int64_t(32) << 20;
 
+// Orders earlier non-temporal stores before later stores.
+inline void stream_fence() {
+#if HROPS_X86
+  _mm_sfence();
+#endif
+}
+
 template <typename T>
 constexpr bool kStreamable = HROPS_X86 && (std::is_same_v<T, float> || std::is_same_v<T, double>);
 
@@ -60,9 +67,7 @@ class StreamWriter {
     for (int64_t i = 0; i < fill_; ++i) p_[i] = line_[i];
     p_ += fill_;
     fill_ = 0;
-#if HROPS_X86
-    _mm_sfence();
-#endif
+    stream_fence();
   }
 
  private:
