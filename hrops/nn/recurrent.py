@@ -166,8 +166,13 @@ class _LSTUCell(torch.autograd.Function):
         gxt = _pixels(gxt)
         gw_t, gb_t = (gxt.t() @ pixels).view_as(w_t), _column_sums(gxt)
         gx_g, gw_g, gb_g = _grads(gpre, x, w_g, w_g.shape[-1] // 2, True)
-        gx = _from_pixels(torch.addmm(_pixels(gx), gxt, w_t.flatten(1)), x)
-        gx += gx_g
+        # x's three gradient terms summed in the convolution's fresh output
+        # (channels-last like x), the 1x1 transform's by an in-place GEMM.
+        if gx_g.is_contiguous(memory_format=torch.channels_last):
+            _pixels(gx_g).addmm_(gxt, w_t.flatten(1))
+        else:
+            gx_g = gx_g + _from_pixels(gxt @ w_t.flatten(1), x)
+        gx = gx_g.add_(gx)
         g_state, g_attr, gw_up, gb_up = _upsample_grads(gx, state, attr, w_up)
         return (genc, g_state, g_attr, gw_up, gb_up, gw_t, gb_t, gw_g, gb_g, None, None)
 
