@@ -23,26 +23,26 @@ constexpr int64_t kRows = 6;
 class Prefetcher {
  public:
   Prefetcher(const PrefetchPlan& plan, int64_t blocks)
-      : sets_{plan.first, plan.second},
-        lines_{lines(plan.first), lines(plan.second)},
-        per_block_(blocks > 0 ? (plan.first.count * lines_[0] + plan.second.count * lines_[1] +
-                                 blocks - 1) / blocks
-                              : 0) {}
+      : next_(plan.second),
+        per_block_(blocks > 0 ? (plan.first.count * lines(plan.first) +
+                                 plan.second.count * lines(plan.second) + blocks - 1) / blocks
+                              : 0) {
+    start(plan.first);
+  }
 
   int64_t per_block() const { return per_block_; }
 
   HROPS_TARGET_AVX512 HROPS_INLINE void step() {
-    while (set_ < 2 && range_ >= sets_[set_].count) {
-      ++set_;
-      range_ = 0;
+    if (range_ >= count_) {
+      if (next_.count == 0) return;
+      start(next_);
+      next_.count = 0;
     }
-    if (set_ == 2) return;
-    const PrefetchRanges& s = sets_[set_];
-    _mm_prefetch(reinterpret_cast<const char*>(s.base + range_ * s.stride) + line_ * 64,
-                 _MM_HINT_T1);
-    if (++line_ == lines_[set_]) {
+    _mm_prefetch(line_ptr_, _MM_HINT_T1);
+    line_ptr_ += 64;
+    if (++line_ == lines_) {
       line_ = 0;
-      ++range_;
+      line_ptr_ = base_ + (++range_) * stride_;
     }
   }
 
@@ -51,10 +51,19 @@ class Prefetcher {
     return (r.floats * int64_t(sizeof(float)) + 63) / 64;
   }
 
-  PrefetchRanges sets_[2];
-  int64_t lines_[2], per_block_;
-  int set_ = 0;
-  int64_t range_ = 0, line_ = 0;
+  void start(const PrefetchRanges& r) {
+    base_ = line_ptr_ = reinterpret_cast<const char*>(r.base);
+    stride_ = r.stride * int64_t(sizeof(float));
+    lines_ = lines(r);
+    count_ = lines_ > 0 ? r.count : 0;
+    range_ = line_ = 0;
+  }
+
+  PrefetchRanges next_;  // the second set, until it starts
+  const int64_t per_block_;
+  const char* base_ = nullptr;
+  const char* line_ptr_ = nullptr;
+  int64_t stride_ = 0, count_ = 0, lines_ = 0, range_ = 0, line_ = 0;
 };
 
 // dst[r][q0 + c] for r < rows (<= kRows) and the 64 pixels from q0 (of which
