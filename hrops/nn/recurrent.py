@@ -24,7 +24,9 @@ Memory: with the default (no norm) the whole cell is one autograd node that
 saves, besides its inputs and weights, the LSTU's upsampled state and gate
 pre-activations (3d channels; x~ is recomputed by its 1x1 convolution) or
 the STU's [enc, s_hat] and gate pre-activations (in_dim + 4d channels;
-s_new is recomputed from them); no sigmoid/tanh output is kept. `impl="ref"`
+s_new is recomputed from them), and the state channels-last (a copy when it
+is NCHW: the upsampling's backward reads it in that layout); no sigmoid/tanh
+output is kept. `impl="ref"`
 runs the plain module graph (the original cells' eager computation) instead.
 """
 import torch
