@@ -21,6 +21,7 @@
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
 #include "cpu/plane_tiles.h"
+#include "cpu/stream_store.h"
 
 namespace hrops {
 namespace {
@@ -267,9 +268,7 @@ void run_strided(const gates::Planes& p, int64_t N, int64_t S, int64_t L) {
         transpose_block(out_tile[k], L, 1, dst, p.out_se[k], count, L, avx2);
       }
     }
-#if HROPS_X86
-    if (avx2) _mm_sfence();  // after this thread's streaming stores
-#endif
+    if (avx2) stream_fence();  // after this thread's streaming stores
   });
 }
 

@@ -107,25 +107,25 @@ def _upsample(state, attr, w_up, b_up):
 
 
 def _row_classes(size, like):
-    """(4, size) indicator of each output row's class (see _UPSAMPLE_TAPS)."""
+    """(4, size) indicator of each output row's class (see _class_slices)."""
     cls = torch.zeros(4, size, dtype=like.dtype, device=like.device)
-    cls[1, 2:size - 1:2] = 1
-    cls[2, 1:size - 1:2] = 1
-    cls[0, 0] = cls[3, size - 1] = 1
+    for r, rows in enumerate(_class_slices(size)):
+        cls[r, rows] = 1
     return cls
 
 
 def _upsample_grads(g, state, attr, w_up):
     """Gradients (state, attr, weight, bias) of the cells' upsampling
     conv_transpose2d([state, attr tiled], w_up, b_up, stride 2, padding 1),
-    g its channels-last output gradient. The tiled attribute channels are
-    constant over the pixels, so their share needs only g's sums over the 16
-    (row class, column class) blocks: convolution_backward runs on the state
-    channels alone (13 of STGAN's 77 fewer, about 7 ms of the LSTU's 40 at
-    CooGAN-256's last level), and the bias gradient comes with the sums."""
+    g its output gradient and state channels-last. The tiled attribute
+    channels are constant over the pixels, so their share needs only g's sums
+    over the 16 (row class, column class) blocks: convolution_backward runs
+    on the state channels alone (13 of STGAN's 77 fewer, about 7 ms of the
+    LSTU's 40 at CooGAN-256's last level), and the bias gradient comes with
+    the sums."""
     n, d, hh, ww = g.shape
     c_prev = state.shape[1]
-    g_state, gw_state, _ = _conv_backward(g, _channels_last(state), w_up[:c_prev], None, [2, 2],
+    g_state, gw_state, _ = _conv_backward(g, state, w_up[:c_prev], None, [2, 2],
                                           [1, 1], [1, 1], True, [0, 0], 1, [True, True, False])
     rows = _row_classes(hh, g) @ _pixels(g).view(n, hh, ww * d)  # (N, 4, W * d)
     blocks = torch.einsum("cX,nrXo->norc", _row_classes(ww, g), rows.view(n, 4, ww, d))
