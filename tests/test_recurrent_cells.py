@@ -19,9 +19,10 @@ def _inputs(n=2, d=6, c_prev=5, attrs=3, hw=8, dtype=torch.float32, device="cpu"
     return enc, state, attr
 
 
-def _pair(kind, d=6, state_dim=8, **kw):
+def _pair(kind, d=6, state_dim=8, conv_layout="auto", **kw):
     original = (OriginalLSTU(d, state_dim, **kw) if kind == "lstu" else OriginalSTU(d, state_dim))
-    ours = LSTU(d, state_dim, **kw) if kind == "lstu" else STU(d, state_dim)
+    ours = (LSTU(d, state_dim, conv_layout=conv_layout, **kw) if kind == "lstu" else
+            STU(d, state_dim, conv_layout=conv_layout))
     return original, original.export_to(ours)
 
 
@@ -35,8 +36,9 @@ def _outputs_and_grads(module, inputs):
 @pytest.mark.parametrize("impl,device", IMPLS)
 @pytest.mark.parametrize("kind,kw", [("lstu", dict(activation="tanh")),
                                      ("lstu", dict(activation="relu")), ("stu", {})])
-def test_matches_original_cell(impl, device, kind, kw):
-    original, ours = _pair(kind, **kw)
+@pytest.mark.parametrize("conv_layout", ["channels_last", "contiguous"])
+def test_matches_original_cell(impl, device, kind, kw, conv_layout):
+    original, ours = _pair(kind, conv_layout=conv_layout, **kw)
     original, ours = original.to(device), ours.to(device)
     ours.impl = impl
     inputs = _inputs(device=device)
@@ -58,16 +60,19 @@ def test_matches_original_cell(impl, device, kind, kw):
 
 @pytest.mark.parametrize("kind", ["lstu", "stu"])
 @pytest.mark.parametrize("h,w", [(4, 4), (2, 2), (6, 4)])
-def test_gradcheck_fused_cell(kind, h, w):
+@pytest.mark.parametrize("conv_layout", ["channels_last", "contiguous"])
+def test_gradcheck_fused_cell(kind, h, w, conv_layout):
     """Float64 gradients of the inputs and of the weights and biases, on
     maps whose upsampled rows and columns have every tap class (2 x 2: no
-    interior ones)."""
-    cell = (LSTU(3, 5, "tanh") if kind == "lstu" else STU(3, 5)).double()
+    interior ones), in either convolution layout."""
+    cell = (LSTU(3, 5, "tanh", conv_layout=conv_layout) if kind == "lstu" else
+            STU(3, 5, conv_layout=conv_layout)).double()
     attr = _inputs(d=3, c_prev=3, attrs=2, dtype=torch.float64)[2]
     inputs = (torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True),
               torch.randn(2, 3, h // 2, w // 2, dtype=torch.float64, requires_grad=True), attr)
     assert torch.autograd.gradcheck(lambda *a: cell(*a), inputs)
-    names = ("upsample.weight", "upsample.bias", "gates.weight", "gates.bias")
+    names = ("upsample.weight", "upsample.bias", "gates.weight", "gates.bias",
+             *(("transform.weight", "transform.bias") if kind == "lstu" else ()))
     assert torch.autograd.gradcheck(
         lambda *p: torch.func.functional_call(cell, dict(zip(names, p)), inputs),
         [cell.get_parameter(n).detach().clone().requires_grad_() for n in names])
@@ -160,6 +165,8 @@ def test_bad_input():
         cell(enc[:, :4], state, attr)
     with pytest.raises(ValueError, match="activation must be one of"):
         LSTU(6, 8, "sigmoid")
+    with pytest.raises(ValueError, match="conv_layout must be one of"):
+        STU(6, 8, conv_layout="nhwc")
 
 
 @pytest.mark.compile

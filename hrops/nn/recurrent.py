@@ -24,10 +24,15 @@ Memory: with the default (no norm) the whole cell is one autograd node that
 saves, besides its inputs and weights, the LSTU's upsampled state and gate
 pre-activations (3d channels; x~ is recomputed by its 1x1 convolution) or
 the STU's [enc, s_hat] and gate pre-activations (in_dim + 4d channels;
-s_new is recomputed from them), and the state channels-last (a copy when it
-is NCHW: the upsampling's backward reads it in that layout); no sigmoid/tanh
-output is kept. `impl="ref"`
-runs the plain module graph (the original cells' eager computation) instead.
+s_new is recomputed from them), and the state in the convolution layout (a
+copy when it is in the other one: the upsampling's backward reads it so); no
+sigmoid/tanh output is kept. `impl="ref"` runs the plain module graph (the
+original cells' eager computation) instead.
+
+Layout: `conv_layout="auto"` convolves channels-last on CUDA and on CPUs with
+AVX-512 and NCHW on other CPUs, whichever oneDNN runs faster there (see
+_conv_channels_last); "channels_last" / "contiguous" force one. Outputs come
+in that layout.
 """
 import torch
 import torch.nn.functional as F
@@ -45,12 +50,36 @@ def tile_attributes(state, attr):
     return torch.cat([state, attr[:, :, None, None].to(state.dtype).expand(n, -1, h, w)], 1)
 
 
-def _channels_last(t):
-    # The fused cells run their convolutions channels-last: for these narrow
-    # layers oneDNN's NHWC kernels take about half the time of its NCHW ones
-    # on CPU (measured: the LSTU gate conv's fwd+bwd 151 vs 267 ms at B8,
-    # 32->64 ch, 128^2), and the gating kernels read that layout in place.
-    return t.contiguous(memory_format=torch.channels_last)
+CONV_LAYOUTS = ("auto", "channels_last", "contiguous")
+# Read once: torch.compile cannot trace the query.
+_CPU_HAS_AVX512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def _conv_channels_last(conv_layout, device):
+    """Whether a fused cell convolves channels-last. "auto": yes on CUDA and
+    on CPUs where oneDNN has AVX-512, no (NCHW) on other CPUs. Measured, 1
+    thread, the LSTU gate conv (B8, 32->64 ch, 128^2) fwd+bwd: on a Xeon with
+    AVX-512 NHWC 151 vs NCHW 267 ms; on an AMD EPYC (Zen 1, AVX2) NHWC 668 vs
+    NCHW 476 ms, its weight gradient alone 360 vs 182 ms. The gating kernels
+    read either layout in place."""
+    if conv_layout != "auto":
+        return conv_layout == "channels_last"
+    return device.type != "cpu" or _CPU_HAS_AVX512
+
+
+def _in_layout(t, channels_last):
+    return t.contiguous(memory_format=torch.channels_last if channels_last else
+                        torch.contiguous_format)
+
+
+def _is_channels_last(t):
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _check_conv_layout(conv_layout):
+    if conv_layout not in CONV_LAYOUTS:
+        raise ValueError(f"conv_layout must be one of {CONV_LAYOUTS}, got {conv_layout!r}")
+    return conv_layout
 
 
 def _check_cell_inputs(cell, enc, state, attr, in_dim, state_dim):
@@ -87,22 +116,23 @@ def _class_slices(size):
 
 def _upsample(state, attr, w_up, b_up):
     """The cells' upsampling conv_transpose2d([state, attr tiled], w_up, b_up,
-    stride 2, padding 1) of a channels-last state. The transposed convolution
-    runs on the state channels only: the tiled attribute channels are
-    constant over the pixels, so they add one value per output channel and
-    (row class, column class) block, added in place per row class (no tiled
-    copy of the attributes, 13 of STGAN's 77 input channels fewer)."""
+    stride 2, padding 1), in state's layout. The transposed convolution runs
+    on the state channels only: the tiled attribute channels are constant
+    over the pixels, so they add one value per output channel and (row
+    class, column class) block, added in place per row class (no tiled copy
+    of the attributes, 13 of STGAN's 77 input channels fewer)."""
     c_prev = state.shape[1]
     x = F.conv_transpose2d(state, w_up[:c_prev], b_up, stride=2, padding=1)
     n, d, hh, ww = x.shape
     taps = _UPSAMPLE_TAPS.to(x)
-    blocks = torch.einsum("na,aoij,ri,cj->nrco", attr.to(x.dtype), w_up[c_prev:], taps, taps)
-    columns = torch.empty(n, 4, ww, d, dtype=x.dtype, device=x.device)  # block of each column
+    blocks = torch.einsum("na,aoij,ri,cj->norc", attr.to(x.dtype), w_up[c_prev:], taps, taps)
+    # each column's block value per row class, channels innermost where x has them
+    columns = (torch.empty(n, 4, ww, d, dtype=x.dtype, device=x.device).permute(0, 3, 1, 2)
+               if _is_channels_last(x) else x.new_empty(n, d, 4, ww))
     for c, cols in enumerate(_class_slices(ww)):
-        columns[:, :, cols] = blocks[:, :, c, None]
-    pix = x.permute(0, 2, 3, 1)  # (N, H, W, d), channels contiguous
+        columns[..., cols] = blocks[..., c, None]
     for r, rows in enumerate(_class_slices(hh)):
-        pix[:, rows] += columns[:, r, None]
+        x[:, :, rows] += columns[:, :, r, None]
     return x
 
 
@@ -117,18 +147,23 @@ def _row_classes(size, like):
 def _upsample_grads(g, state, attr, w_up):
     """Gradients (state, attr, weight, bias) of the cells' upsampling
     conv_transpose2d([state, attr tiled], w_up, b_up, stride 2, padding 1),
-    g its output gradient and state channels-last. The tiled attribute
-    channels are constant over the pixels, so their share needs only g's sums
-    over the 16 (row class, column class) blocks: convolution_backward runs
-    on the state channels alone (13 of STGAN's 77 fewer, about 7 ms of the
-    LSTU's 40 at CooGAN-256's last level), and the bias gradient comes with
+    g its output gradient, in state's layout. The tiled attribute channels
+    are constant over the pixels, so their share needs only g's sums over the
+    16 (row class, column class) blocks: convolution_backward runs on the
+    state channels alone (13 of STGAN's 77 fewer, about 7 ms of the LSTU's 40
+    at CooGAN-256's last level on a Xeon), and the bias gradient comes with
     the sums."""
     n, d, hh, ww = g.shape
     c_prev = state.shape[1]
     g_state, gw_state, _ = _conv_backward(g, state, w_up[:c_prev], None, [2, 2],
                                           [1, 1], [1, 1], True, [0, 0], 1, [True, True, False])
-    rows = _row_classes(hh, g) @ _pixels(g).view(n, hh, ww * d)  # (N, 4, W * d)
-    blocks = torch.einsum("cX,nrXo->norc", _row_classes(ww, g), rows.view(n, 4, ww, d))
+    row_cls, col_cls = _row_classes(hh, g), _row_classes(ww, g)
+    if _is_channels_last(g):
+        rows = row_cls @ _pixels(g).view(n, hh, ww * d)  # (N, 4, W * d)
+        blocks = torch.einsum("cX,nrXo->norc", col_cls, rows.view(n, 4, ww, d))
+    else:  # columns first: a plain GEMM on g's rows, then a small batched one
+        blocks = row_cls @ (g.reshape(-1, ww) @ col_cls.t()).view(n * d, hh, 4)
+        blocks = blocks.view(n, d, 4, 4)
     taps = _UPSAMPLE_TAPS.to(g)
     per_tap = torch.einsum("nork,ri,kj->noij", blocks, taps, taps)  # g summed per tap
     w_attr = w_up[c_prev:]
@@ -143,10 +178,10 @@ def _column_sums(m):
 
 
 def _channel_sums(t):
-    """t.sum((0, 2, 3)) of a channels-last map over its pixels: a GEMV
+    """t.sum((0, 2, 3)); of a channels-last map over its pixels as a GEMV
     (convolution_backward's own bias gradient of a channels-last map took
     14 ms of the LSTU's transposed convolution (B8, 32 ch, 128^2), this 1)."""
-    return _column_sums(_pixels(t))
+    return _column_sums(_pixels(t)) if _is_channels_last(t) else t.sum((0, 2, 3))
 
 
 def _pixels(t):
@@ -160,16 +195,44 @@ def _from_pixels(m, like):
     return m.view(n, h, w, -1).permute(0, 3, 1, 2)
 
 
+def _transform(x, w_t, b_t):
+    """The LSTU's 1x1 transform conv2d(x, w_t, b_t), in x's layout, as GEMMs
+    (ATen's 1x1 convolution takes its slow path on CPU): on the pixels of a
+    channels-last x, per image on the planes of an NCHW one."""
+    w = w_t.flatten(1)
+    if _is_channels_last(x):
+        return _from_pixels(torch.addmm(b_t, _pixels(x), w.t()), x)
+    n, d, h, wd = x.shape
+    return torch.baddbmm(b_t.view(1, -1, 1), w.expand(n, -1, -1),
+                         x.reshape(n, d, h * wd)).view(n, -1, h, wd)
+
+
+def _transform_grads(gxt, x, w_t, gx):
+    """(grad_weight, grad_bias) of _transform(x, w_t, b_t) for its output
+    gradient gxt (x's layout); its input gradient is added into gx in place."""
+    w = w_t.flatten(1)
+    if _is_channels_last(x) and _is_channels_last(gx):
+        gxt = _pixels(gxt)
+        _pixels(gx).addmm_(gxt, w)
+        return (gxt.t() @ _pixels(x)).view_as(w_t), _column_sums(gxt)
+    n, d, h, wd = x.shape
+    gxt_planes = gxt.reshape(n, d, h * wd)
+    if gx.is_contiguous():
+        gx.view(n, d, h * wd).baddbmm_(w.t().expand(n, -1, -1), gxt_planes)
+    else:
+        gx.add_((w.t() @ gxt_planes).view_as(gx))
+    gw = torch.bmm(gxt_planes, x.reshape(n, d, h * wd).transpose(1, 2)).sum(0)
+    return gw.view_as(w_t), gxt.sum((0, 2, 3))
+
+
 class _LSTUCell(torch.autograd.Function):
-    # The 1x1 transform runs as a GEMM on the channels-last pixels (ATen's
-    # 1x1 convolution of a channels-last map takes its slow path).
     @staticmethod
-    def forward(ctx, enc, state, attr, w_up, b_up, w_t, b_t, w_g, b_g, activation, impl):
-        state = _channels_last(state)  # saved so: the backward reads it so too
+    def forward(ctx, enc, state, attr, w_up, b_up, w_t, b_t, w_g, b_g, activation, impl,
+                channels_last):
+        state = _in_layout(state, channels_last)  # saved so: the backward reads it so too
         x = _upsample(state, attr, w_up, b_up)
         pre = F.conv2d(x, w_g, b_g, padding=w_g.shape[-1] // 2)
-        x_tilde = _from_pixels(torch.addmm(b_t, _pixels(x), w_t.flatten(1).t()), x)
-        h, c = gate_ops._lstu_gates(x, x_tilde, pre, enc, activation, impl)
+        h, c = gate_ops._lstu_gates(x, _transform(x, w_t, b_t), pre, enc, activation, impl)
         ctx.save_for_backward(enc, state, attr, w_up, w_t, b_t, w_g, x, pre)
         ctx.activation, ctx.impl = activation, impl
         return h, c
@@ -177,22 +240,15 @@ class _LSTUCell(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h, grad_c):
         enc, state, attr, w_up, w_t, b_t, w_g, x, pre = ctx.saved_tensors
-        pixels = _pixels(x)
-        x_tilde = _from_pixels(torch.addmm(b_t, pixels, w_t.flatten(1).t()), x)
         gx, gxt, gpre, genc = gate_ops._lstu_gates_backward(
-            grad_h, grad_c, x, x_tilde, pre, enc, ctx.activation, ctx.impl)
-        gxt = _pixels(gxt)
-        gw_t, gb_t = (gxt.t() @ pixels).view_as(w_t), _column_sums(gxt)
+            grad_h, grad_c, x, _transform(x, w_t, b_t), pre, enc, ctx.activation, ctx.impl)
         gx_g, gw_g, gb_g = _grads(gpre, x, w_g, w_g.shape[-1] // 2, True)
         # x's three gradient terms summed in the convolution's fresh output
-        # (channels-last like x), the 1x1 transform's by an in-place GEMM.
-        if gx_g.is_contiguous(memory_format=torch.channels_last):
-            _pixels(gx_g).addmm_(gxt, w_t.flatten(1))
-        else:
-            gx_g = gx_g + _from_pixels(gxt @ w_t.flatten(1), x)
+        # (x's layout), the 1x1 transform's in place.
+        gw_t, gb_t = _transform_grads(gxt, x, w_t, gx_g)
         gx = gx_g.add_(gx)
         g_state, g_attr, gw_up, gb_up = _upsample_grads(gx, state, attr, w_up)
-        return (genc, g_state, g_attr, gw_up, gb_up, gw_t, gb_t, gw_g, gb_g, None, None)
+        return (genc, g_state, g_attr, gw_up, gb_up, gw_t, gb_t, gw_g, gb_g, None, None, None)
 
 
 class LSTU(nn.Module):
@@ -204,8 +260,10 @@ class LSTU(nn.Module):
     cell's width), state_dim = the state's channels plus the attributes.
     """
 
-    def __init__(self, in_dim, state_dim, activation="tanh", kernel_size=3, impl=None):
+    def __init__(self, in_dim, state_dim, activation="tanh", kernel_size=3, impl=None,
+                 conv_layout="auto"):
         super().__init__()
+        self.conv_layout = _check_conv_layout(conv_layout)
         if activation not in gate_ops.ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(gate_ops.ACTIVATIONS)}, "
                              f"got {activation!r}")
@@ -227,16 +285,17 @@ class LSTU(nn.Module):
                                        impl="ref")
         return _LSTUCell.apply(enc, state, attr, self.upsample.weight, self.upsample.bias,
                                self.transform.weight, self.transform.bias, self.gates.weight,
-                               self.gates.bias, gate_ops.ACTIVATIONS[self.activation], impl)
+                               self.gates.bias, gate_ops.ACTIVATIONS[self.activation], impl,
+                               _conv_channels_last(self.conv_layout, enc.device))
 
 
 class _STUCell(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, enc, state, attr, w_up, b_up, w_g, b_g, w_i, b_i, impl):
+    def forward(ctx, enc, state, attr, w_up, b_up, w_g, b_g, w_i, b_i, impl, channels_last):
         d = w_up.shape[1]
-        state = _channels_last(state)  # saved so: the backward reads it so too
+        state = _in_layout(state, channels_last)  # saved so: the backward reads it so too
         s_hat = _upsample(state, attr, w_up, b_up)
-        enc_s_hat = torch.cat([_channels_last(enc), s_hat], 1)
+        enc_s_hat = torch.cat([_in_layout(enc, channels_last), s_hat], 1)
         pre = F.conv2d(enc_s_hat, w_g, b_g, padding=w_g.shape[-1] // 2)
         s_new = gate_ops._stu_reset(pre[:, :d], s_hat, impl)
         pre_info = F.conv2d(torch.cat([enc_s_hat[:, :enc.shape[1]], s_new], 1), w_i, b_i,
@@ -264,7 +323,7 @@ class _STUCell(torch.autograd.Function):
         g_shat += g_shat_r
         g_shat += g_cat1[:, e:]
         g_state, g_attr, gw_up, gb_up = _upsample_grads(g_shat, state, attr, w_up)
-        return (g_enc, g_state, g_attr, gw_up, gb_up, gw_g, gb_g, gw_i, gb_i, None)
+        return (g_enc, g_state, g_attr, gw_up, gb_up, gw_g, gb_g, gw_i, gb_i, None, None)
 
 
 class STU(nn.Module):
@@ -279,8 +338,10 @@ class STU(nn.Module):
     after each gate conv).
     """
 
-    def __init__(self, in_dim, state_dim, out_dim=None, kernel_size=3, norm=None, impl=None):
+    def __init__(self, in_dim, state_dim, out_dim=None, kernel_size=3, norm=None, impl=None,
+                 conv_layout="auto"):
         super().__init__()
+        self.conv_layout = _check_conv_layout(conv_layout)
         if norm not in (None, "batch"):
             raise ValueError(f"norm must be None or 'batch', got {norm!r}")
         d = in_dim if out_dim is None else out_dim
@@ -304,7 +365,8 @@ class STU(nn.Module):
         if impl != "ref" and self.norm is None:
             return _STUCell.apply(enc, state, attr, self.upsample.weight, self.upsample.bias,
                                   self.gates.weight, self.gates.bias, self.info.weight,
-                                  self.info.bias, impl)
+                                  self.info.bias, impl,
+                                  _conv_channels_last(self.conv_layout, enc.device))
         d = self.out_dim
         s_hat = self.upsample(tile_attributes(state, attr))
         pre = self.gates(torch.cat([enc, s_hat], 1))

@@ -6,8 +6,10 @@ and CoCosNet v2's SepConvGRU (hidden 32, input 64, batch 2 at 128^2 and
 Baselines: the original cells' eager computation (separate gate
 convolutions, plain PyTorch gating, as CooGAN's SRU_modify and STGAN's
 ConvGRUCell compute it; python_models.original_cells), torch.compile of
-it, and the same eager cell on channels-last inputs (the layout hrops' cells
-convolve in). hrops: hrops.nn.LSTU / hrops.nn.STU with the same weights. The floor is
+it, and the same eager cell on channels-last inputs. hrops: hrops.nn.LSTU /
+hrops.nn.STU with the same weights, in the convolution layout it picks for
+this machine, and in the other one as its own row (hrops(channels_last) or
+hrops(contiguous)), so the choice is visible. The floor is
 not memory bandwidth but the convolutions, so none is given (the issue's
 figure for the convolutions alone: ~71 / ~214 ms fwd / fwd+bwd for LSTU).
 """
@@ -68,7 +70,10 @@ def _case(kind, n, d, c_prev, hw, attrs):
                 original = OriginalSTU(d, c_prev + attrs).to(device)
                 ours = hrops.nn.STU(d, c_prev + attrs).to(device)
             original.export_to(ours)
-            modules[device] = original, ours
+            other = copy.deepcopy(ours)
+            channels_last = hrops.nn.recurrent._conv_channels_last("auto", torch.device(device))
+            other.conv_layout = "contiguous" if channels_last else "channels_last"
+            modules[device] = original, ours, other
         return modules[device]
 
     def make_inputs(device, dtype):
@@ -78,8 +83,9 @@ def _case(kind, n, d, c_prev, hw, attrs):
                 torch.randint(-1, 2, (n, attrs), generator=gen, device=device).to(dtype))
 
     def impls(device, dtype):
-        original, ours = pair(device)
-        return {"hrops": Impl(ours), "ref": Impl(original), "compile(ref)": compiled(original),
+        original, ours, other = pair(device)
+        return {"hrops": Impl(ours), f"hrops({other.conv_layout})": Impl(other),
+                "ref": Impl(original), "compile(ref)": compiled(original),
                 "ref(channels_last)": Impl(_channels_last_run(original))}
     return Case(f"{kind}_cell", f"B{n}x{d}@{hw}^2,state{c_prev}+{attrs}", make_inputs, impls,
                 fwd_bytes=None, bwd_bytes=0, tolerance=dict(scaled_atol=2e-5, rtol=1e-4))
