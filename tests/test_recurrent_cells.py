@@ -170,9 +170,10 @@ def test_bad_input():
 
 
 @pytest.mark.compile
-def test_compile_fullgraph():
+@pytest.mark.parametrize("conv_layout", ["channels_last", "contiguous"])
+def test_compile_fullgraph(conv_layout):
     torch._dynamo.reset()
-    cell = LSTU(6, 8, "relu")
+    cell = LSTU(6, 8, "relu", conv_layout=conv_layout)
     inputs = _inputs()
     compiled = torch.compile(cell, fullgraph=True, backend="aot_eager", dynamic=False)
     h, c = compiled(*inputs)

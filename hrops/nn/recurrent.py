@@ -31,7 +31,7 @@ original cells' eager computation) instead.
 
 Layout: `conv_layout="auto"` convolves channels-last on CUDA and on CPUs with
 AVX-512 and NCHW on other CPUs, whichever oneDNN runs faster there (see
-_conv_channels_last); "channels_last" / "contiguous" force one. Outputs come
+conv_channels_last); "channels_last" / "contiguous" force one. Outputs come
 in that layout.
 """
 import torch
@@ -55,7 +55,7 @@ CONV_LAYOUTS = ("auto", "channels_last", "contiguous")
 _CPU_HAS_AVX512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-def _conv_channels_last(conv_layout, device):
+def conv_channels_last(conv_layout, device):
     """Whether a fused cell convolves channels-last. "auto": yes on CUDA and
     on CPUs where oneDNN has AVX-512, no (NCHW) on other CPUs. Measured, 1
     thread, the LSTU gate conv (B8, 32->64 ch, 128^2) fwd+bwd: on a Xeon with
@@ -286,7 +286,7 @@ class LSTU(nn.Module):
         return _LSTUCell.apply(enc, state, attr, self.upsample.weight, self.upsample.bias,
                                self.transform.weight, self.transform.bias, self.gates.weight,
                                self.gates.bias, gate_ops.ACTIVATIONS[self.activation], impl,
-                               _conv_channels_last(self.conv_layout, enc.device))
+                               conv_channels_last(self.conv_layout, enc.device))
 
 
 class _STUCell(torch.autograd.Function):
@@ -366,7 +366,7 @@ class STU(nn.Module):
             return _STUCell.apply(enc, state, attr, self.upsample.weight, self.upsample.bias,
                                   self.gates.weight, self.gates.bias, self.info.weight,
                                   self.info.bias, impl,
-                                  _conv_channels_last(self.conv_layout, enc.device))
+                                  conv_channels_last(self.conv_layout, enc.device))
         d = self.out_dim
         s_hat = self.upsample(tile_attributes(state, attr))
         pre = self.gates(torch.cat([enc, s_hat], 1))

@@ -71,7 +71,7 @@ def _case(kind, n, d, c_prev, hw, attrs):
                 ours = hrops.nn.STU(d, c_prev + attrs).to(device)
             original.export_to(ours)
             other = copy.deepcopy(ours)
-            channels_last = hrops.nn.recurrent._conv_channels_last("auto", torch.device(device))
+            channels_last = hrops.nn.recurrent.conv_channels_last("auto", torch.device(device))
             other.conv_layout = "contiguous" if channels_last else "channels_last"
             modules[device] = original, ours, other
         return modules[device]
