@@ -88,6 +88,28 @@ def test_fuse_demodulation(layer):
     torch.testing.assert_close(b(x, style), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_fused_demodulation_at_two_threads_without_grad():
+    """A loaded generator's parameters require grad; after
+    fuse_demodulation() its layers once failed at 2 threads even under
+    no_grad and inference_mode (ATen calls in the kernel's worker threads)."""
+    a, b = _pair(lambda: orig.ModulatedDWConv2d(16, 8, STYLE, 3),
+                 lambda: hnn.ModulatedDWConv2d(16, 8, STYLE, 3), torch.float64)
+    b.eval().fuse_demodulation()
+    x, style = torch.randn(2, 16, 32, 32, dtype=torch.float64), torch.randn(2, STYLE, dtype=torch.float64)
+    expected = a(x, style).detach()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            y_no_grad = b(x, style)
+        with torch.inference_mode():
+            y_inference = b(x, style)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(y_no_grad, expected)
+    torch.testing.assert_close(y_inference, expected)
+
+
 def _noise(model, seed=0):
     return model.make_noise(torch.Generator().manual_seed(seed))
 

@@ -65,6 +65,60 @@ def test_dwconv_gradients_match_ref(impl, device, shape):
         torch.testing.assert_close(a.cpu(), b, **TOL[dtype], msg=lambda msg: f"grad {name}: {msg}")
 
 
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+@pytest.mark.parametrize("k,padding", [(1, 1), (3, 3), (5, 5), (3, 4), (1, 3)])
+def test_dwconv_gradients_with_padding_past_the_kernel(impl, device, k, padding):
+    """padding > k - 1: the input gradient correlates a cropped output
+    gradient (the CPU backward once padded by k - 1 - p < 0 and overflowed)."""
+    dtypes = [torch.float32] if impl == "triton" else [torch.float32, torch.float64]
+    for dtype in dtypes:
+        inputs = _dw_inputs((2, 4, 3, 6, 5, k, padding), dtype, requires_grad=True)
+        y = hrops.modulated_dwconv2d(*[t.to(device) for t in inputs], padding=padding, impl=impl)
+        g = torch.randn(y.shape, dtype=dtype)
+        got = torch.autograd.grad(y, inputs, g.to(device))
+        expected = torch.autograd.grad(ref.modulated_dwconv2d(*inputs, padding=padding), inputs, g)
+        for name, a, b in zip(("x", "modulation", "weight_dw", "weight_pw", "demod"), got, expected):
+            torch.testing.assert_close(a.cpu(), b, **TOL[dtype],
+                                       msg=lambda msg: f"{dtype} grad {name}: {msg}")
+
+
+# (N, Cin, Cout, H, W, k): shapes where 2 threads once failed in at::mm_out
+# ("functions with out=... arguments don't support automatic differentiation")
+# because the workers did not inherit the caller's autograd exclusion.
+DW_THREAD_SHAPES = [(2, 16, 8, 32, 32, 3), (4, 64, 32, 16, 16, 3), (2, 17, 5, 1, 1, 5)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", DW_THREAD_SHAPES)
+def test_dwconv_cpu_two_threads_with_weights_requiring_grad(shape, dtype):
+    n, cin, cout, h, w, k = shape
+    x, m, wdw, wpw, _ = _dw_inputs((n, cin, cout, h, w, k, k // 2), dtype)
+    params = [t.requires_grad_() for t in (m, wdw, wpw)]
+    g = torch.randn((n, cout, h, w), dtype=dtype)
+
+    def run():
+        with torch.no_grad():
+            y_no_grad = hrops.modulated_dwconv2d(x, m, wdw, wpw, impl="cpu")
+        with torch.inference_mode():
+            y_inference = hrops.modulated_dwconv2d(x, m, wdw, wpw, impl="cpu")
+        y = hrops.modulated_dwconv2d(x, m, wdw, wpw, impl="cpu")
+        return (y_no_grad, y_inference, y.detach(), *torch.autograd.grad(y, params, g))
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = run()
+        torch.set_num_threads(1)
+        one = run()
+    finally:
+        torch.set_num_threads(previous)
+    tol = TOL[dtype]
+    for a, b in zip(two, one):
+        torch.testing.assert_close(a, b, **tol)
+    torch.testing.assert_close(two[0], ref.modulated_dwconv2d(x, m, wdw, wpw, padding=k // 2).detach(),
+                               **tol)
+
+
 def _epilogue(shape, dtype, batched_noise, requires_grad=False):
     n, _, cout, h, w, k, pad = shape
     ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1

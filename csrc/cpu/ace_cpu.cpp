@@ -2,7 +2,7 @@
 // of eager PyTorch's seven elementwise passes. Math: csrc/common/ace.h.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <torch/library.h>
 
 #include "common/ace.h"
@@ -58,6 +58,7 @@ at::Tensor ace_modulate_cpu(const at::Tensor& x_in, const at::Tensor& gamma_spad
   }
   double a_g = 0, a_b = 0;  // double: exact for every input dtype
   if (blend) {
+    check_same(x_in, "x", *alpha, "alpha");
     TORCH_CHECK(alpha->numel() == 2, "alpha must hold (a_gamma, a_beta), got shape ",
                 alpha->sizes());
     const at::Tensor a = alpha->to(at::kDouble).contiguous();
@@ -72,7 +73,7 @@ at::Tensor ace_modulate_cpu(const at::Tensor& x_in, const at::Tensor& gamma_spad
     for (size_t i = 0; i < maps.size(); ++i) p[i] = maps[i].const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const bool avx2 = cpu_has_avx2_fma();
-    at::parallel_for(0, n, 65536, [&](int64_t b, int64_t e) {
+    parallel_for(0, n, 65536, [&](int64_t b, int64_t e) {
       if (blend) {
         (avx2 ? modulate_avx2<scalar_t, true> : modulate<scalar_t, true>)(
             p[0], p[1], p[2], p[3], p[4], a_g, a_b, o, b, e);

@@ -4,7 +4,7 @@
 // because setup.py compiles with -fno-trapping-math.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -85,7 +85,7 @@ at::Tensor fused_bias_leaky_relu_cpu(const at::Tensor& x_in, const c10::optional
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const int64_t rows = d.inner == 1 ? d.outer : d.outer * d.C;
     const int64_t len = d.inner == 1 ? d.C : d.inner;
-    at::parallel_for(0, rows, grain_rows(len), [&](int64_t begin, int64_t end) {
+    parallel_for(0, rows, grain_rows(len), [&](int64_t begin, int64_t end) {
       if (cpu_has_avx2_fma()) {
         forward_rows_avx2<scalar_t>(xp, bp, op, d, slope, scale, begin, end);
       } else {
@@ -196,7 +196,7 @@ std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cpu(
     if (d.inner == 1) {
       double* bsp = bias_grad ? grad_bias.mutable_data_ptr<double>() : nullptr;
       const int64_t grain = std::max<int64_t>(16, 32768 / std::max<int64_t>(d.outer, 1));
-      at::parallel_for(0, d.C, grain, [&](int64_t c0, int64_t c1) {
+      parallel_for(0, d.C, grain, [&](int64_t c0, int64_t c1) {
         backward_channels<scalar_t>(gp, op, sp, gxp, bsp, d, slope, scale, c0, c1);
       });
     } else {
@@ -206,7 +206,7 @@ std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cpu(
         row_sums = at::empty({d.outer, d.C}, out.options().dtype(at::kDouble));
         rsp = row_sums.mutable_data_ptr<double>();
       }
-      at::parallel_for(0, d.outer * d.C, grain_rows(d.inner), [&](int64_t begin, int64_t end) {
+      parallel_for(0, d.outer * d.C, grain_rows(d.inner), [&](int64_t begin, int64_t end) {
         if (cpu_has_avx2_fma()) {
           backward_planes_avx2<scalar_t>(gp, op, sp, gxp, rsp, d, slope, scale,
                                          begin, end);

@@ -13,7 +13,7 @@
 // top of an image, computes its halo rows first.
 #include "cpu/dw_backward_fused.h"
 
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/from_blob.h>
 
@@ -155,7 +155,7 @@ void dw3_backward_fused(const Dw3BackwardArgs& a) {
   }
   const std::vector<float> packed_pw_t = pack_pointwise_weights(pw_t.data(), a.Cin, a.Cout);
   std::vector<Partial> partials(at::get_num_threads());
-  at::parallel_for(0, a.N * bands_per_image, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, a.N * bands_per_image, 1, [&](int64_t begin, int64_t end) {
     Partial& sums = partials[at::get_thread_num()];
     if (sums.pw.empty()) {
       sums.pw.assign(a.Cout * a.Cin, 0.f);

@@ -14,7 +14,9 @@ namespace hrops {
 
 // Copies rows [r_begin, r_end) of an H x W plane (row r of the buffer holds
 // plane row r_begin + r; rows outside [0, H) are zero) into a buffer of row
-// stride W + 2p with p zero columns on each side.
+// stride W + 2p: buffer column c holds plane column c - p, zero outside the
+// plane. p < 0 crops -p columns on each side (the input gradient of a
+// convolution padded by more than k - 1 correlates a cropped gradient).
 //
 // next_plane (optional): the plane the caller reads next. Its same rows are
 // prefetched one row per copied row: the kernels visit one short band of
@@ -24,6 +26,7 @@ template <typename A, typename T>
 inline void pad_rows(A* buf, const T* plane, int64_t H, int64_t W, int64_t r_begin, int64_t r_end,
                      int64_t p, const T* next_plane = nullptr) {
   const int64_t Wp = W + 2 * p;
+  const int64_t c_lo = std::max<int64_t>(p, 0), c_hi = std::min(Wp, p + W);
   for (int64_t r = r_begin; r < r_end; ++r) {
     A* dst = buf + (r - r_begin) * Wp;
     if (r < 0 || r >= H) {
@@ -34,10 +37,10 @@ inline void pad_rows(A* buf, const T* plane, int64_t H, int64_t W, int64_t r_beg
       const char* line = reinterpret_cast<const char*>(next_plane + r * W);
       for (int64_t b = 0; b < W * int64_t(sizeof(T)); b += 64) __builtin_prefetch(line + b);
     }
-    std::fill(dst, dst + p, A(0));
-    std::fill(dst + p + W, dst + Wp, A(0));
-    const T* src = plane + r * W;
-    for (int64_t c = 0; c < W; ++c) dst[p + c] = static_cast<A>(src[c]);
+    std::fill(dst, dst + c_lo, A(0));
+    std::fill(dst + c_hi, dst + Wp, A(0));
+    const T* src = plane + r * W - p;
+    for (int64_t c = c_lo; c < c_hi; ++c) dst[c] = static_cast<A>(src[c]);
   }
 }
 

@@ -9,7 +9,7 @@
 // AVX2+FMA where the CPU has it, see isa.h).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <torch/library.h>
 
 #include <algorithm>
@@ -221,7 +221,7 @@ void run_strided(const gates::Planes& p, int64_t N, int64_t S, int64_t L) {
   const int64_t P = std::clamp<int64_t>(4096 / L, 1, kPlaneTile);
   const int64_t tiles = (S + P - 1) / P;
   const bool avx2 = cpu_has_avx2_fma();
-  at::parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * tiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> tile((K::NI + K::NO) * P * L);
     scalar_t* in_tile[K::NI];
     scalar_t* out_tile[K::NO];
@@ -284,7 +284,7 @@ void run(const gates::Planes& p, at::ScalarType dtype, int64_t N, int64_t C, int
   const bool avx2 = cpu_has_avx2_fma();
   const int64_t grain = std::max<int64_t>(1, 32768 / HW);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "hrops_gates_cpu", [&] {
-    at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
       const scalar_t* ip[K::NI];
       scalar_t* op[K::NO];
       for (int64_t q = begin; q < end; ++q) {

@@ -1,9 +1,9 @@
 // Haar DWT/IDWT CPU kernels: one pass over memory, parallel over output rows
-// with at::parallel_for (OpenMP), unit-stride inner loops specialised so the
+// with hrops::parallel_for (OpenMP), unit-stride inner loops specialised so the
 // compiler vectorises them. Per-block math: csrc/common/haar.h.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
@@ -61,7 +61,7 @@ at::Tensor haar_dwt_cpu(const at::Tensor& x) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "haar_dwt_cpu", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, d.N * d.C * d.h, row_grain(2 * d.W), [&](int64_t b, int64_t e) {
+    parallel_for(0, d.N * d.C * d.h, row_grain(2 * d.W), [&](int64_t b, int64_t e) {
       if (xs[3] == 1) {
         dwt_rows<scalar_t, true>(xp, d, xs, op, b, e);
       } else {
@@ -127,7 +127,7 @@ at::Tensor haar_idwt_cpu(const at::Tensor& low, const at::Tensor& high, int64_t 
     const scalar_t* lp = low.const_data_ptr<scalar_t>();
     const scalar_t* hp = high.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, d.N * d.C * d.h, row_grain(4 * d.w), [&](int64_t b, int64_t e) {
+    parallel_for(0, d.N * d.C * d.h, row_grain(4 * d.w), [&](int64_t b, int64_t e) {
       if (ls[3] == 1 && hs[4] == 1) {
         if (cpu_has_avx2_fma()) {
           idwt_rows_avx2<scalar_t>(lp, ls, hp, hs, d, op, b, e);

@@ -17,7 +17,7 @@
 // input gradient and reduces the depthwise-weight gradient.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/mm.h>
@@ -241,7 +241,7 @@ at::Tensor modulated_dwconv2d_cpu(const at::Tensor& x_in, const at::Tensor& mod,
       if (fused) packed_pw = pack_pointwise_weights(pw.const_data_ptr<float>(), d.Cout, d.Cin);
     }
     const int64_t ld_t_max = fused ? pointwise_row_stride(R * d.Wo) : R * d.Wo;
-    at::parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
       // t: the modulated depthwise output (row stride ld_t), y: the GEMM's
       // output tile when an epilogue or a conversion follows; both stay in L2.
       std::vector<acc_t> t(d.Cin * ld_t_max), y(d.Cout * R * d.Wo);
@@ -357,7 +357,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
       std::vector<at::Tensor> partial_pw(nthreads), partial_mod(nthreads);
 
       // Phase 1: per (sample, row band).
-      at::parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
+      parallel_for(0, d.N * tiles_per_n, 1, [&](int64_t begin, int64_t end) {
         const int tid = at::get_thread_num();
         if (!partial_pw[tid].defined()) {
           partial_pw[tid] = at::zeros({d.Cout, d.Cin}, pw.options());
@@ -425,7 +425,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
       scalar_t* gxp = grad_x.mutable_data_ptr<scalar_t>();
       acc_t* gdwp = grad_dw.mutable_data_ptr<acc_t>();
       const int64_t pa = d.k - 1 - d.p;
-      at::parallel_for(0, d.Cin, 1, [&](int64_t begin, int64_t end) {
+      parallel_for(0, d.Cin, 1, [&](int64_t begin, int64_t end) {
         std::vector<acc_t> flipped(kk), gx_rows(R * d.W);
         std::vector<acc_t> grows((R + d.k - 1) * (d.Wo + 2 * pa)), xrows((R + d.k - 1) * (d.W + 2 * d.p));
         for (int64_t i = begin; i < end; ++i) {

@@ -4,7 +4,7 @@
 // modulation gradient). Per-block math: csrc/common/haar.h.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
@@ -28,7 +28,7 @@ at::Tensor modulated_idwt_upsample_cpu(const at::Tensor& x, const at::Tensor& mo
     const scalar_t* mp = mod.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const int64_t W = 2 * w;
-    at::parallel_for(0, N * C * h, std::max<int64_t>(1, 16384 / std::max<int64_t>(w, 1)),
+    parallel_for(0, N * C * h, std::max<int64_t>(1, 16384 / std::max<int64_t>(w, 1)),
                      [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const int64_t i = r % h, c = (r / h) % C, n = r / (h * C);
@@ -65,7 +65,7 @@ std::tuple<at::Tensor, at::Tensor> modulated_idwt_upsample_backward_cpu(
     acc_t* gmp = grad_mod.mutable_data_ptr<acc_t>();
     const int64_t plane = h * w, W = 2 * w;
     // One task per (n, c): it owns the four modulation gradients of channel c.
-    at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t c = nc % C, n = nc / C;
         const int64_t ch[4] = {c, C + 3 * c, C + 3 * c + 1, C + 3 * c + 2};

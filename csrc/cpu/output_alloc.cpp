@@ -4,9 +4,11 @@
 #include <ATen/ops/empty.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <torch/library.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -32,10 +34,25 @@ bool huge_pages_enabled() {
   return enabled;
 }
 
+// HROPS_CPU_CACHE_MB: a whole number of MiB (default 1024); anything else
+// is an error rather than a silent "unlimited" (strtoull reads "-1" so).
 size_t cache_limit_bytes() {
   static const size_t limit = [] {
     const char* env = std::getenv("HROPS_CPU_CACHE_MB");
-    return size_t(env != nullptr ? std::strtoull(env, nullptr, 10) : 1024) << 20;
+    if (env == nullptr || *env == '\0') return size_t(1024) << 20;
+    size_t mib = 0;
+    bool valid = true;
+    for (const char* c = env; *c != '\0'; ++c) {
+      if (*c < '0' || *c > '9' || mib > (SIZE_MAX >> 20) / 10) {
+        valid = false;
+        break;
+      }
+      mib = mib * 10 + size_t(*c - '0');
+    }
+    TORCH_CHECK(valid && mib <= (SIZE_MAX >> 20),
+                "HROPS_CPU_CACHE_MB must be a whole number of MiB >= 0 (0 turns the cache off), "
+                "got '", env, "'");
+    return mib << 20;
   }();
   return limit;
 }
@@ -51,6 +68,15 @@ struct Block {
 // Guarded by mutex_; bytes_ is the total size of the cached blocks.
 class BlockCache {
  public:
+  // Fork handlers (see cache()): the lock is held across fork, so the list
+  // is consistent in the child when it frees its copies of the blocks.
+  void before_fork() { mutex_.lock(); }
+  void after_fork_in_parent() { mutex_.unlock(); }
+  void after_fork_in_child() {
+    release_locked();
+    mutex_.unlock();
+  }
+
   void* take(size_t size) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = free_.begin(); it != free_.end(); ++it) {
@@ -82,6 +108,15 @@ class BlockCache {
   }
   int64_t clear() {
     std::lock_guard<std::mutex> lock(mutex_);
+    return release_locked();
+  }
+  int64_t bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return int64_t(bytes_);
+  }
+
+ private:
+  int64_t release_locked() {
     for (const Block& b : free_) std::free(b.ptr);
     free_.clear();
     const size_t released = bytes_;
@@ -89,14 +124,21 @@ class BlockCache {
     return int64_t(released);
   }
 
- private:
   std::mutex mutex_;
   std::list<Block> free_;
   size_t bytes_ = 0;
 };
 
 BlockCache& cache() {
-  static BlockCache* c = new BlockCache();  // leaked: outlives tensors freed at exit
+  static BlockCache* c = [] {
+    cache_limit_bytes();  // a bad HROPS_CPU_CACHE_MB raises here, not in a deleter
+    auto* fresh = new BlockCache();  // leaked: outlives tensors freed at exit
+    // A forked child (a DataLoader worker, say) starts with an empty,
+    // unlocked cache instead of a copy whose lock another thread may hold.
+    pthread_atfork([] { cache().before_fork(); }, [] { cache().after_fork_in_parent(); },
+                   [] { cache().after_fork_in_child(); });
+    return fresh;
+  }();
   return *c;
 }
 
@@ -131,10 +173,13 @@ at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options)
                                    c10::typeMetaToScalarType(options.dtype()), std::nullopt);
 }
 
-int64_t release_cached_outputs() { return cache().clear(); }
+int64_t empty_cache() { return cache().clear(); }
+
+int64_t cached_bytes() { return cache().bytes(); }
 
 TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
-  m.def("release_cached_outputs() -> int", &release_cached_outputs);
+  m.def("empty_cache() -> int", &empty_cache);
+  m.def("cached_bytes() -> int", &cached_bytes);
 }
 
 }  // namespace hrops

@@ -15,11 +15,16 @@ namespace hrops {
 // (measured: a 64 MiB output, 1 thread, 4 KiB pages 33 ms, huge pages 15 ms,
 // already-mapped memory 9.5 ms). GAN layers repeat the same shapes every
 // step, so reuse removes the faults.
-// HROPS_CPU_CACHE_MB (default 1024) bounds the cached bytes; 0 disables the
-// cache. HROPS_THP=0 disables huge pages.
+// HROPS_CPU_CACHE_MB (default 1024) bounds the cached bytes per process; 0
+// disables the cache. A forked child starts with an empty cache.
+// HROPS_THP=0 disables huge pages.
 at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options);
 
-// Frees every cached block (returns the number of bytes released).
-int64_t release_cached_outputs();
+// Frees every cached block (returns the number of bytes released):
+// hrops.empty_cache().
+int64_t empty_cache();
+
+// Bytes the cache holds now.
+int64_t cached_bytes();
 
 }  // namespace hrops

@@ -8,7 +8,7 @@
 // ranks them with vector compares (the header's ranks exactly; scores differ
 // from the baseline path's by rounding only).
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -109,7 +109,7 @@ void transpose_planes(const A* src, A* dst, int64_t N, int64_t C, int64_t P, int
   constexpr int64_t kTile = kPlaneTile;
   const int64_t tiles = (P + kTile - 1) / kTile;
   [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
-  at::parallel_for(0, N * tiles, 8, [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * tiles, 8, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / tiles, p0 = (t % tiles) * kTile, pe = std::min(P, p0 + kTile);
       if (to_last && C < 8) {  // a few planes (RGB): whole rows, zeros included
@@ -608,7 +608,9 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(
   check_patchmatch_step_args(d, direction, temperature, topk, R);
   at::Tensor new_offsets = at::empty({d.N, 2, topk, d.H, d.W}, offsets.options().dtype(at::kFloat));
   at::Tensor probs = at::empty({d.N, topk, d.H, d.W}, a.options().dtype(at::kFloat));
-  if (d.N * d.H * d.W == 0) return {new_offsets, probs};
+  if (d.N * d.H * d.W == 0) {
+    return {new_offsets.to(offsets.scalar_type()), probs.to(a.scalar_type())};
+  }
   const at::Tensor ap = a.to(at::kFloat).contiguous(), bcl = channels_last(b);
   const at::Tensor off = offsets.to(at::kFloat).contiguous();
   const at::Tensor rnd = R > 0 ? random_offsets->to(at::kFloat).contiguous() : at::Tensor();
@@ -625,7 +627,7 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cpu(
                       R > 0 ? rnd.const_data_ptr<float>() : nullptr,
                       R};
   [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
-  at::parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) {
+  parallel_for(0, blocks(d), 32, [&](int64_t begin, int64_t end) {
 #if HROPS_X86
     if (avx2) return step_blocks_avx2(args, begin, end);
 #endif
@@ -979,7 +981,7 @@ void warp_forward_all(const PmDims& d, const at::Tensor& a, const at::Tensor& b,
   WarpArgs<A> w = warp_args<A>(d, ap, brows, rrows, Cr, off, temperature, trunc);
   w.out = out.mutable_data_ptr<A>();
   w.weights_out = weights ? weights->mutable_data_ptr<A>() : nullptr;
-  at::parallel_for(0, blocks(d), 32,
+  parallel_for(0, blocks(d), 32,
                    [&](int64_t begin, int64_t end) { warp_forward(w, begin, end); });
 }
 
@@ -1059,7 +1061,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> warp_backward_all(
     gbs.push_back(at::zeros_like(gb));
     grs.push_back(at::zeros({d.N, d.Hb, d.Wb, Cp}, rrows.options()));
   }
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       warp_backward(w, i * total / chunks, (i + 1) * total / chunks, gbs[i].mutable_data_ptr<A>(),
                     grs[i].mutable_data_ptr<A>(), grs[i].stride(2));

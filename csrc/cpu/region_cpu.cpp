@@ -16,7 +16,7 @@
 // backward sums the gradient per class and scatters it to the class's taps.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
 #include <torch/library.h>
@@ -342,7 +342,7 @@ at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in
     const scalar_t* x = feat.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t groups = (C + kPlaneBlock - 1) / kPlaneBlock;  // per image
-    at::parallel_for(0, N * groups, grain(kPlaneBlock * HW), [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * groups, grain(kPlaneBlock * HW), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> acc(kPlaneBlock * R);
       AlignedScratch<acc_t> lanes(0);
       for (int64_t ng = begin; ng < end; ++ng) {
@@ -388,7 +388,7 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* t = codes.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> value(std::max(kTableIds, R), scalar_t(0));  // zeros past R
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t n = nc / C, c = nc % C;
@@ -466,7 +466,7 @@ ConvGeometry conv_geometry(int64_t N, int64_t R, int64_t taps, int64_t O, const 
 std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g) {
   std::vector<Classes> cls(g.N);
   const int64_t* l = labels.const_data_ptr<int64_t>();
-  at::parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       cls[n] = classes_of(l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.Ho, g.Wo);
       cls[n].map = id_map(cls[n].class_map.data(), g.Ho * g.Wo);  // after the move: stable pointer
@@ -509,7 +509,7 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
       values[n].resize(cl.size() * g.O);
       // region_conv_value's sum (bias, then taps in order), vectorised over
       // the output channels: a class's taps are rows of Pn.
-      at::parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / (g.O * g.taps)), [&](int64_t u0, int64_t u1) {
+      parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / (g.O * g.taps)), [&](int64_t u0, int64_t u1) {
         std::vector<acc_t> acc(g.O);
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t* sig = cl.signature.data() + u * g.taps;
@@ -525,7 +525,7 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
         }
       });
     }
-    at::parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
+    parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
       for (int64_t no = begin; no < end; ++no) {
         const int64_t n = no / g.O, oc = no % g.O;
         scalar_t* dst = o + no * plane;
@@ -574,7 +574,7 @@ at::Tensor region_tap_labels_cpu(const at::Tensor& labels_in, int64_t R, int64_t
   at::Tensor out = at::empty({g.N, g.Ho, g.Wo, g.taps}, labels.options());
   const int64_t* l = labels.const_data_ptr<int64_t>();
   int64_t* o = out.mutable_data_ptr<int64_t>();
-  at::parallel_for(0, g.N * g.Ho, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, g.N * g.Ho, 1, [&](int64_t begin, int64_t end) {
     for (int64_t ny = begin; ny < end; ++ny) {
       const int64_t n = ny / g.Ho, y = ny % g.Ho;
       for (int64_t x = 0; x < g.Wo; ++x) {
@@ -610,7 +610,7 @@ at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t plane = g.Ho * g.Wo, bins = R * g.taps;
     const int64_t groups = (g.O + kPlaneBlock - 1) / kPlaneBlock;  // per image
-    at::parallel_for(0, g.N * groups, grain(kPlaneBlock * plane), [&](int64_t begin, int64_t end) {
+    parallel_for(0, g.N * groups, grain(kPlaneBlock * plane), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> per_class, per_bin(bins);
       AlignedScratch<acc_t> lanes(0);
       for (int64_t ng = begin; ng < end; ++ng) {

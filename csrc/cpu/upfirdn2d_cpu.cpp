@@ -9,7 +9,7 @@
 // csrc/common/upfirdn2d.h, which the CUDA kernel runs too.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include "cpu/parallel.h"
 #include <torch/library.h>
 
 #include <algorithm>
@@ -361,7 +361,7 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x_in, const at::Tensor& kernel, int64
       for (int64_t t = 0; t < g.kh; ++t) col_flip[t] = A(sep.col[g.kh - 1 - t]);
       for (int64_t t = 0; t < g.kw; ++t) row_flip[t] = A(sep.row[g.kw - 1 - t]);
       const bool stream = out.nbytes() >= kStreamOutputBytes;
-      at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
+      parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
         if (cpu_has_avx2_fma()) {
           separable_planes_avx2<scalar_t>(xp, op, g, pad_x1, col_flip.data(), row_flip.data(),
                                           stream, begin, end);
@@ -373,7 +373,7 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x_in, const at::Tensor& kernel, int64
     } else {
       const at::Tensor k = kernel.to(c10::CppTypeToScalarType<A>::value).contiguous();
       const A* kp = k.const_data_ptr<A>();
-      at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
+      parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
         general_planes<scalar_t>(xp, op, g, kp, begin, end);
       });
     }

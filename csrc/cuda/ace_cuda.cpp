@@ -36,9 +36,9 @@ at::Tensor ace_modulate_cuda(const at::Tensor& x, const at::Tensor& gamma_spade,
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor a;
   if (blend) {
-    TORCH_CHECK(alpha->numel() == 2 && alpha->device() == x.device(),
-                "alpha must hold (a_gamma, a_beta) on ", x.device(), ", got shape ",
-                alpha->sizes(), " on ", alpha->device());
+    check_same(x, "x", *alpha, "alpha");
+    TORCH_CHECK(alpha->numel() == 2, "alpha must hold (a_gamma, a_beta), got shape ",
+                alpha->sizes());
     a = alpha->to(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).contiguous();
   }
   at::Tensor out = at::empty(x.sizes(), x.options());

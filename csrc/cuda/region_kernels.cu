@@ -31,23 +31,27 @@ __global__ void region_tap_sum_kernel(const T* __restrict__ src, const int64_t* 
   const int64_t taps = k * k;
   const int64_t block = blockIdx.x;  // (n, c, t)
   const int64_t t = block % taps, c = (block / taps) % C, n = block / (taps * C);
-  const int64_t r0 = int64_t(blockIdx.y) * kRegionChunk;
   const T* plane = src + (n * C + c) * Ho * Wo;
   const int64_t* lab = labels + n * H * W;
-  for (int j = 0; j < kRegionChunk; ++j) table[j * kSumThreads + threadIdx.x] = Acc(0);
-  for (int64_t p = threadIdx.x; p < Ho * Wo; p += kSumThreads) {
-    const int64_t r = region_tap_label(lab, H, W, R, k, pad, p / Wo, p % Wo, t) - r0;
-    if (r >= 0 && r < kRegionChunk) {
-      table[r * kSumThreads + threadIdx.x] += Convert<T>::template load<Acc>(plane[p]);
+  // Chunks of regions strided over gridDim.y (at most 65535 blocks).
+  for (int64_t r0 = int64_t(blockIdx.y) * kRegionChunk; r0 < R;
+       r0 += int64_t(gridDim.y) * kRegionChunk) {
+    for (int j = 0; j < kRegionChunk; ++j) table[j * kSumThreads + threadIdx.x] = Acc(0);
+    for (int64_t p = threadIdx.x; p < Ho * Wo; p += kSumThreads) {
+      const int64_t r = region_tap_label(lab, H, W, R, k, pad, p / Wo, p % Wo, t) - r0;
+      if (r >= 0 && r < kRegionChunk) {
+        table[r * kSumThreads + threadIdx.x] += Convert<T>::template load<Acc>(plane[p]);
+      }
     }
-  }
-  __syncthreads();
-  const int64_t r = r0 + threadIdx.x;
-  if (threadIdx.x < kRegionChunk && r < R) {
-    Acc s = 0;
-    for (int i = 0; i < kSumThreads; ++i) s += table[threadIdx.x * kSumThreads + i];
-    if (scale) s *= scale[n * R + r];
-    out[((n * R + r) * taps + t) * C + c] = Convert<T>::template store<Acc>(s);
+    __syncthreads();
+    const int64_t r = r0 + threadIdx.x;
+    if (threadIdx.x < kRegionChunk && r < R) {
+      Acc s = 0;
+      for (int i = 0; i < kSumThreads; ++i) s += table[threadIdx.x * kSumThreads + i];
+      if (scale) s *= scale[n * R + r];
+      out[((n * R + r) * taps + t) * C + c] = Convert<T>::template store<Acc>(s);
+    }
+    __syncthreads();  // the table is cleared for the next chunk
   }
 }
 
@@ -96,7 +100,8 @@ cudaError_t tap_sum(const void* src, const int64_t* labels, const void* scale, v
   const int64_t blocks = N * C * k * k;
   if (blocks == 0 || R == 0) return cudaSuccess;
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>((R + kRegionChunk - 1) / kRegionChunk));
+  const int64_t chunks = std::min<int64_t>((R + kRegionChunk - 1) / kRegionChunk, 65535);
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(chunks));
   region_tap_sum_kernel<T><<<grid, kSumThreads, 0, stream>>>(
       static_cast<const T*>(src), labels, static_cast<const typename AccOf<T>::type*>(scale),
       static_cast<T*>(out), C, Ho, Wo, H, W, R, k, pad);

@@ -15,6 +15,8 @@ from time import perf_counter
 
 import torch
 
+import hrops
+
 MODES = ("fwd", "fwdbwd")
 MIN_RUNS = 3
 MAX_RUNS = 10_000
@@ -268,9 +270,7 @@ def _proc_status_bytes(field):
 def _release_hrops_cache():
     """Empties hrops' CPU output cache, whose blocks would otherwise serve the
     call's allocations without raising the high-water mark."""
-    release = getattr(torch.ops.hrops_C, "release_cached_outputs", None)
-    if release is not None:
-        release()
+    hrops.empty_cache()
 
 
 def _malloc_trim():
