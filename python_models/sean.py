@@ -16,6 +16,8 @@ same order and shape, so it runs on CPU.
 builds the same network from SEAN-style loop layers (the test oracle and the
 benchmark baseline).
 """
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,9 +29,12 @@ from hrops.nn.region import ACE
 
 class Zencoder(nn.Module):
     """SEAN's style encoder: conv net to (B, style, H/2, W/2) codes, then
-    the per-region average of the codes over the nearest-resized segmap."""
+    the per-region average of the codes over the nearest-resized segmap.
+    num_regions: the label count, which a label map segmap (B, H, W) needs
+    (a one-hot one carries it); `pool` replaces hrops.region_avg_pool."""
 
-    def __init__(self, input_nc=3, output_nc=512, ngf=32, n_downsampling=2, pool=None):
+    def __init__(self, input_nc=3, output_nc=512, ngf=32, n_downsampling=2, pool=None,
+                 num_regions=None):
         super().__init__()
         model = [nn.ReflectionPad2d(1), nn.Conv2d(input_nc, ngf, 3, padding=0),
                  nn.InstanceNorm2d(ngf), nn.LeakyReLU(0.2, False)]
@@ -46,15 +51,11 @@ class Zencoder(nn.Module):
                   nn.ReflectionPad2d(1), nn.Conv2d(ngf * mult * 2, output_nc, 3, padding=0),
                   nn.Tanh()]
         self.model = nn.Sequential(*model)
-        self.pool = pool or _hrops_pool
+        self.pool = pool or functools.partial(hrops.region_avg_pool, num_regions=num_regions)
 
     def forward(self, input, segmap):
         codes = self.model(input)
         return self.pool(codes, hrops.resize_seg(segmap, codes.shape[2:]))
-
-
-def _hrops_pool(codes, seg):
-    return hrops.region_avg_pool(codes, seg)
 
 
 class SEANResnetBlock(nn.Module):
@@ -112,7 +113,7 @@ class SEANGenerator(nn.Module):
         nf = ngf
         self.label_nc = label_nc
         self.sh = self.sw = crop_size // 32
-        self.Zencoder = Zencoder(3, style_length, pool=pool)
+        self.Zencoder = Zencoder(3, style_length, pool=pool, num_regions=label_nc)
         self.fc = nn.Conv2d(label_nc, 16 * nf, 3, padding=1)
         chans = [(16 * nf, 16 * nf), (16 * nf, 16 * nf), (16 * nf, 16 * nf), (16 * nf, 8 * nf),
                  (8 * nf, 4 * nf), (4 * nf, 2 * nf), (2 * nf, nf)]

@@ -55,3 +55,14 @@ def test_errors_opcheck_compile():
     torch.testing.assert_close(got, f(*args))
     got.sum().backward()
     assert all(t.grad is not None for t in args)
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_alpha_must_match_x_device_and_dtype(impl):
+    """alpha blends in x's dtype on x's device: a float64 alpha would make the
+    reference's output float64, a meta one has no values."""
+    (x, gs, bs, ga, ba), alpha = _maps(torch.float32)
+    with pytest.raises(ValueError, match="x and alpha must have the same dtype"):
+        hrops.ace_modulate(x, gs, bs, ga, ba, alpha.double(), impl=impl)
+    with pytest.raises(ValueError, match="x and alpha must be on the same device"):
+        hrops.ace_modulate(x, gs, bs, ga, ba, alpha.to("meta"), impl=impl)

@@ -97,6 +97,44 @@ def test_conv_gru_pass_refuses_double_backward_and_bad_input():
         hrops.conv_gru_pass(args[0], args[1][:, :, :4], *args[2:], (0, 1))
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_conv_gru_pass_takes_an_int_or_a_pair_of_paddings(impl):
+    h, x, weight_zr, bias_zr, weight_q, bias_q = _pass_inputs()
+    square = [torch.randn(6, 7, 3, 3, dtype=torch.float64), bias_zr,
+              torch.randn(3, 7, 3, 3, dtype=torch.float64), bias_q]
+    want = hrops.conv_gru_pass(h, x, *square, (1, 1), impl="ref")
+    for padding in (1, (1, 1), [1, 1]):
+        torch.testing.assert_close(hrops.conv_gru_pass(h, x, *square, padding, impl=impl), want)
+    for bad in (-1, (0, -1), (0, 1, 2), (0,), (0, 1.0), 1.5, True, "same", None):
+        with pytest.raises(ValueError, match=r"padding must be an int >= 0 or a pair \(ph, pw\)"):
+            hrops.conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, bad, impl=impl)
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_conv_gru_pass_errors_name_the_callers_arguments(impl):
+    """Not the internal pre_q / s_hat / pre_r a kernel would blame."""
+    h, x, weight_zr, bias_zr, weight_q, bias_q = args = _pass_inputs()
+    cases = [
+        ((h, x, weight_zr, bias_zr, weight_q, bias_q, (1, 1)),
+         r"padding \(1, 1\) with 1x3 kernels does not keep h's"),
+        ((h, x, weight_zr, bias_zr, torch.randn(3, 7, 3, 3, dtype=torch.float64), bias_q, (0, 1)),
+         "weight_zr must be .* and weight_q .* the same kernel size"),
+        ((*args[:3], bias_zr[:3], *args[4:], (0, 1)), r"bias_zr must be None or of shape \(6,\)"),
+        ((*args[:5], bias_q[:, None], (0, 1)), "bias_q must be a 1-D tensor"),
+        ((h, x.float(), *args[2:], (0, 1)), "h and x must have the same dtype"),
+        ((*args[:4], weight_q.float(), bias_q, (0, 1)), "h and weight_q must have the same dtype"),
+        ((*args[:2], weight_zr.to("meta"), *args[3:], (0, 1)),
+         "h and weight_zr must be on the same device"),
+        ((h[0], *args[1:], (0, 1)), r"h must be a 4-D tensor"),
+        ((h.long(), *args[1:], (0, 1)), "h must be float32, float64"),
+    ]
+    for call, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            hrops.conv_gru_pass(*call, impl=impl)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        hrops.conv_gru_pass(h, x.tolist(), *args[2:], (0, 1), impl=impl)
+
+
 @pytest.mark.compile
 def test_compile_fullgraph():
     torch._dynamo.reset()

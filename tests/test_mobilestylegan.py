@@ -214,3 +214,18 @@ def test_layer_bf16_forward_empty_batch_and_errors(name):
         b(x[:, :4], style)  # channel mismatch between x and the layer's weights
     with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
         b(x, style[:, :3])  # wrong style size: the modulation Linear rejects it
+
+
+def test_synthesis_network_takes_w_or_w_plus_and_fresh_or_given_noise():
+    """The docstring's input forms: one style (N, D) for every layer is the
+    W+ (N, wsize, D) that repeats it; noise=None draws fresh noise."""
+    net = _randomize(msg.MobileSynthesisNetwork(STYLE, [32, 32, 16]), seed=4).eval()
+    w = torch.randn(2, STYLE)
+    noise = _noise(net)
+    with torch.no_grad():
+        img = net(w, noise=noise)["img"]
+        w_plus = w[:, None].expand(2, net.wsize(), STYLE)
+        torch.testing.assert_close(net(w_plus, noise=noise)["img"], img)
+        fresh = net(w)
+    assert img.shape == fresh["img"].shape == (2, 3, 32, 32)
+    assert [n.shape for n in fresh["noise"]] == [n.shape for n in noise]

@@ -305,6 +305,8 @@ def test_dwconv_rejects_bad_input():
         hrops.modulated_dwconv2d(x, m, torch.randn(3, 1, 2, 2), wpw, d)
     with pytest.raises(ValueError, match="x and modulation must have the same dtype"):
         hrops.modulated_dwconv2d(x, m.double(), wdw, wpw, d)
+    with pytest.raises(ValueError, match="padding must be an integer"):
+        hrops.modulated_dwconv2d(x, m, wdw, wpw, d, padding=1.5)
     with pytest.raises(RuntimeError, match="not implemented for this op"):
         hrops.modulated_dwconv2d(x, m, wdw, wpw, d, impl="cuda")
 

@@ -233,6 +233,70 @@ def test_opcheck_and_empty(impl, device):
     assert hrops.patchmatch_warp(a[:0], b[:0], r[:0], off[:0], impl=impl).shape == (0, 3, 5, 7)
 
 
+EMPTY_CASES = {"N": (slice(0, 0), slice(None), slice(None)),
+               "H": (slice(None), slice(0, 0), slice(None)),
+               "W": (slice(None), slice(None), slice(0, 0))}
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
+@pytest.mark.parametrize("empty", list(EMPTY_CASES))
+@pytest.mark.parametrize("b_empty", [False, True], ids=["b", "empty_b"])
+def test_warp_ref_matches_kernel_on_empty_inputs(impl, device, empty, b_empty):
+    """N = 0 or H * W = 0: empty (N, Cr, H, W) outputs and (zero) gradients of
+    the inputs' shapes, from the reference as from the kernels."""
+    n, hs, ws = EMPTY_CASES[empty]
+    a, b, off = feature_maps(k=4, fractional=True, dtype=torch.float64)
+    r = torch.randn(2, 3, 6, 4, dtype=torch.float64)
+    a, off = a[n, :, hs, ws], off[n, :, :, hs, ws]
+    b, r = b[n], r[n]
+    if b_empty:
+        b, r = b[:, :, :0], r[:, :, :0]
+    results = []
+    for run_impl, run_device in ((impl, device), ("ref", "cpu")):
+        args = [t.to(run_device).requires_grad_() for t in (a, b, r)]
+        out = hrops.patchmatch_warp(*args, off.to(run_device), 0.1, impl=run_impl)
+        grads = torch.autograd.grad(out, args, torch.ones_like(out))
+        results.append((out, grads))
+    (got, got_grads), (want, want_grads) = results
+    assert got.shape == want.shape == (a.shape[0], 3, *a.shape[2:]) and want.dtype == torch.float64
+    torch.testing.assert_close(got.cpu(), want)
+    for g, w, t in zip(got_grads, want_grads, (a, b, r)):
+        assert g.shape == w.shape == t.shape
+        torch.testing.assert_close(g.cpu(), w)
+
+
+@pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
+@pytest.mark.parametrize("empty", list(EMPTY_CASES))
+def test_step_keeps_float64_on_empty_inputs(impl, device, empty):
+    """N * H * W = 0 returns empty outputs in the inputs' dtypes, as a
+    non-empty call does."""
+    n, hs, ws = EMPTY_CASES[empty]
+    a, b, off = feature_maps(dtype=torch.float64)
+    a, b, off = a[n, :, hs, ws].to(device), b[n].to(device), off[n, :, :, hs, ws].to(device)
+    new, p = hrops.patchmatch_step(a, b, off, "vertical", 0.1, 4, impl=impl)
+    assert new.shape == (a.shape[0], 2, 4, *a.shape[2:])
+    assert p.shape == (a.shape[0], 4, *a.shape[2:])
+    assert new.dtype == torch.float64 and p.dtype == torch.float64
+
+
+@pytest.mark.parametrize("impl,device", IMPLS + [pytest.param("ref", "cpu", id="ref")])
+def test_step_float64_outputs_and_float32_scoring(impl, device):
+    """float64 inputs give float64 outputs on every impl; the kernels score
+    and softmax in float32 (the reference in float64), so the probabilities
+    agree with the reference to float32 precision, not float64's."""
+    a, b, off = feature_maps(c=16, h=8, w=9, hb=7, wb=6, k=4, fractional=True,
+                             dtype=torch.float64)
+    for direction in ("none", "horizontal"):
+        got = hrops.patchmatch_step(a.to(device), b.to(device), off.to(device), direction, 0.05,
+                                    impl=impl)
+        want = ref.patchmatch_step(a, b, off, direction, 0.05, 4)
+        assert got[0].dtype == torch.float64 and got[1].dtype == torch.float64
+        assert torch.equal(got[0].cpu(), want[0])
+        torch.testing.assert_close(got[1].cpu(), want[1], atol=1e-6, rtol=1e-5)
+        if impl == "ref":  # float64 scoring: float64 precision
+            torch.testing.assert_close(got[1], want[1], atol=1e-12, rtol=1e-12)
+
+
 def test_bad_input_is_rejected():
     a, b, off = feature_maps()
     r = torch.randn(2, 3, 6, 4)
@@ -244,6 +308,8 @@ def test_bad_input_is_rejected():
         hrops.patchmatch_step(a, b, off, "diagonal")
     with pytest.raises(ValueError, match=r"topk must be in \[1, 9\]"):
         hrops.patchmatch_step(a, b, off, topk=10)
+    with pytest.raises(ValueError, match="topk must be an integer"):
+        hrops.patchmatch_step(a, b, off, topk=2.5)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         hrops.patchmatch_step(a, b, off, temperature=0.0)
     with pytest.raises(ValueError, match="offsets must be float32, float64"):

@@ -1,6 +1,8 @@
 """PatchMatch step's optional random search (classic PatchMatch, Barnes et al.
 2009): off by default, the same candidates for every implementation, seeded
 by a generator, exponentially shrinking radii around the current best."""
+import tracemalloc
+
 import pytest
 import torch
 
@@ -218,6 +220,30 @@ def test_bad_input_is_rejected():
         torch.ops.hrops_C.patchmatch_step(a, b, off, 1, 0.1, 3, False, rand[:1])
     with pytest.raises(RuntimeError, match="at most 96 candidates"):
         torch.ops.hrops_C.patchmatch_step(a, b, off, 1, 0.1, 3, False, torch.zeros(2, 2, 88, 5, 7))
+
+
+def test_too_many_random_candidates_are_rejected_before_any_list_is_built():
+    """The 96-candidate limit is checked against the room the propagated
+    candidates leave, before the radii are listed: 10**12 candidates, or the
+    schedule of an alpha close to 1 (~2e12 radii), would exhaust memory."""
+    a, b, off = _maps()
+    tracemalloc.start()
+    try:
+        # Small enough to finish if the lists were built, large enough to show it.
+        with pytest.raises(ValueError, match=r"\(9 propagated \+ 10000000 from random search"):
+            hrops.patchmatch_step(a, b, off, random_search=10**7)
+        with pytest.raises(ValueError, match=r"\(9 propagated \+ more than 87 from random"):
+            hrops.patchmatch_step(a, b, off, random_search="full", alpha=1 - 1e-6)
+        hrops.patchmatch_step(a, b, off, "none", random_search=4, alpha=1 - 1e-6)
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+        with pytest.raises(ValueError, match=r"got 1000000000009 \(9 propagated \+ 10+ from"):
+            hrops.patchmatch_step(a, b, off, random_search=10**12)
+        with pytest.raises(ValueError, match=r"got more than 96 \(9 propagated \+ more than 87"):
+            hrops.patchmatch_step(a, b, off, random_search="full", alpha=1 - 1e-12)
+        with pytest.raises(ValueError, match=r"got 121 \(120 propagated \+ 1 from random search"):
+            hrops.patchmatch_step(a, b, torch.zeros(2, 2, 40, 5, 7), random_search=1)
+    finally:
+        tracemalloc.stop()
 
 
 @requires_cuda

@@ -133,6 +133,49 @@ def test_onehot_seg_follows_sean_math(impl):
     assert torch.equal(hrops.seg_to_labels(clean), labels)
 
 
+@pytest.mark.parametrize("impl,device", [pytest.param("ref", "cpu", id="ref")] + region_impls())
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_values_stay_in_their_region(impl, device, bad):
+    """A NaN or inf pixel makes only its own region's mean non-finite (as
+    scatter_reduce and SEAN's masked_select loop do), a non-finite code only
+    its own region's pixels; the gradients keep to the regions likewise."""
+    labels = blob_labels(2, 6, 7, 4)  # with unlabelled pixels
+    feat = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    row, col = (labels[0] == 1).nonzero()[0]
+    feat[0, 1, row, col] = bad
+    where = torch.zeros(2, 4, 3, dtype=torch.bool)
+    where[0, 1, 1] = True  # image 0, region 1, channel 1
+    want = scatter_mean(feat, labels, 4)
+    assert torch.equal(~want.isfinite(), where)
+    leaf = feat.to(device).requires_grad_()
+    got = hrops.region_avg_pool(leaf, labels.to(device), 4, impl=impl)
+    torch.testing.assert_close(got.cpu(), want, equal_nan=True)
+    grad = torch.randn(2, 4, 3, dtype=torch.float64)
+    grad[where] = bad
+    got_grad, = torch.autograd.grad(got, leaf, grad.to(device))
+    pixels = torch.zeros(2, 3, 6, 7, dtype=torch.bool)
+    pixels[0, 1] = labels[0] == 1
+    assert torch.equal(~got_grad.cpu().isfinite(), pixels)
+
+    seg = onehot(labels, 4, torch.float64)  # overlapping one-hot: SEAN's masked means
+    seg[1, 2, 0, :] = 1
+    got = hrops.region_avg_pool(feat.to(device), seg.to(device), impl=impl)
+    torch.testing.assert_close(got.cpu(), sean_loop_pool(feat, seg), equal_nan=True)
+    assert torch.equal(~got.cpu().isfinite(), where)
+
+    codes = torch.randn(2, 4, 3, dtype=torch.float64)
+    codes[where] = bad
+    leaf = codes.to(device).requires_grad_()
+    got = hrops.region_broadcast(leaf, labels.to(device), impl=impl)
+    want = sean_loop_broadcast(codes, onehot(labels, 4, torch.float64))
+    torch.testing.assert_close(got.cpu(), want, equal_nan=True)
+    assert torch.equal(~got.cpu().isfinite(), pixels)
+    grad = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    grad[pixels] = bad
+    got_grad, = torch.autograd.grad(got, leaf, grad.to(device))
+    assert torch.equal(~got_grad.cpu().isfinite(), where)
+
+
 def test_resize_seg_matches_interpolate_for_labels_and_onehot():
     labels = blob_labels(2, 16, 16, 5)
     small = hrops.resize_seg(labels, (8, 8))
@@ -174,6 +217,23 @@ def test_bad_inputs_raise_clear_errors(impl):
         hrops.region_broadcast(torch.randn(2, 3), labels, impl=impl)
     with pytest.raises(ValueError, match="integer tensor"):
         hrops.region_broadcast(torch.randn(2, 3, 3), labels.bool(), impl=impl)
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_num_regions_must_be_an_integer(impl):
+    """A float or bool count is refused up front by every op and impl (the ref
+    used to take 3.7 as 4 regions, the kernels' schema to refuse it)."""
+    feat, labels = torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 5, dtype=torch.long)
+    for bad in (3.7, 3.0, True):
+        msg = f"num_regions must be an integer, got {bad!r}"
+        with pytest.raises(ValueError, match=msg):
+            hrops.region_avg_pool(feat, labels, bad, impl=impl)
+        with pytest.raises(ValueError, match=msg):
+            hrops.region_avg_pool(feat, onehot(labels, 3), bad, impl=impl)
+        with pytest.raises(ValueError, match=msg):
+            hrops.region_classes(labels, bad, impl=impl)
+        with pytest.raises(ValueError, match=msg):
+            hrops.nn.RegionAvgPool(bad)
 
 
 def test_raw_kernels_reject_out_of_range_labels():

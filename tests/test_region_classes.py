@@ -118,3 +118,10 @@ def test_spade_compiles_fullgraph():
     compiled = torch.compile(spade, fullgraph=True, backend="aot_eager")
     for got, want in zip(compiled(labels), spade(labels)):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3.7), dict(padding=1.5), dict(kernel_size=True)])
+def test_non_integer_sizes_are_rejected(kwargs):
+    seg = torch.randint(0, 3, (1, 5, 5))
+    with pytest.raises(ValueError, match="must be an integer"):
+        hrops.region_classes(seg, num_regions=3, **{"kernel_size": 3, "padding": 1, **kwargs})

@@ -78,6 +78,22 @@ def test_gradients_match_dense(impl, device, k, padding):
         torch.testing.assert_close(got.grad.cpu(), w, msg=name)
 
 
+@pytest.mark.parametrize("impl,device", [pytest.param("ref", "cpu", id="ref")] + region_impls())
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_code_reaches_only_outputs_whose_taps_lie_on_its_region(impl, device, bad):
+    codes, labels, weight, bias = _inputs()
+    codes[0, 2, 1] = bad
+    got = hrops.region_conv2d(codes.to(device), labels.to(device), weight.to(device),
+                              bias.to(device), impl=impl).cpu()
+    on_region = (labels[:1, None] == 2).double()
+    touched = F.conv2d(on_region, torch.ones(1, 1, 3, 3, dtype=torch.float64), padding=1) > 0
+    assert touched.any() and not touched.all()
+    touched = torch.cat((touched, torch.zeros_like(touched))).expand_as(got)  # image 0 only
+    assert torch.equal(~got.isfinite(), touched)
+    finite = hrops.region_conv2d(codes.nan_to_num(0, 0, 0), labels, weight, bias, impl="ref")
+    torch.testing.assert_close(got[~touched], finite[~touched])
+
+
 def test_gradcheck_fp64():
     codes, labels, weight, bias = _inputs(n=1, r=3, d=2, o=3, h=5, w=6)
     args = [t.requires_grad_() for t in (codes, weight, bias)]

@@ -131,3 +131,26 @@ def test_entry_point(tmp_path, model):
     s2fgan.main(["--checkpoint", str(tmp_path / "ckpt.pt"), "--sketch", str(tmp_path / "sketch.png"),
                  "--shift", "Smiling=2", "--out", str(tmp_path / "face.png")])
     assert read_png(tmp_path / "face.png").shape == (3, 256, 256)
+
+
+def test_sketch_to_face_with_either_attribute_editor(model):
+    """model_type 1 (S2F-DEC, the fixture's) and 0 (S2F-DIS): the face is
+    the generator's image of the editor's latent of the sketch."""
+    sketch = torch.rand(1, 1, 256, 256) * 2 - 1
+    shifts = torch.zeros(1, 12)
+    shifts[0, 0] = 2.0
+    styles = []
+    hook = model.generator.register_forward_pre_hook(lambda module, args: styles.append(args[0]))
+    try:
+        with torch.no_grad():
+            latent = model.encoder_sketch(s2fgan.downsample_sketch(sketch))
+            faces = [model.sketch_to_face(sketch, shifts)]
+            model.model_type = 0
+            faces.append(model.sketch_to_face(sketch, shifts))
+    finally:
+        model.model_type = 1
+        hook.remove()
+    torch.testing.assert_close(styles[0], model.edit(latent, shifts))
+    torch.testing.assert_close(styles[1], model.classifier.edit(latent, shifts))
+    assert not torch.allclose(styles[0], styles[1])
+    assert faces[0].shape == faces[1].shape == (1, 3, 256, 256)

@@ -111,3 +111,22 @@ def test_style_swap(models):
         plain = model.decode(seg, codes)
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got, plain)
+
+
+def test_generator_takes_a_label_map_or_a_one_hot_seg(models):
+    """The docstring's two seg forms: SEAN's one-hot (B, R, H, W) and an int64
+    label map (B, H, W), -1 for no region, give the same images, in forward,
+    encode and swap_region_style; the style encoder pools by label_nc."""
+    _, model = models
+    labels = blob_labels(2, 64, 64, 5, absent=(3,))
+    seg = onehot(labels, 5)
+    style, donor = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(style, labels), model.encode(style, seg))
+        for run in (lambda s: model(s, style),
+                    lambda s: model.swap_region_style(s, style, s, donor, s, [1, 4])):
+            torch.manual_seed(2)
+            want = run(seg)
+            torch.manual_seed(2)
+            torch.testing.assert_close(run(labels), want)
+    assert want.shape == (2, 3, 64, 64)

@@ -106,3 +106,29 @@ def test_consistency_loss_trains_both_paths():
     assert model.global_generator.stu[0].gates.weight.grad.abs().sum() > 0
     flat = torch.full((1, 3, 64, 64), 0.25)
     assert consistency_loss(flat, torch.full((1, 3, 32, 32), 0.25)) == 0
+
+
+@pytest.mark.parametrize("cell,activation", [("stu", "tanh"), ("lstu", "tanh"), ("lstu", "relu")])
+def test_generator_takes_rectangular_images_and_integer_attributes(cell, activation):
+    """H and W need only be multiples of 2^n_layers; attr_diff of any real
+    or integer dtype is taken in x's dtype."""
+    torch.manual_seed(0)
+    g = STGANGenerator(dim=4, n_attrs=5, n_layers=4, cell=cell, activation=activation).eval()
+    x, a = torch.randn(2, 3, 32, 48), torch.randint(-1, 2, (2, 5))
+    with torch.no_grad():
+        out = g(x, a)
+        torch.testing.assert_close(g(x, a.double()), out)
+    assert out.shape == (2, 3, 32, 48) and out.abs().max() <= 1
+
+
+def test_edit_with_a_given_patch_size_and_out_tensor():
+    """patch= overrides the model's patch size; out= receives the edit."""
+    model = _coogan()
+    image, attr = torch.rand(1, 3, 64, 128) * 2 - 1, torch.randint(-1, 2, (1, 5)).float()
+    with torch.no_grad():
+        guide = upsample_crop(model.global_edit(image, attr), (64, 128), 0, 0, 64, 128)
+        want = stitch(model.local_edit(patches_of(image, 64), patches_of(guide, 64),
+                                       attr.repeat_interleave(2, 0)), 1, 64, 128)
+    out = torch.full_like(image, float("nan"))
+    assert model.edit(image, attr, patch=64, out=out) is out
+    torch.testing.assert_close(out, want, atol=1e-6, rtol=0)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..ops._checks import check_integer
 from ..ops.ace import ace_modulate
 from ..ops.region import (region_avg_pool, region_broadcast, region_conv2d, resize_seg,
                           seg_to_labels)
@@ -22,6 +23,8 @@ class RegionAvgPool(nn.Module):
 
     def __init__(self, num_regions: int | None = None):
         super().__init__()
+        if num_regions is not None:
+            num_regions = check_integer(num_regions, "num_regions")
         self.num_regions = num_regions
 
     def forward(self, feat, seg):

@@ -1,5 +1,7 @@
 """Argument validation shared by the functional ops: clear ValueErrors that
 name the argument and what was expected, raised before any kernel runs."""
+import operator
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -22,3 +24,16 @@ def check_same_device_dtype(a, a_name, b, b_name):
     if a.dtype != b.dtype:
         raise ValueError(f"{a_name} and {b_name} must have the same dtype, "
                          f"got {a.dtype} and {b.dtype}")
+
+
+def check_integer(value, name):
+    """value as an int (a SymInt, or a count that torch.compile traces, as it
+    is); a float, a bool or any other non-integer is a ValueError."""
+    if not isinstance(value, bool):
+        if isinstance(value, (int, torch.SymInt)):
+            return value
+        try:  # integer-likes: NumPy integers, one-element integer tensors
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise ValueError(f"{name} must be an integer, got {value!r}")

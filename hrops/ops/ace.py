@@ -55,7 +55,8 @@ def ace_modulate(x, gamma_spade, beta_spade, gamma_avg=None, beta_avg=None, alph
                  impl=None):
     """SEAN's ACE epilogue in one pass (see the module doc). All maps have
     x's shape, dtype and device; alpha = (sigmoid(blending_gamma),
-    sigmoid(blending_beta)), a 2-element tensor, with gamma_avg/beta_avg."""
+    sigmoid(blending_beta)), a 2-element tensor of x's dtype on x's device,
+    with gamma_avg/beta_avg."""
     maps = {"x": x, "gamma_spade": gamma_spade, "beta_spade": beta_spade}
     blend = gamma_avg is not None
     if blend != (beta_avg is not None) or blend != (alpha is not None):
@@ -70,6 +71,7 @@ def ace_modulate(x, gamma_spade, beta_spade, gamma_avg=None, beta_avg=None, alph
                              f"{tuple(t.shape)}")
     if blend:
         check_tensor(alpha, "alpha", 1, "(2,)")
+        check_same_device_dtype(x, "x", alpha, "alpha")
         if alpha.numel() != 2:
             raise ValueError(f"alpha must have shape (2,), got {tuple(alpha.shape)}")
     impl = _backends.resolve("ace_modulate", impl, x.device, _IMPLS)

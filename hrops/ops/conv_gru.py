@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _backends, ref
+from ._checks import check_same_device_dtype, check_tensor
 from .gates import _gru_update, _gru_update_backward, _stu_reset, _stu_reset_backward
 
 _conv_backward = torch.ops.aten.convolution_backward
@@ -58,20 +59,62 @@ class _ConvGRUPass(torch.autograd.Function):
         return g_h, g_x, g_weight_zr, g_bias_zr, g_weight_q, g_bias_q, None, None
 
 
-def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, *, impl=None):
-    """h (N, C, H, W), x (N, Cx, H, W); weight_zr (2C, C + Cx, kh, kw) = the z
-    and r convolutions stacked, weight_q (C, C + Cx, kh, kw), biases (2C,) /
-    (C,) or None; stride 1, `padding` (ph, pw). Returns h'. impl "ref" runs
-    the plain PyTorch pass (eager autograd)."""
-    if h.dim() != 4 or x.dim() != 4 or h.shape[0] != x.shape[0] or h.shape[2:] != x.shape[2:]:
+def _padding_pair(padding):
+    """An int or a pair of ints, all >= 0 -> (ph, pw)."""
+    pair = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
+    if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pair):
+        raise ValueError(f"conv_gru_pass: padding must be an int >= 0 or a pair (ph, pw) of them, "
+                         f"got {padding!r}")
+    return pair
+
+
+def _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
+    """Raises a ValueError (TypeError for a non-tensor) naming the user's
+    argument, before the internal tensors (pre_z, pre_r, pre_q) that a
+    kernel would blame exist."""
+    check_tensor(h, "h", 4, "(N, C, H, W)")
+    others = {"x": (x, 4, "(N, Cx, H, W)"), "weight_zr": (weight_zr, 4, "(2C, C + Cx, kh, kw)"),
+              "bias_zr": (bias_zr, 1, "(2C,)"), "weight_q": (weight_q, 4, "(C, C + Cx, kh, kw)"),
+              "bias_q": (bias_q, 1, "(C,)")}
+    autocast = torch.is_autocast_enabled(h.device.type)  # the convolutions cast the dtypes
+    for name, (t, ndim, doc) in others.items():
+        if t is None:
+            continue
+        check_tensor(t, name, ndim, doc)
+        if not autocast:
+            check_same_device_dtype(h, "h", t, name)
+        elif t.device != h.device:
+            raise ValueError(f"h and {name} must be on the same device, got {h.device} and "
+                             f"{t.device}")
+    if h.shape[0] != x.shape[0] or h.shape[2:] != x.shape[2:]:
         raise ValueError(f"conv_gru_pass: h and x must be (N, C, H, W) and (N, Cx, H, W) with the "
                          f"same N, H, W, got {tuple(h.shape)} and {tuple(x.shape)}")
     c, cin = h.shape[1], h.shape[1] + x.shape[1]
-    if weight_zr.shape[:2] != (2 * c, cin) or weight_q.shape[:2] != (c, cin):
+    kh, kw = weight_zr.shape[2:]
+    if weight_zr.shape[:2] != (2 * c, cin) or weight_q.shape != (c, cin, kh, kw):
         raise ValueError(f"conv_gru_pass: weight_zr must be ({2 * c}, {cin}, kh, kw) and weight_q "
-                         f"({c}, {cin}, kh, kw), got {tuple(weight_zr.shape)} and "
-                         f"{tuple(weight_q.shape)}")
+                         f"({c}, {cin}, kh, kw), the same kernel size, got "
+                         f"{tuple(weight_zr.shape)} and {tuple(weight_q.shape)}")
+    for name, bias, size in (("bias_zr", bias_zr, 2 * c), ("bias_q", bias_q, c)):
+        if bias is not None and bias.shape[0] != size:
+            raise ValueError(f"conv_gru_pass: {name} must be None or of shape ({size},), got "
+                             f"{tuple(bias.shape)}")
+    if (kh, kw) != (2 * padding[0] + 1, 2 * padding[1] + 1):  # else h' is not h's size
+        raise ValueError(f"conv_gru_pass: padding {padding} with {kh}x{kw} kernels does not keep "
+                         f"h's (H, W): the gates need odd kernel sizes and padding "
+                         f"((kh - 1) / 2, (kw - 1) / 2)")
+
+
+def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, *, impl=None):
+    """h (N, C, H, W), x (N, Cx, H, W); weight_zr (2C, C + Cx, kh, kw) = the z
+    and r convolutions stacked, weight_q (C, C + Cx, kh, kw), biases (2C,) /
+    (C,) or None, all on h's device and, outside autocast, of h's dtype;
+    stride 1, `padding` an int or (ph, pw) that keeps the (H, W) size (odd
+    kernels, ph = (kh - 1) / 2). Returns h'. impl "ref" runs the plain
+    PyTorch pass (eager autograd)."""
+    padding = _padding_pair(padding)
+    _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding)
     impl = _backends.resolve("conv_gru_pass", impl, h.device)
     if impl == "ref":
         return ref.conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding)
-    return _ConvGRUPass.apply(h, x, weight_zr, bias_zr, weight_q, bias_q, tuple(padding), impl)
+    return _ConvGRUPass.apply(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, impl)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _backends, ref
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_integer, check_same_device_dtype, check_tensor
 
 _DWCONV_IMPLS = ("ref", "cpu", "triton")
 
@@ -190,7 +190,7 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
     """
     if isinstance(weight_pw, torch.Tensor) and weight_pw.dim() == 2:
         weight_pw = weight_pw[:, :, None, None]
-    padding = weight_dw.shape[-1] // 2 if padding is None else int(padding)
+    padding = weight_dw.shape[-1] // 2 if padding is None else check_integer(padding, "padding")
     _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding)
     k = weight_dw.shape[-1]
     out_hw = (x.shape[2] + 2 * padding - k + 1, x.shape[3] + 2 * padding - k + 1)

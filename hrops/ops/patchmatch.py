@@ -20,7 +20,7 @@ import torch
 
 from .. import _backends, ref
 from ..ref.patchmatch import DIRECTIONS
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_integer, check_same_device_dtype, check_tensor
 from .patchmatch_random_search import random_search_offsets, random_search_radii
 
 _IMPLS = ("ref", "cpu", "cuda")
@@ -144,8 +144,11 @@ def _check(feat_a, feat_b, offsets, temperature):
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
-def _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b):
-    """The random candidates' radii (empty when the stage is off)."""
+def _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b,
+                         propagated):
+    """The random candidates' radii (empty when the stage is off), checked
+    against the room that the `propagated` candidates leave before the list
+    is built."""
     count = random_search
     if count != "full":
         try:  # a bool is no count: True could mean one candidate or the "full" schedule
@@ -168,7 +171,14 @@ def _check_random_search(random_search, max_radius, alpha, generator, feat_a, fe
         same_index = None in (dev.index, want.index) or dev.index == want.index
         if dev.type != want.type or not same_index:
             raise ValueError(f"generator must be on feat_a's device {want}, got {dev}")
-    return random_search_radii(count, max_radius, alpha)
+    room = max(MAX_CANDIDATES - propagated, 0)
+    radii = random_search_radii(count, max_radius, alpha, limit=room)
+    if len(radii) > room:  # only room + 1 radii were built
+        drawn = f"more than {room}" if count == "full" else count
+        total = f"more than {propagated + room}" if count == "full" else propagated + count
+        raise ValueError(f"at most {MAX_CANDIDATES} candidates after propagation are supported, "
+                         f"got {total} ({propagated} propagated + {drawn} from random search)")
+    return radii
 
 
 def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature=0.01, topk=None,
@@ -189,6 +199,15 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     B; fractional offsets round per coordinate, or truncate like CoCosNet v2
     with cocosnet_truncation=True. No gradient flows through a search.
 
+    Precision: the outputs keep the inputs' dtypes (offsets' for the offsets,
+    feat_a's for the probabilities), but the cpu and cuda kernels score and
+    softmax in float32 whatever the input dtype (the CPU kernel's AVX2
+    scoring is float32 only): float64 inputs give float64 outputs holding
+    float32-precision probabilities. impl="ref" computes in float64 for
+    float64 inputs (float32 otherwise), so there it agrees with the kernels to
+    float32 precision, and candidates whose scores differ by less than
+    float32 rounding may rank differently.
+
     Random search (classic PatchMatch, off by default): random_search=R
     appends R candidates after the propagated ones (M = 3K + R, or K + R
     with direction "none"; at most 96). Candidate i is the target of each
@@ -208,16 +227,17 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     _check(feat_a, feat_b, offsets, temperature)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {tuple(DIRECTIONS)}, got {direction!r}")
-    radii = _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b)
     k = offsets.shape[2]
-    m = (k if direction == "none" else 3 * k) + len(radii)
-    topk = k if topk is None else int(topk)
+    propagated = k if direction == "none" else 3 * k
+    radii = _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b,
+                                 propagated)
+    m = propagated + len(radii)
+    topk = k if topk is None else check_integer(topk, "topk")
     if not 1 <= topk <= m:
         raise ValueError(f"topk must be in [1, {m}] ({m} candidates), got {topk}")
-    if m > MAX_CANDIDATES:
+    if m > MAX_CANDIDATES:  # by the propagated ones alone: too many random ones raised above
         raise ValueError(f"at most {MAX_CANDIDATES} candidates after propagation are supported, "
-                         f"got {m}" + (f" ({m - len(radii)} propagated + {len(radii)} from "
-                                       f"random search)" if radii else ""))
+                         f"got {m}")
     feat_a, feat_b, offsets = feat_a.detach(), feat_b.detach(), offsets.detach()
     impl = _backends.resolve("patchmatch_step", impl, feat_a.device, _IMPLS)
     rand = None

@@ -12,16 +12,22 @@ import torch
 from ..ref.patchmatch import target_offsets, targets
 
 
-def random_search_radii(count, max_radius, alpha=0.5):
+def random_search_radii(count, max_radius, alpha=0.5, limit=None):
     """Search radius of each of `count` random candidates: Barnes et al.'s
     schedule max_radius * alpha**i for i = 0, 1, ... while it is >= 1, started
-    over when `count` is longer; count="full" is the schedule once."""
+    over when `count` is longer; count="full" is the schedule once. With a
+    `limit`, at most limit + 1 radii are built, so that a caller can reject a
+    longer list by its length: 10**12 candidates, or the schedule of an alpha
+    close to 1, would not fit in memory."""
+    wanted = math.inf if count == "full" else count
+    if limit is not None:
+        wanted = min(wanted, limit + 1)
     schedule = []
-    while max_radius * alpha ** len(schedule) >= 1:
+    while len(schedule) < wanted and max_radius * alpha ** len(schedule) >= 1:
         schedule.append(max_radius * alpha ** len(schedule))
     if count == "full":
         return schedule
-    return [schedule[i % len(schedule)] for i in range(count)]
+    return [schedule[i % len(schedule)] for i in range(wanted)]
 
 
 def random_search_offsets(offsets, hb, wb, radii, generator=None, cocosnet_truncation=False):

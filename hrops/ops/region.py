@@ -10,7 +10,7 @@ Segmentation inputs (`seg`) are either
     the code of the highest region id (SEAN's masked_scatter_ loop writes
     regions in increasing order, so the last one wins). seg_to_labels() gives
     the label map that broadcasting uses. (Pooling an overlapping one-hot map
-    takes a dense masked path, chosen by a data-dependent check that
+    takes a masked path, chosen by a data-dependent check that
     torch.compile skips: compiled code pools by seg_to_labels().)
 Resize a segmentation to the feature size with resize_seg() (SEAN's nearest
 interpolation); the ops require matching sizes.
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.fx.experimental.symbolic_shapes import guard_or_false, guard_or_true
 
 from .. import _backends, ref
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_integer, check_same_device_dtype, check_tensor
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -65,6 +65,8 @@ def _labels(seg, n, size, num_regions, what):
     spatial `size`; raises ValueError naming the problem."""
     if not isinstance(seg, torch.Tensor):
         raise TypeError(f"seg must be a torch.Tensor, got {type(seg).__name__}")
+    if num_regions is not None:
+        num_regions = check_integer(num_regions, "num_regions")
     if seg.is_floating_point():
         if seg.dim() != 4:
             raise ValueError(f"a one-hot seg must have shape (N, R, H, W), got {tuple(seg.shape)}")
@@ -149,7 +151,10 @@ def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | No
     """SEAN's region-wise average pooling: feat (N, C, H, W) and a seg of the
     same N, H, W -> (N, R, C), the mean of feat over each region's pixels;
     exactly 0 for a region with no pixels. One pass over feat; the backward
-    spreads grad / area without saving feat. Deterministic."""
+    spreads grad / area without saving feat. Deterministic. A NaN or inf
+    stays in its own region, as with scatter_reduce: it makes only its
+    region's mean (in its channel) non-finite, or each of its regions' for a
+    pixel in several regions of a one-hot seg."""
     check_tensor(feat, "feat", 4, "(N, C, H, W)")
     labels, num_regions = _labels(seg, feat.shape[0], feat.shape[2:], num_regions, "feat")
     if seg.is_floating_point() and not torch.compiler.is_compiling():
@@ -166,7 +171,8 @@ def region_broadcast(codes: torch.Tensor, seg: torch.Tensor, *,
                      impl: str | None = None) -> torch.Tensor:
     """SEAN's per-region broadcast: codes (N, R, C) and a seg (N, H, W) /
     (N, R, H, W) -> (N, C, H, W), each pixel holding its region's code (0 for
-    a pixel in no region). The backward is the per-region sum of the grad."""
+    a pixel in no region). The backward is the per-region sum of the grad.
+    A NaN or inf code reaches only its own region's pixels."""
     check_tensor(codes, "codes", 3, "(N, R, C)")
     size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
     labels, _ = _labels(seg, codes.shape[0], size, codes.shape[1], "codes")
@@ -261,7 +267,8 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
     projected through each tap's weight (one small GEMM), then every output
     pixel sums the k*k projections selected by its neighbours' labels (taps
     outside the image or on unlabelled pixels add 0). Exact up to summation
-    order; differentiable in codes, weight and bias.
+    order; differentiable in codes, weight and bias. A NaN or inf code
+    reaches only the output pixels with a tap on its region.
 
     codes (N, R, D); seg (N, H, W) labels or (N, R, H, W) one-hot;
     weight (O, D, k, k); bias (O,) or None. Returns (N, O, H+2p-k+1, W+2p-k+1).
@@ -279,7 +286,7 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
         check_same_device_dtype(codes, "codes", bias, "bias")
         if bias.shape[0] != o:
             raise ValueError(f"bias must have shape ({o},), got {tuple(bias.shape)}")
-    padding = int(padding)
+    padding = check_integer(padding, "padding")
     size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
     labels, _ = _labels(seg, n, size, num_regions, "codes")
     if padding < 0 or size[0] + 2 * padding < k or size[1] + 2 * padding < k:

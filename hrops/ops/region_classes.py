@@ -20,6 +20,7 @@ deduplicates them, as the reference does.
 import torch
 
 from .. import _backends, ref
+from ._checks import check_integer
 from .region import _labels
 
 _IMPLS = ("ref", "cpu", "cuda")
@@ -63,7 +64,8 @@ def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_siz
         raise ValueError(f"seg must be (N, H, W) labels or an (N, R, H, W) one-hot map, got "
                          f"shape {tuple(seg.shape)}")
     labels, num_regions = _labels(seg, seg.shape[0], seg.shape[-2:], num_regions, "itself")
-    kernel_size, padding = int(kernel_size), int(padding)
+    kernel_size = check_integer(kernel_size, "kernel_size")
+    padding = check_integer(padding, "padding")
     h, w = labels.shape[1:]
     if kernel_size < 1 or padding < 0 or min(h, w) + 2 * padding + 1 < kernel_size:
         raise ValueError(f"kernel_size {kernel_size} (>= 1) with padding {padding} (>= 0) does "

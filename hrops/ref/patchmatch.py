@@ -5,6 +5,7 @@ Offsets (N, 2, K, H, W): [:, 0] row and [:, 1] column displacements from
 each pixel of map A (H x W) into map B (Hb x Wb); targets are clamped into B.
 """
 import torch
+import torch.nn.functional as F
 
 DIRECTIONS = {"none": 0, "horizontal": 1, "vertical": 2}
 
@@ -41,12 +42,10 @@ def propagate(offsets, direction):
     direction; missing neighbours (borders) give zero offsets."""
     if direction == "none":
         return offsets
-    dim = 4 if direction == "horizontal" else 3
-    zero = torch.zeros_like(offsets.narrow(dim, 0, 1))
+    dim, pad = (4, (1, 1)) if direction == "horizontal" else (3, (0, 0, 1, 1))
+    padded = F.pad(offsets, pad)  # (a shift that also holds for an empty H or W)
     size = offsets.shape[dim]
-    prev = torch.cat((zero, offsets.narrow(dim, 0, size - 1)), dim=dim)
-    nxt = torch.cat((offsets.narrow(dim, 1, size - 1), zero), dim=dim)
-    return torch.cat((prev, offsets, nxt), dim=2)
+    return torch.cat((padded.narrow(dim, 0, size), offsets, padded.narrow(dim, 2, size)), dim=2)
 
 
 def _acc(t):
@@ -68,8 +67,9 @@ def scores(feat_a, feat_b, idx, temperature):
 def patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
                     cocosnet_truncation=False, random_offsets=None):
     """Propagation then evaluation: the topk candidates by softmax weight
-    (descending, ties to the lower candidate index) as integer offsets
-    (float32), and their softmax weights. Returns (offsets, probs).
+    (descending, ties to the lower candidate index) as integer offsets in
+    offsets' dtype, and their softmax weights in feat_a's dtype (computed in
+    float32, float64 for float64 features). Returns (offsets, probs).
     random_offsets (N, 2, R, H, W): random-search candidates evaluated after
     the propagated ones."""
     hb, wb = feat_b.shape[-2:]
@@ -93,5 +93,6 @@ def patchmatch_warp(feat_a, feat_b, ref, offsets, temperature, cocosnet_truncati
     k = idx.shape[1]
     weight = torch.softmax(scores(feat_a, feat_b, idx, temperature), dim=1)
     cr = ref.shape[1]
-    picked = torch.gather(ref.to(_acc(ref)).flatten(2), 2, idx.reshape(n, 1, -1).expand(n, cr, -1))
+    index = idx.reshape(n, 1, k * h * w).expand(n, cr, -1)  # (reshape's -1 fails for N = 0)
+    picked = torch.gather(ref.to(_acc(ref)).flatten(2), 2, index)
     return (picked.view(n, cr, k, h, w) * weight.unsqueeze(1)).sum(2).to(ref.dtype)

@@ -7,35 +7,49 @@ M[n, j, p] = [label(n, p) == j]:
                     (exactly 0 for a region with no pixels)
   region_broadcast: out[n, :, p] = sum_j M[n, j, p] codes[n, j, :] (0 in no region)
   region_conv2d:    conv2d(region_broadcast(codes, labels), weight, bias, padding)
+The sums over M are scatter_add / gather over the labels, not products with
+the masks: a product would spread a NaN or inf to every region (0 * NaN =
+NaN), while here, as with scatter_reduce and in the kernels, a non-finite
+value stays in its own region (pooling: only its region's mean; broadcast:
+only its region's pixels; region_conv2d: only the outputs whose taps lie on
+them). Gradients keep to the regions the same way.
 """
 import torch
 import torch.nn.functional as F
 
 
-def region_masks(labels: torch.Tensor, num_regions: int, dtype: torch.dtype) -> torch.Tensor:
-    """(N, H, W) labels -> (N, R, H*W) 0/1 masks (a -1 pixel is in none)."""
-    ids = torch.arange(num_regions, device=labels.device)
-    return (labels.flatten(1)[:, None, :] == ids[None, :, None]).to(dtype)
+def _slots(labels: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, H, W) labels -> (N, channels, H*W) index of each pixel's slot,
+    label + 1: slot 0 takes the pixels in no region."""
+    return (labels.flatten(1) + 1)[:, None, :].expand(-1, channels, -1)
 
 
 def masked_avg_pool(feat: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """SEAN's pooling for any 0/1 masks (N, R, H*W), overlapping ones included:
-    a pixel counts in every region whose mask holds it."""
-    sums = torch.bmm(masks, feat.flatten(2).transpose(1, 2))
-    area = masks.sum(2, keepdim=True)
-    return torch.where(area > 0, sums / area.clamp_min(1), torch.zeros_like(sums))
+    a pixel counts in every region whose mask holds it, and in no other."""
+    n, num_regions, _ = masks.shape
+    image, region, pixel = masks.nonzero(as_tuple=True)
+    rows = feat.flatten(2)[image, :, pixel]  # (memberships, C)
+    sums = feat.new_zeros((n * num_regions, feat.shape[1]))
+    sums = sums.index_add(0, image * num_regions + region, rows).view(n, num_regions, -1)
+    return sums / masks.sum(2, keepdim=True).clamp_min(1)
 
 
 def region_avg_pool(feat: torch.Tensor, labels: torch.Tensor, num_regions: int) -> torch.Tensor:
     """feat (N, C, H, W), labels (N, H, W) -> (N, R, C) region means."""
-    return masked_avg_pool(feat, region_masks(labels, num_regions, feat.dtype))
+    n, c = feat.shape[:2]
+    sums = feat.new_zeros((n, c, 1 + num_regions))
+    sums = sums.scatter_add(2, _slots(labels, c), feat.flatten(2))
+    slots = labels.flatten(1) + 1
+    area = slots.new_zeros((n, 1 + num_regions)).scatter_add(1, slots, torch.ones_like(slots))
+    return (sums[:, :, 1:] / area[:, None, 1:].clamp_min(1)).transpose(1, 2)
 
 
 def region_broadcast(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """codes (N, R, C), labels (N, H, W) -> (N, C, H, W)."""
-    n, num_regions, c = codes.shape
-    masks = region_masks(labels, num_regions, codes.dtype)
-    return torch.bmm(codes.transpose(1, 2), masks).view(n, c, *labels.shape[1:])
+    n, _, c = codes.shape
+    table = F.pad(codes, (0, 0, 1, 0)).transpose(1, 2)  # (N, C, 1 + R), slot 0 zero
+    return torch.gather(table, 2, _slots(labels, c)).view(n, c, *labels.shape[1:])
 
 
 def region_conv2d(codes: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
