@@ -7,6 +7,10 @@ Environment knobs:
   TORCH_CUDA_ARCH_LIST   CUDA architectures (default "8.0;9.0" when no GPU is
                          visible at build time).
   HROPS_DEBUG=1          -O0 -g instead of -O3 -g0.
+  HROPS_SANITIZE=address|undefined|address,undefined
+                         build the CPU kernels with AddressSanitizer and/or
+                         UndefinedBehaviorSanitizer (-O1 -g; errors abort);
+                         .ci/sanitize builds and tests such a copy.
   MAX_JOBS               parallel compile jobs (torch's BuildExtension).
 """
 import glob
@@ -67,9 +71,26 @@ def write_build_config(with_cuda, archs):
         f.write(f"TORCH_VERSION = {torch.__version__!r}\n")
 
 
+SANITIZER_FLAGS = {
+    "address": ["-fsanitize=address", "-fno-omit-frame-pointer"],
+    "undefined": ["-fsanitize=undefined", "-fno-sanitize-recover=undefined"],
+}
+
+
+def sanitizer_flags():
+    """Compile and link flags for HROPS_SANITIZE (empty when unset)."""
+    names = [n.strip() for n in os.environ.get("HROPS_SANITIZE", "").split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SANITIZER_FLAGS))
+    if unknown:
+        raise RuntimeError(f"HROPS_SANITIZE: unknown sanitizer(s) {unknown}; use "
+                           f"{' or '.join(SANITIZER_FLAGS)}, comma-separated")
+    return [f for n in dict.fromkeys(names) for f in SANITIZER_FLAGS[n]]
+
+
 def extensions():
     debug = os.environ.get("HROPS_DEBUG") == "1"
-    opt = ["-O0", "-g"] if debug else ["-O3", "-g0"]
+    sanitize = sanitizer_flags()
+    opt = ["-O0", "-g"] if debug else ["-O1", "-g"] if sanitize else ["-O3", "-g0"]
     # No code here reads floating-point exception flags or errno; without these
     # GCC will not turn data-dependent selects (activations, masks) into vector
     # blends, nor vectorise expf through glibc's vector math library.
@@ -77,8 +98,9 @@ def extensions():
     include = [os.path.join(HERE, "csrc")]
     exts = [ce.CppExtension(
         "hrops._C", sorted(glob.glob("csrc/cpu/*.cpp")), include_dirs=include,
-        extra_compile_args={"cxx": opt + cpu_flags}, extra_link_args=["-fopenmp"])]
-    with_cuda = want_cuda()
+        extra_compile_args={"cxx": opt + cpu_flags + sanitize},
+        extra_link_args=["-fopenmp"] + sanitize)]
+    with_cuda = not sanitize and want_cuda()  # the sanitizers check the CPU kernels only
     archs = None
     if with_cuda:
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
@@ -90,7 +112,7 @@ def extensions():
             include_dirs=include,
             extra_compile_args={"cxx": opt, "nvcc": ["-O3", "-lineinfo"] + (["-G"] if debug else [])}))
     write_build_config(with_cuda, archs)
-    print(f"hrops build: CPU kernels yes, CUDA kernels {'yes (archs ' + archs + ')' if with_cuda else 'no'}, "
+    print(f"hrops build: CPU kernels yes{' (sanitized: ' + ' '.join(sanitize) + ')' if sanitize else ''}, CUDA kernels {'yes (archs ' + archs + ')' if with_cuda else 'no'}, "
           f"torch {torch.__version__}", flush=True)
     return exts
 

@@ -314,3 +314,15 @@ def test_nn_layers():
     torch.testing.assert_close(codes, ref.region_avg_pool(feat, labels, 4))
     torch.testing.assert_close(bcast(codes, labels), ref.region_broadcast(codes, labels))
     assert "num_regions=4" in repr(pool)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_pool_with_more_region_chunks_than_a_grid_row():
+    """More than 65535 chunks of 16 regions: the CUDA sum kernel strides its
+    chunks over gridDim.y instead of launching past the limit."""
+    num_regions = 16 * 65535 + 40
+    labels = torch.randint(0, num_regions, (1, 64, 64))
+    labels[0, 0, :3] = torch.tensor([0, num_regions - 17, num_regions - 1])
+    feat = torch.randn(1, 2, 64, 64)
+    got = hrops.region_avg_pool(feat.cuda(), labels.cuda(), num_regions, impl="cuda")
+    torch.testing.assert_close(got.cpu(), ref.region_avg_pool(feat, labels, num_regions))
