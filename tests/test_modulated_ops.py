@@ -27,9 +27,7 @@ def _dw_inputs(shape, dtype=torch.float64, requires_grad=False):
 
 def _dw_dtypes(impl, device):
     if interpreted(impl, device):
-        return [torch.float32, torch.float16]  # interpreter: no bf16; Triton kernel: no fp64
-    if impl == "triton":
-        return [torch.float32, torch.float16, torch.bfloat16]
+        return [torch.float32, torch.float64, torch.float16]  # the interpreter has no bf16
     return list(TOL)
 
 
@@ -51,35 +49,85 @@ def test_dwconv_forward_matches_ref(impl, device, shape):
                                            msg=lambda msg: f"{dtype} {layout}: {msg}")
 
 
+# Gradient shapes: DW_SHAPES' first four (k = 1, 3, 5; padding 0 and k // 2),
+# a 1x1 map, channel counts past one block of each Triton kernel (tails
+# masked), and 5 pixel tiles of 64 (under the interpreter: runs of two tiles
+# per program, the last one short).
+DW_GRAD_SHAPES = [*DW_SHAPES[:4], (2, 17, 5, 1, 1, 5, 2), (1, 70, 70, 3, 3, 3, 1),
+                  (1, 6, 5, 17, 17, 3, 1)]
+GRAD_NAMES = ("x", "modulation", "weight_dw", "weight_pw", "demod")
+
+
+def _check_dw_gradients(impl, device, shape, dtypes):
+    """Every gradient, with and without demodulation, against the float64
+    reference on the same (rounded) values."""
+    pad = shape[-1]
+    for dtype in dtypes:
+        inputs = _dw_inputs(shape, dtype, requires_grad=True)
+        wide = [t.detach().double().requires_grad_() for t in inputs]
+        for count in (5, 4):  # with and without demod
+            y = hrops.modulated_dwconv2d(*[t.to(device) for t in inputs[:count]], padding=pad,
+                                         impl=impl)
+            g = torch.randn(y.shape, dtype=torch.float64).to(dtype)
+            got = torch.autograd.grad(y, inputs[:count], g.to(device))
+            y_ref = ref.modulated_dwconv2d(*wide[:count], padding=pad)
+            expected = torch.autograd.grad(y_ref, wide[:count], g.double())
+            tol = TOL[dtype]
+            for name, a, b in zip(GRAD_NAMES, got, expected):
+                torch.testing.assert_close(
+                    a.cpu().double(), b, rtol=tol["rtol"],
+                    atol=tol["atol"] * max(1.0, b.abs().max().item()),
+                    msg=lambda msg: f"{dtype} demod={count == 5} grad {name}: {msg}")
+
+
 @pytest.mark.parametrize("impl,device", DW_IMPLS)
-@pytest.mark.parametrize("shape", DW_SHAPES[:3])
+@pytest.mark.parametrize("shape", DW_GRAD_SHAPES)
 def test_dwconv_gradients_match_ref(impl, device, shape):
-    dtype = torch.float32 if impl == "triton" else torch.float64
-    inputs = _dw_inputs(shape, dtype, requires_grad=True)
-    y = hrops.modulated_dwconv2d(*[t.to(device) for t in inputs], padding=shape[-1], impl=impl)
-    g = torch.randn(y.shape, dtype=dtype)
-    got = torch.autograd.grad(y, inputs, g.to(device))
-    y_ref = ref.modulated_dwconv2d(*inputs, padding=shape[-1])
-    expected = torch.autograd.grad(y_ref, inputs, g)
-    for name, a, b in zip(("x", "modulation", "weight_dw", "weight_pw", "demod"), got, expected):
-        torch.testing.assert_close(a.cpu(), b, **TOL[dtype], msg=lambda msg: f"grad {name}: {msg}")
+    _check_dw_gradients(impl, device, shape, (torch.float32, torch.float64))
+
+
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+@pytest.mark.parametrize("shape", [DW_SHAPES[0], (1, 70, 70, 3, 3, 3, 1)])
+def test_dwconv_half_gradients_match_ref(impl, device, shape):
+    """Half types: storage-type dots (Triton) with float32 accumulation."""
+    dtypes = [t for t in _dw_dtypes(impl, device) if t in (torch.float16, torch.bfloat16)]
+    _check_dw_gradients(impl, device, shape, dtypes)
+
+
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+def test_dwconv_gradients_any_layout(impl, device):
+    """x channels-last or strided, and output gradients that are not
+    contiguous (transposed, or y.sum()'s expanded ones)."""
+    shape = DW_SHAPES[0]
+    inputs = _dw_inputs(shape, torch.float32, requires_grad=True)
+    wide = [t.detach().double().requires_grad_() for t in inputs]
+    y_ref = ref.modulated_dwconv2d(*wide, padding=1)
+    g = torch.randn(y_ref.shape[:2] + y_ref.shape[:1:-1], dtype=torch.float64).transpose(2, 3)
+
+    def grads(y, leaves, grad):
+        if grad is None:
+            return torch.autograd.grad(y.sum(), leaves, retain_graph=True)
+        return torch.autograd.grad(y, leaves, grad, retain_graph=True)
+    for x in (inputs[0].to(memory_format=torch.channels_last),
+              inputs[0].transpose(2, 3).contiguous().transpose(2, 3)):
+        y = hrops.modulated_dwconv2d(*[t.to(device) for t in (x, *inputs[1:])], padding=1,
+                                     impl=impl)
+        for grad in (g, None):
+            got = grads(y, inputs, grad.float().to(device) if grad is not None else None)
+            for name, a, b in zip(GRAD_NAMES, got, grads(y_ref, wide, grad)):
+                torch.testing.assert_close(a.cpu().double(), b, rtol=1e-4,
+                                           atol=1e-4 * b.abs().max().item(),
+                                           msg=lambda msg: f"grad {name}: {msg}")
 
 
 @pytest.mark.parametrize("impl,device", DW_IMPLS)
 @pytest.mark.parametrize("k,padding", [(1, 1), (3, 3), (5, 5), (3, 4), (1, 3)])
 def test_dwconv_gradients_with_padding_past_the_kernel(impl, device, k, padding):
     """padding > k - 1: the input gradient correlates a cropped output
-    gradient (the CPU backward once padded by k - 1 - p < 0 and overflowed)."""
-    dtypes = [torch.float32] if impl == "triton" else [torch.float32, torch.float64]
-    for dtype in dtypes:
-        inputs = _dw_inputs((2, 4, 3, 6, 5, k, padding), dtype, requires_grad=True)
-        y = hrops.modulated_dwconv2d(*[t.to(device) for t in inputs], padding=padding, impl=impl)
-        g = torch.randn(y.shape, dtype=dtype)
-        got = torch.autograd.grad(y, inputs, g.to(device))
-        expected = torch.autograd.grad(ref.modulated_dwconv2d(*inputs, padding=padding), inputs, g)
-        for name, a, b in zip(("x", "modulation", "weight_dw", "weight_pw", "demod"), got, expected):
-            torch.testing.assert_close(a.cpu(), b, **TOL[dtype],
-                                       msg=lambda msg: f"{dtype} grad {name}: {msg}")
+    gradient (the CPU backward once padded by k - 1 - p < 0 and overflowed).
+    Under the slow interpreter float64 only: the indexing is the same."""
+    dtypes = [torch.float64] if interpreted(impl, device) else [torch.float32, torch.float64]
+    _check_dw_gradients(impl, device, (2, 4, 3, 6, 5, k, padding), dtypes)
 
 
 # (N, Cin, Cout, H, W, k): shapes where 2 threads once failed in at::mm_out
@@ -230,18 +278,23 @@ def test_dwconv_epilogue_accepts_mobilestylegan_noise_and_checks_it():
         hrops.modulated_dwconv2d(x, m, wdw, wpw, d, bias=torch.randn(4))
 
 
-def test_dwconv_gradcheck_cpu():
-    inputs = _dw_inputs((2, 3, 4, 5, 6, 3, 1), requires_grad=True)
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+def test_dwconv_gradcheck(impl, device):
+    """float64 gradcheck; under the interpreter on a tiny shape in fast mode
+    (one random projection of the Jacobian: a full one takes minutes)."""
+    fast = interpreted(impl, device)
+    shape = (2, 2, 3, 4, 3, 3, 1) if fast else (2, 3, 4, 5, 6, 3, 1)
+    inputs = [t.to(device).requires_grad_() for t in _dw_inputs(shape)]
     assert torch.autograd.gradcheck(
-        lambda *a: hrops.modulated_dwconv2d(*a, padding=1, impl="cpu"), inputs)
+        lambda *a: hrops.modulated_dwconv2d(*a, padding=1, impl=impl), inputs, fast_mode=fast)
     no_demod = inputs[:4]
     assert torch.autograd.gradcheck(
-        lambda *a: hrops.modulated_dwconv2d(*a, padding=2, impl="cpu"), no_demod)
-    bias, noise, nw = _epilogue((2, 3, 4, 5, 6, 3, 1), torch.float64, True, requires_grad=True)
+        lambda *a: hrops.modulated_dwconv2d(*a, padding=2, impl=impl), no_demod, fast_mode=fast)
+    epilogue = [t.to(device).requires_grad_() for t in _epilogue(shape, torch.float64, True)]
     assert torch.autograd.gradcheck(
         lambda *a: hrops.modulated_dwconv2d(*a[:5], padding=1, bias=a[5], noise=a[6],
-                                            noise_weight=a[7], negative_slope=0.2, impl="cpu"),
-        (*inputs, bias, noise, nw))
+                                            noise_weight=a[7], negative_slope=0.2, impl=impl),
+        (*inputs, *epilogue), fast_mode=fast)
 
 
 def test_dwconv_double_backward_raises_clearly():
@@ -267,20 +320,37 @@ def _saved_bytes(fn):
     return total
 
 
-def test_dwconv_saves_only_inputs_and_weights():
-    inputs = _dw_inputs((2, 16, 16, 32, 32, 3, 1), torch.float32, requires_grad=True)
-    inputs_bytes = sum(t.untyped_storage().nbytes() for t in inputs)
-    assert _saved_bytes(lambda: hrops.modulated_dwconv2d(*inputs, impl="cpu")) == inputs_bytes
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+def test_dwconv_saves_only_inputs_and_weights(impl, device):
+    """The backward recomputes the depthwise output: saved are the inputs and
+    weights (at most a third of the reference's bytes), plus the output when
+    LeakyReLU is fused (its sign gives the activation's gradient)."""
+    shape = (2, 8, 8, 16, 16, 3, 1)
+    inputs = [t.to(device).requires_grad_() for t in _dw_inputs(shape, torch.float32)]
+    bias, noise, nw = [t.to(device).requires_grad_()
+                       for t in _epilogue(shape, torch.float32, False)]
+
+    def nbytes(*ts):
+        return sum(t.untyped_storage().nbytes() for t in ts)
+    saved = _saved_bytes(lambda: hrops.modulated_dwconv2d(*inputs, impl=impl))
+    assert saved == nbytes(*inputs)
     # The reference keeps the modulated input and the depthwise output as well.
-    assert _saved_bytes(lambda: hrops.modulated_dwconv2d(*inputs, impl="ref")) >= 3 * inputs_bytes
+    assert 3 * saved <= _saved_bytes(lambda: hrops.modulated_dwconv2d(*inputs, impl="ref"))
+    outputs = []
+    epilogue = dict(bias=bias, noise=noise, noise_weight=nw, negative_slope=0.2)
+    saved = _saved_bytes(lambda: outputs.append(hrops.modulated_dwconv2d(*inputs, impl=impl,
+                                                                          **epilogue)))
+    assert saved == nbytes(*inputs, noise, nw, *outputs)
 
 
 @pytest.mark.parametrize("impl,device", DW_IMPLS)
 def test_dwconv_empty_and_opcheck(impl, device):
-    x, m, wdw, wpw, d = [t.to(device) for t in _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)]
+    args = [t.to(device).requires_grad_() for t in _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)]
+    x, m, wdw, wpw, d = args
     empty = hrops.modulated_dwconv2d(x[:0], m[:0], wdw, wpw, d, impl=impl)
     assert empty.shape == (0, 5, 6, 7)
-    args = [t.requires_grad_() for t in (x, m, wdw, wpw, d)]
+    for arg, grad in zip(args, torch.autograd.grad(empty.sum(), args)):
+        assert grad.shape == arg.shape and not grad.any()
     op = torch.ops.hrops.modulated_dwconv2d.default
     no_epilogue = (None, None, None, None)
     torch.library.opcheck(op, (*args, 1, *no_epilogue, impl))

@@ -13,7 +13,6 @@ hrops::modulated_idwt_upsample: y = haar_idwt(modulation * x) in one pass.
 import importlib
 
 import torch
-import torch.nn.functional as F
 
 from .. import _backends, ref
 from ._checks import check_integer, check_same_device_dtype, check_tensor
@@ -45,35 +44,18 @@ def _(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise, noise_we
                         x.shape[3] + 2 * padding - k + 1))
 
 
-def _backward_composite(grad, x, modulation, weight_dw, weight_pw, demod, padding):
-    """The backward from ATen ops (cuDNN on a GPU): the Triton path's backward."""
-    cin = x.shape[1]
-    u = F.conv2d(x, weight_dw, padding=padding, groups=cin)  # recomputed, unmodulated
-    m = modulation[:, :, None, None]
-    gy = grad if demod is None else grad * demod.view(1, -1, 1, 1)
-    g_t = F.conv2d(gy, weight_pw.transpose(0, 1))
-    g_eff = torch.einsum("nohw,nihw->oi", grad, u * m)  # dL/d(demod * weight_pw)
-    wpw = weight_pw.view(weight_pw.shape[0], cin)
-    g_wpw = g_eff if demod is None else g_eff * demod[:, None]
-    g_demod = (g_eff * wpw).sum(1) if demod is not None else x.new_empty(0)
-    g_mod = (g_t * u).sum((2, 3))
-    g_u = g_t * m
-    g_x = torch.nn.grad.conv2d_input(x.shape, weight_dw, g_u, padding=padding, groups=cin)
-    g_wdw = torch.nn.grad.conv2d_weight(x, weight_dw.shape, g_u, padding=padding, groups=cin)
-    return g_x, g_mod, g_wdw, g_wpw.view_as(weight_pw), g_demod
-
-
 @torch.library.custom_op("hrops::_modulated_dwconv2d_backward", mutates_args=())
 def _modulated_dwconv2d_backward(
         grad: torch.Tensor, x: torch.Tensor, modulation: torch.Tensor, weight_dw: torch.Tensor,
         weight_pw: torch.Tensor, demod: torch.Tensor | None, padding: int, impl: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    if impl == "cpu":
+    if impl == "triton":
+        kernels = importlib.import_module("hrops.triton.modulated_dwconv_backward")
+        grads = kernels.modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw,
+                                                    demod, padding)
+    else:
         grads = torch.ops.hrops_C.modulated_dwconv2d_backward(
             grad, x, modulation, weight_dw, weight_pw, demod, padding)
-    else:
-        grads = _backward_composite(grad.contiguous(), x, modulation, weight_dw, weight_pw, demod,
-                                    padding)
     g_x, g_mod, g_wdw, g_wpw, g_demod = grads
     return g_x, g_mod, g_wdw, g_wpw, (g_demod if g_demod is not None else x.new_empty(0))
 

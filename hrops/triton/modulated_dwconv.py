@@ -5,12 +5,41 @@ for each block of BLOCK_CI input channels it builds the modulated depthwise
 output tile in registers (k*k masked loads, zero padding) and feeds it to
 tl.dot with the pointwise weights; demodulation is the epilogue. The
 (N, Cin, H, W) intermediate never exists. StyledConv2d's epilogue (noise,
-bias, LeakyReLU) is optional. fp32 uses IEEE-precision dots (no TF32), half
-types use their own tensor-core dots with fp32 accumulation.
+bias, LeakyReLU) is optional. fp32 and fp64 use IEEE-precision dots (no
+TF32), half types their own tensor-core dots with fp32 accumulation. The
+backward is in modulated_dwconv_backward.py.
 """
 import torch
 import triton
 import triton.language as tl
+
+
+def acc_type(dtype):
+    """Accumulation type: float64 for float64, float32 for everything else."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+@triton.jit
+def depthwise_tile(x_ptr, wdw_ptr, ci, ci_ok, oy, ox, pix_ok, sxc, sxh, sxw, H, W, pad,
+                   K: tl.constexpr, ACC: tl.constexpr, BLOCK_CI: tl.constexpr,
+                   BLOCK_P: tl.constexpr):
+    """Unmodulated depthwise output (BLOCK_CI x BLOCK_P) of one sample; x_ptr
+    points at the sample, out-of-image taps read the zero padding."""
+    u = tl.zeros((BLOCK_CI, BLOCK_P), dtype=ACC)
+    planes = x_ptr + ci[:, None] * sxc
+    weights = wdw_ptr + ci * (K * K)
+    for kh in tl.static_range(K):
+        iy = oy + (kh - pad)
+        row_ok = pix_ok & (iy >= 0) & (iy < H)
+        row = iy * sxh
+        for kw in tl.static_range(K):
+            ix = ox + (kw - pad)
+            ok = row_ok & (ix >= 0) & (ix < W)
+            xv = tl.load(planes + (row + ix * sxw)[None, :], mask=ci_ok[:, None] & ok[None, :],
+                         other=0.0).to(ACC)
+            wv = tl.load(weights + (kh * K + kw), mask=ci_ok, other=0.0).to(ACC)
+            u += wv[:, None] * xv
+    return u
 
 
 @triton.jit
@@ -18,7 +47,8 @@ def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, b_ptr, noise_ptr, nw_ptr,
                 sxn, sxc, sxh, sxw, Cin, Cout, H, W, Ho, Wo, pad, noise_sn, slope,
                 K: tl.constexpr, HAS_DEMOD: tl.constexpr, HAS_BIAS: tl.constexpr,
                 HAS_NOISE: tl.constexpr, ACTIVATE: tl.constexpr, HALF_DOT: tl.constexpr,
-                BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_P: tl.constexpr):
+                ACC: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
+                BLOCK_P: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
     pix = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
     co = tl.program_id(2) * BLOCK_CO + tl.arange(0, BLOCK_CO)
@@ -26,37 +56,29 @@ def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, b_ptr, noise_ptr, nw_ptr,
     co_ok = co < Cout
     oy = pix // Wo
     ox = pix % Wo
-    acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=ACC)
     for ci0 in range(0, Cin, BLOCK_CI):
         ci = ci0 + tl.arange(0, BLOCK_CI)
         ci_ok = ci < Cin
-        t = tl.zeros((BLOCK_CI, BLOCK_P), dtype=tl.float32)
-        for kh in tl.static_range(K):
-            for kw in tl.static_range(K):
-                iy = oy + kh - pad
-                ix = ox + kw - pad
-                ok = pix_ok & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-                src = x_ptr + n * sxn + ci[:, None] * sxc + (iy * sxh + ix * sxw)[None, :]
-                xv = tl.load(src, mask=ci_ok[:, None] & ok[None, :], other=0.0).to(tl.float32)
-                wv = tl.load(wdw_ptr + ci * (K * K) + kh * K + kw, mask=ci_ok, other=0.0)
-                t += wv.to(tl.float32)[:, None] * xv
-        mv = tl.load(m_ptr + n * Cin + ci, mask=ci_ok, other=0.0).to(tl.float32)
+        t = depthwise_tile(x_ptr + n * sxn, wdw_ptr, ci, ci_ok, oy, ox, pix_ok, sxc, sxh, sxw,
+                           H, W, pad, K, ACC, BLOCK_CI, BLOCK_P)
+        mv = tl.load(m_ptr + n * Cin + ci, mask=ci_ok, other=0.0).to(ACC)
         t = t * mv[:, None]
         w = tl.load(wpw_ptr + co[:, None] * Cin + ci[None, :], mask=co_ok[:, None] & ci_ok[None, :],
-                    other=0.0).to(tl.float32)
+                    other=0.0).to(ACC)
         if HALF_DOT:  # tensor-core dot in the storage type, fp32 accumulation
             ty = out_ptr.dtype.element_ty
             acc += tl.dot(w.to(ty), t.to(ty))
         else:
             acc += tl.dot(w, t, input_precision="ieee")
     if HAS_DEMOD:
-        dv = tl.load(d_ptr + co, mask=co_ok, other=0.0).to(tl.float32)
+        dv = tl.load(d_ptr + co, mask=co_ok, other=0.0).to(ACC)
         acc = acc * dv[:, None]
     if HAS_NOISE:
-        nz = tl.load(noise_ptr + n * noise_sn + pix, mask=pix_ok, other=0.0).to(tl.float32)
-        acc += tl.load(nw_ptr).to(tl.float32) * nz[None, :]
+        nz = tl.load(noise_ptr + n * noise_sn + pix, mask=pix_ok, other=0.0).to(ACC)
+        acc += tl.load(nw_ptr).to(ACC) * nz[None, :]
     if HAS_BIAS:
-        acc += tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)[:, None]
+        acc += tl.load(b_ptr + co, mask=co_ok, other=0.0).to(ACC)[:, None]
     if ACTIVATE:
         acc = tl.where(acc < 0, acc * slope, acc)
     dst = out_ptr + (n * Cout + co[:, None]) * (Ho * Wo) + pix[None, :]
@@ -71,9 +93,6 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias
     out = torch.empty((n, cout, ho, wo), dtype=x.dtype, device=x.device)
     if out.numel() == 0:
         return out
-    if x.dtype == torch.float64:
-        raise RuntimeError("modulated_dwconv2d: the Triton kernel supports float32, float16 and "
-                           "bfloat16; use impl='ref' or 'cpu' for float64")
     m = modulation.contiguous()
     wdw = weight_dw.reshape(cin, k * k).contiguous()
     wpw = weight_pw.reshape(cout, cin).contiguous()
@@ -92,6 +111,6 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias
                       negative_slope if negative_slope is not None else 0.0,
                       K=k, HAS_DEMOD=demod is not None, HAS_BIAS=bias is not None,
                       HAS_NOISE=noise is not None, ACTIVATE=negative_slope is not None,
-                      HALF_DOT=x.dtype in (torch.float16, torch.bfloat16),
+                      HALF_DOT=x.dtype in (torch.float16, torch.bfloat16), ACC=acc_type(x.dtype),
                       BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_P=block_p)
     return out
