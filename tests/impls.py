@@ -5,7 +5,12 @@ import torch
 import hrops
 from hrops import _backends
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+def requires_cuda(test):
+    """Skips `test` without a CUDA device and marks it `cuda`, so that
+    `-m cuda` (or `-k cuda`) selects it with every GPU test."""
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+    return pytest.mark.cuda(skip(test))
 
 
 def kernel_impls(supported=("cpu", "cuda", "triton")):
@@ -26,6 +31,8 @@ def kernel_impls(supported=("cpu", "cuda", "triton")):
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         if impl == "triton":
             marks.append(pytest.mark.triton_interp)
+        if device == "cuda":
+            marks.append(pytest.mark.cuda)
         cases.append(pytest.param(impl, device, marks=marks, id=f"{impl}-{device}"))
     return cases
 

@@ -18,6 +18,8 @@ def region_impls():
         elif not _backends.available(impl, torch.device(device)):
             reason = f"{impl} kernels not available"
         marks = [pytest.mark.skip(reason=reason)] if reason else []
+        if device == "cuda":
+            marks.append(pytest.mark.cuda)
         cases.append(pytest.param(impl, device, marks=marks, id=f"{impl}-{device}"))
     return cases
 

@@ -33,37 +33,43 @@ __global__ void modulated_idwt_kernel(const T* __restrict__ x, int64_t sn, int64
   }
 }
 
-// One thread block per (n, c) plane; it owns the plane's four modulation
-// gradients, so no atomics are needed and the result is deterministic.
+// One thread block per (n, c) plane (blocks stride over the N*C planes, which
+// may outnumber a grid's 2^31 - 1 blocks); it owns the plane's four
+// modulation gradients, so no atomics are needed and the result is
+// deterministic.
 template <typename T>
 __global__ void modulated_idwt_backward_kernel(const T* __restrict__ grad, const T* __restrict__ x,
                                                const T* __restrict__ mod, T* __restrict__ grad_x,
                                                typename AccOf<T>::type* __restrict__ grad_mod,
-                                               int64_t C, int64_t h, int64_t w) {
+                                               int64_t N, int64_t C, int64_t h, int64_t w) {
   using Acc = typename AccOf<T>::type;
   using Cv = Convert<T>;
   __shared__ Acc partial[4][kThreads];
-  const int64_t nc = blockIdx.x, c = nc % C, n = nc / C, plane = h * w, W = 2 * w;
-  const int64_t ch[4] = {c, C + 3 * c, C + 3 * c + 1, C + 3 * c + 2};
-  Acc s[4], gs[4] = {Acc(0), Acc(0), Acc(0), Acc(0)};
-  for (int q = 0; q < 4; ++q) s[q] = Cv::template load<Acc>(mod[n * 4 * C + ch[q]]);
-  const T* gy = grad + nc * 4 * plane;
-  for (int64_t k = threadIdx.x; k < plane; k += blockDim.x) {
-    const int64_t i = k / w, j = k % w;
-    T xv[4], gx[4];
-    for (int q = 0; q < 4; ++q) xv[q] = x[(n * 4 * C + ch[q]) * plane + k];
-    modulated_idwt_block_backward<Acc>(gy + 2 * i * W + 2 * j, W, 1, true, true, xv, s, gx, gs);
-    for (int q = 0; q < 4; ++q) grad_x[(n * 4 * C + ch[q]) * plane + k] = gx[q];
-  }
-  for (int q = 0; q < 4; ++q) partial[q][threadIdx.x] = gs[q];
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) {
-      for (int q = 0; q < 4; ++q) partial[q][threadIdx.x] += partial[q][threadIdx.x + stride];
+  const int64_t plane = h * w, W = 2 * w;
+  for (int64_t nc = blockIdx.x; nc < N * C; nc += gridDim.x) {
+    const int64_t c = nc % C, n = nc / C;
+    const int64_t ch[4] = {c, C + 3 * c, C + 3 * c + 1, C + 3 * c + 2};
+    Acc s[4], gs[4] = {Acc(0), Acc(0), Acc(0), Acc(0)};
+    for (int q = 0; q < 4; ++q) s[q] = Cv::template load<Acc>(mod[n * 4 * C + ch[q]]);
+    const T* gy = grad + nc * 4 * plane;
+    for (int64_t k = threadIdx.x; k < plane; k += blockDim.x) {
+      const int64_t i = k / w, j = k % w;
+      T xv[4], gx[4];
+      for (int q = 0; q < 4; ++q) xv[q] = x[(n * 4 * C + ch[q]) * plane + k];
+      modulated_idwt_block_backward<Acc>(gy + 2 * i * W + 2 * j, W, 1, true, true, xv, s, gx, gs);
+      for (int q = 0; q < 4; ++q) grad_x[(n * 4 * C + ch[q]) * plane + k] = gx[q];
     }
+    for (int q = 0; q < 4; ++q) partial[q][threadIdx.x] = gs[q];
     __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+      if (threadIdx.x < stride) {
+        for (int q = 0; q < 4; ++q) partial[q][threadIdx.x] += partial[q][threadIdx.x + stride];
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x < 4) grad_mod[n * 4 * C + ch[threadIdx.x]] = partial[threadIdx.x][0];
+    __syncthreads();  // partial is read above before the next plane overwrites it
   }
-  if (threadIdx.x < 4) grad_mod[n * 4 * C + ch[threadIdx.x]] = partial[threadIdx.x][0];
 }
 
 template <typename T>
@@ -83,9 +89,10 @@ cudaError_t backward(const void* grad, const void* x, const void* mod, void* gra
                      void* grad_mod, int64_t N, int64_t C, int64_t h, int64_t w,
                      cudaStream_t stream) {
   if (N * C == 0) return cudaSuccess;
-  modulated_idwt_backward_kernel<T><<<N * C, kThreads, 0, stream>>>(
+  const int64_t blocks = std::min<int64_t>(N * C, 65536);
+  modulated_idwt_backward_kernel<T><<<blocks, kThreads, 0, stream>>>(
       static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(mod),
-      static_cast<T*>(grad_x), static_cast<typename AccOf<T>::type*>(grad_mod), C, h, w);
+      static_cast<T*>(grad_x), static_cast<typename AccOf<T>::type*>(grad_mod), N, C, h, w);
   return cudaGetLastError();
 }
 

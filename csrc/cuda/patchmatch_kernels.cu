@@ -1,4 +1,5 @@
-// CoCosNet v2's PatchMatch, CUDA kernels: one thread per pixel of A. Per-
+// CoCosNet v2's PatchMatch, CUDA kernels: one thread per pixel of A (grid-
+// stride: N*H*W may exceed what a grid of 128-thread blocks covers). Per-
 // candidate math: csrc/common/patchmatch.h (also run by the CPU kernels).
 #include <algorithm>
 
@@ -22,36 +23,37 @@ __global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
                             const float* __restrict__ rnd, int64_t R,
                             float* __restrict__ new_off, float* __restrict__ probs) {
   const int64_t HW = d.H * d.W;
-  const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (np >= d.N * HW) return;
-  const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
   const int M = int((direction == 0 ? d.K : 3 * d.K) + R);
-  float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
-  int64_t target[kPatchMatchMaxCandidates];
-  int top[kPatchMatchMaxCandidates];
-  int m = 0;
-  for (int slot = 0; slot < pm_slots(direction); ++slot) {
-    int64_t sr, sc;
-    const bool inside = pm_slot_source(direction, slot, r, c, d.H, d.W, sr, sc);
-    for (int64_t j = 0; j < d.K; ++j, ++m) {
-      const int64_t s = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
-      const float dr = inside ? off[s] : 0.0f, dc = inside ? off[s + d.K * HW] : 0.0f;
-      target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, trunc);
+  for (int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; np < d.N * HW;
+       np += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
+    float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
+    int64_t target[kPatchMatchMaxCandidates];
+    int top[kPatchMatchMaxCandidates];
+    int m = 0;
+    for (int slot = 0; slot < pm_slots(direction); ++slot) {
+      int64_t sr, sc;
+      const bool inside = pm_slot_source(direction, slot, r, c, d.H, d.W, sr, sc);
+      for (int64_t j = 0; j < d.K; ++j, ++m) {
+        const int64_t s = ((n * 2) * d.K + j) * HW + sr * d.W + sc;
+        const float dr = inside ? off[s] : 0.0f, dc = inside ? off[s + d.K * HW] : 0.0f;
+        target[m] = pm_target(r, c, dr, dc, d.Hb, d.Wb, trunc);
+        cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
+      }
+    }
+    for (int64_t j = 0; j < R; ++j, ++m) {  // random-search candidates
+      const int64_t s = ((n * 2) * R + j) * HW + p;
+      target[m] = pm_target(r, c, rnd[s], rnd[s + R * HW], d.Hb, d.Wb, trunc);
       cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
     }
-  }
-  for (int64_t j = 0; j < R; ++j, ++m) {  // random-search candidates
-    const int64_t s = ((n * 2) * R + j) * HW + p;
-    target[m] = pm_target(r, c, rnd[s], rnd[s + R * HW], d.Hb, d.Wb, trunc);
-    cost[m] = dot_f32(a + np * d.C, b + (n * d.Hb * d.Wb + target[m]) * d.C, d.C) * inv_t;
-  }
-  pm_softmax(cost, M, prob);
-  pm_topk(prob, M, topk, top);
-  for (int i = 0; i < topk; ++i) {
-    const int64_t t = target[top[i]];
-    new_off[((n * 2) * topk + i) * HW + p] = float(t / d.Wb - r);
-    new_off[((n * 2 + 1) * topk + i) * HW + p] = float(t % d.Wb - c);
-    probs[(n * topk + i) * HW + p] = prob[top[i]];
+    pm_softmax(cost, M, prob);
+    pm_topk(prob, M, topk, top);
+    for (int i = 0; i < topk; ++i) {
+      const int64_t t = target[top[i]];
+      new_off[((n * 2) * topk + i) * HW + p] = float(t / d.Wb - r);
+      new_off[((n * 2 + 1) * topk + i) * HW + p] = float(t % d.Wb - c);
+      probs[(n * topk + i) * HW + p] = prob[top[i]];
+    }
   }
 }
 
@@ -74,15 +76,16 @@ __global__ void warp_kernel(PatchMatchDims d, const float* __restrict__ a,
                             const float* __restrict__ off, float inv_t, bool trunc,
                             float* __restrict__ out) {
   const int64_t HW = d.H * d.W;
-  const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (np >= d.N * HW) return;
-  const int64_t n = np / HW, p = np % HW;
-  int64_t target[kPatchMatchMaxCandidates];
-  float w[kPatchMatchMaxCandidates];
-  warp_weights(d, a, b, off, np, inv_t, trunc, target, w);
-  for (int64_t j = 0; j < d.K; ++j) {
-    const float* src = ref + (n * d.Hb * d.Wb + target[j]) * Cr;
-    for (int64_t ch = 0; ch < Cr; ++ch) out[(n * Cr + ch) * HW + p] += w[j] * src[ch];
+  for (int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; np < d.N * HW;
+       np += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = np / HW, p = np % HW;
+    int64_t target[kPatchMatchMaxCandidates];
+    float w[kPatchMatchMaxCandidates];
+    warp_weights(d, a, b, off, np, inv_t, trunc, target, w);
+    for (int64_t j = 0; j < d.K; ++j) {
+      const float* src = ref + (n * d.Hb * d.Wb + target[j]) * Cr;
+      for (int64_t ch = 0; ch < Cr; ++ch) out[(n * Cr + ch) * HW + p] += w[j] * src[ch];
+    }
   }
 }
 
@@ -92,30 +95,33 @@ __global__ void warp_backward_kernel(PatchMatchDims d, const float* __restrict__
                                      const float* __restrict__ off, float inv_t, bool trunc,
                                      float* __restrict__ ga, float* gb, float* gref) {
   const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb;
-  const int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (np >= d.N * HW) return;
-  const int64_t n = np / HW;
-  int64_t target[kPatchMatchMaxCandidates];
-  float w[kPatchMatchMaxCandidates], gw[kPatchMatchMaxCandidates];
-  warp_weights(d, a, b, off, np, inv_t, trunc, target, w);
-  const float* g = grad + np * Cr;
-  float mean = 0.0f;
-  for (int64_t j = 0; j < d.K; ++j) {
-    gw[j] = dot_f32(g, ref + (n * HWb + target[j]) * Cr, Cr);
-    mean += w[j] * gw[j];
-  }
-  for (int64_t j = 0; j < d.K; ++j) {
-    const float gs = w[j] * (gw[j] - mean) * inv_t;
-    const int64_t t = n * HWb + target[j];
-    for (int64_t ch = 0; ch < d.C; ++ch) {
-      ga[np * d.C + ch] += gs * b[t * d.C + ch];
-      atomicAdd(gb + t * d.C + ch, gs * a[np * d.C + ch]);
+  for (int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; np < d.N * HW;
+       np += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = np / HW;
+    int64_t target[kPatchMatchMaxCandidates];
+    float w[kPatchMatchMaxCandidates], gw[kPatchMatchMaxCandidates];
+    warp_weights(d, a, b, off, np, inv_t, trunc, target, w);
+    const float* g = grad + np * Cr;
+    float mean = 0.0f;
+    for (int64_t j = 0; j < d.K; ++j) {
+      gw[j] = dot_f32(g, ref + (n * HWb + target[j]) * Cr, Cr);
+      mean += w[j] * gw[j];
     }
-    for (int64_t ch = 0; ch < Cr; ++ch) atomicAdd(gref + t * Cr + ch, w[j] * g[ch]);
+    for (int64_t j = 0; j < d.K; ++j) {
+      const float gs = w[j] * (gw[j] - mean) * inv_t;
+      const int64_t t = n * HWb + target[j];
+      for (int64_t ch = 0; ch < d.C; ++ch) {
+        ga[np * d.C + ch] += gs * b[t * d.C + ch];
+        atomicAdd(gb + t * d.C + ch, gs * a[np * d.C + ch]);
+      }
+      for (int64_t ch = 0; ch < Cr; ++ch) atomicAdd(gref + t * Cr + ch, w[j] * g[ch]);
+    }
   }
 }
 
-int64_t blocks(const PatchMatchDims& d) { return (d.N * d.H * d.W + kThreads - 1) / kThreads; }
+int64_t blocks(const PatchMatchDims& d) {
+  return std::min<int64_t>((d.N * d.H * d.W + kThreads - 1) / kThreads, 65536);
+}
 
 }  // namespace
 

@@ -2,8 +2,8 @@
 // csrc/common/region.h (also run by the CPU kernels, which is how it is tested
 // without a GPU).
 //
-// Sums are deterministic without atomics: a block owns one (image, channel,
-// tap) and a chunk of regions; each thread accumulates its strided pixels
+// Sums are deterministic without atomics: a block takes one (image, channel,
+// tap) and a chunk of regions at a time; each thread accumulates its strided pixels
 // into its own column of a shared-memory table (one row per region), then
 // one thread per region adds its row in thread order.
 #include <algorithm>
@@ -24,34 +24,37 @@ int64_t blocks_for(int64_t n) { return std::min<int64_t>((n + kThreads - 1) / kT
 template <typename T>
 __global__ void region_tap_sum_kernel(const T* __restrict__ src, const int64_t* __restrict__ labels,
                                       const typename AccOf<T>::type* __restrict__ scale,
-                                      T* __restrict__ out, int64_t C, int64_t Ho, int64_t Wo,
-                                      int64_t H, int64_t W, int64_t R, int64_t k, int64_t pad) {
+                                      T* __restrict__ out, int64_t N, int64_t C, int64_t Ho,
+                                      int64_t Wo, int64_t H, int64_t W, int64_t R, int64_t k,
+                                      int64_t pad) {
   using Acc = typename AccOf<T>::type;
   __shared__ Acc table[kRegionChunk * kSumThreads];
   const int64_t taps = k * k;
-  const int64_t block = blockIdx.x;  // (n, c, t)
-  const int64_t t = block % taps, c = (block / taps) % C, n = block / (taps * C);
-  const T* plane = src + (n * C + c) * Ho * Wo;
-  const int64_t* lab = labels + n * H * W;
-  // Chunks of regions strided over gridDim.y (at most 65535 blocks).
-  for (int64_t r0 = int64_t(blockIdx.y) * kRegionChunk; r0 < R;
-       r0 += int64_t(gridDim.y) * kRegionChunk) {
-    for (int j = 0; j < kRegionChunk; ++j) table[j * kSumThreads + threadIdx.x] = Acc(0);
-    for (int64_t p = threadIdx.x; p < Ho * Wo; p += kSumThreads) {
-      const int64_t r = region_tap_label(lab, H, W, R, k, pad, p / Wo, p % Wo, t) - r0;
-      if (r >= 0 && r < kRegionChunk) {
-        table[r * kSumThreads + threadIdx.x] += Convert<T>::template load<Acc>(plane[p]);
+  // (n, c, t) blocks strided over gridDim.x and chunks of regions over
+  // gridDim.y: either count may exceed a grid's limit (2^31 - 1, 65535).
+  for (int64_t block = blockIdx.x; block < N * C * taps; block += gridDim.x) {
+    const int64_t t = block % taps, c = (block / taps) % C, n = block / (taps * C);
+    const T* plane = src + (n * C + c) * Ho * Wo;
+    const int64_t* lab = labels + n * H * W;
+    for (int64_t r0 = int64_t(blockIdx.y) * kRegionChunk; r0 < R;
+         r0 += int64_t(gridDim.y) * kRegionChunk) {
+      for (int j = 0; j < kRegionChunk; ++j) table[j * kSumThreads + threadIdx.x] = Acc(0);
+      for (int64_t p = threadIdx.x; p < Ho * Wo; p += kSumThreads) {
+        const int64_t r = region_tap_label(lab, H, W, R, k, pad, p / Wo, p % Wo, t) - r0;
+        if (r >= 0 && r < kRegionChunk) {
+          table[r * kSumThreads + threadIdx.x] += Convert<T>::template load<Acc>(plane[p]);
+        }
       }
+      __syncthreads();
+      const int64_t r = r0 + threadIdx.x;
+      if (threadIdx.x < kRegionChunk && r < R) {
+        Acc s = 0;
+        for (int i = 0; i < kSumThreads; ++i) s += table[threadIdx.x * kSumThreads + i];
+        if (scale) s *= scale[n * R + r];
+        out[((n * R + r) * taps + t) * C + c] = Convert<T>::template store<Acc>(s);
+      }
+      __syncthreads();  // the table is cleared for the next chunk
     }
-    __syncthreads();
-    const int64_t r = r0 + threadIdx.x;
-    if (threadIdx.x < kRegionChunk && r < R) {
-      Acc s = 0;
-      for (int i = 0; i < kSumThreads; ++i) s += table[threadIdx.x * kSumThreads + i];
-      if (scale) s *= scale[n * R + r];
-      out[((n * R + r) * taps + t) * C + c] = Convert<T>::template store<Acc>(s);
-    }
-    __syncthreads();  // the table is cleared for the next chunk
   }
 }
 
@@ -99,12 +102,12 @@ cudaError_t tap_sum(const void* src, const int64_t* labels, const void* scale, v
                     int64_t k, int64_t pad, cudaStream_t stream) {
   const int64_t blocks = N * C * k * k;
   if (blocks == 0 || R == 0) return cudaSuccess;
-  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   const int64_t chunks = std::min<int64_t>((R + kRegionChunk - 1) / kRegionChunk, 65535);
-  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(chunks));
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks, 0x7fffffff)),
+                  static_cast<unsigned>(chunks));
   region_tap_sum_kernel<T><<<grid, kSumThreads, 0, stream>>>(
       static_cast<const T*>(src), labels, static_cast<const typename AccOf<T>::type*>(scale),
-      static_cast<T*>(out), C, Ho, Wo, H, W, R, k, pad);
+      static_cast<T*>(out), N, C, Ho, Wo, H, W, R, k, pad);
   return cudaGetLastError();
 }
 

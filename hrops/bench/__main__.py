@@ -5,7 +5,8 @@ each available implementation, prints a comparison table and writes JSON.
               [--modes fwd,fwdbwd] [--quick] [--budget 1.0] [--no-compile]
               [--default-malloc] [--json bench_results/hrops-bench-<timestamp>.json]
 
-Exit status 1 if an implementation disagreed with ref or failed.
+Exit status 1 if an implementation disagreed with ref or failed. The JSON
+is rewritten after each case, so an interrupted run keeps what it measured.
 """
 import argparse
 import datetime
@@ -64,18 +65,18 @@ def main(argv=None):
     machine["malloc_keeps_freed_memory"] = not args.default_malloc and allocator.keep_freed_memory()
     print(report.header(machine), flush=True)
 
-    rows, skips = harness.run(cases, devices, args.threads, args.modes, args.budget,
-                              use_compile=not args.no_compile,
-                              log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    path = args.json or os.path.join(
+        "bench_results", f"hrops-bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
+    rows, skips = harness.run(
+        cases, devices, args.threads, args.modes, args.budget, use_compile=not args.no_compile,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        on_case=lambda rows, skips: report.write_json(path, machine, vars(args), rows, skips))
     report.add_speedups(rows)
     print()
     print(report.format_table(rows))
     if skips:
         print()
         print(report.format_skips(skips))
-
-    path = args.json or os.path.join(
-        "bench_results", f"hrops-bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
     report.write_json(path, machine, vars(args), rows, skips)
     print(f"\nwrote {path}")
     return 1 if any(s.failed for s in skips) else 0

@@ -345,9 +345,11 @@ class Skip:
     failed: bool = False  # wrong results or an error, not merely unavailable
 
 
-def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print):
+def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print, on_case=None):
     """Measures every available impl of every case: (rows, skips). CUDA runs
-    use only the first thread count, which doesn't change GPU kernels."""
+    use only the first thread count, which doesn't change GPU kernels.
+    on_case(rows, skips), if given, is called after each case with the
+    results so far."""
     rows, skips = [], []
     for case in cases:
         dtype = str(case.dtype).removeprefix("torch.")
@@ -380,4 +382,6 @@ def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print):
                         vs_floor = f" ({best / floor:.2f}x floor)" if floor else ""
                         log(f"{' '.join(where)} threads={n_threads}: best {best:.3f} ms"
                             f"{vs_floor}, {runs} runs")
+        if on_case:
+            on_case(rows, skips)
     return rows, skips

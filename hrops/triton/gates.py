@@ -90,11 +90,13 @@ def _lstu_bwd_kernel(gh_ptr, gc_ptr, x_ptr, xt_ptr, pre_ptr, e_ptr, gx_ptr, gxt_
     dc = gc + gh * r * dg
     ty = gx_ptr.dtype.element_ty
     dst = (n * C + c) * HW + p
-    gdst = (n * 2 * C + c) * HW + p
+    # Products from int64 n only: C * HW (two int32 arguments) wraps past 2^31.
+    gdst_f = (n * 2 * C + c) * HW + p
+    gdst_r = (n * 2 * C + C + c) * HW + p
     tl.store(gx_ptr + dst, (gh * (1.0 - r)).to(ty), mask=live)
     tl.store(gxt_ptr + dst, (dc * (1.0 - f)).to(ty), mask=live)
-    tl.store(gpre_ptr + gdst, (dc * (e - xt) * f * (1.0 - f)).to(ty), mask=live)
-    tl.store(gpre_ptr + gdst + C * HW, (gh * (g - x) * r * (1.0 - r)).to(ty), mask=live)
+    tl.store(gpre_ptr + gdst_f, (dc * (e - xt) * f * (1.0 - f)).to(ty), mask=live)
+    tl.store(gpre_ptr + gdst_r, (gh * (g - x) * r * (1.0 - r)).to(ty), mask=live)
     tl.store(ge_ptr + dst, (dc * f).to(ty), mask=live)
 
 

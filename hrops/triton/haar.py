@@ -1,5 +1,10 @@
 """Haar DWT/IDWT in Triton: one program per BLOCK of 2x2 blocks, strided
-loads (any input layout), contiguous packed output. Math as hrops.ref.haar."""
+loads (any input layout), contiguous packed output. Math as hrops.ref.haar.
+
+Indices are int64 throughout: the block index k is, and every other index
+derives from it by division or from n (int64) by products. Integer arguments
+are int32 when they fit, so a product of two arguments (h * w, C * h * w)
+would wrap past 2^31."""
 import torch
 import triton
 import triton.language as tl
@@ -17,14 +22,19 @@ def _butterfly(p, q, r, s):
 
 
 @triton.jit
+def _unravel(k, w, h, C):
+    """(j, i, c, n) of flat index k over (N, C, h, w), by successive divisions."""
+    q = k // w
+    r = q // h
+    return k % w, q % h, r % C, r // C
+
+
+@triton.jit
 def _dwt_kernel(x_ptr, out_ptr, sn, sc, sh, sw, C, H, W, h, w, total,
                 ACC: tl.constexpr, BLOCK: tl.constexpr):
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = k < total
-    j = k % w
-    i = (k // w) % h
-    c = (k // (w * h)) % C
-    n = k // (w * h * C)
+    j, i, c, n = _unravel(k, w, h, C)
     bottom = live & (2 * i + 1 < H)
     right = live & (2 * j + 1 < W)
     src = x_ptr + n * sn + c * sc + 2 * i * sh + 2 * j * sw
@@ -33,15 +43,12 @@ def _dwt_kernel(x_ptr, out_ptr, sn, sc, sh, sw, C, H, W, h, w, total,
     cc = tl.load(src + sh, mask=bottom, other=0.0).to(ACC)
     d = tl.load(src + sh + sw, mask=bottom & right, other=0.0).to(ACC)
     ll, lh, hl, hh = _butterfly(a, b, cc, d)
-    plane = h * w
-    pix = i * w + j
-    dst_ll = out_ptr + (n * 4 * C + c) * plane + pix
-    dst_hi = out_ptr + (n * 4 * C + C + 3 * c) * plane + pix
+    hi = n * 4 * C + C + 3 * c  # LH's channel; HL and HH follow
     ty = out_ptr.dtype.element_ty
-    tl.store(dst_ll, ll.to(ty), mask=live)
-    tl.store(dst_hi, lh.to(ty), mask=live)
-    tl.store(dst_hi + plane, hl.to(ty), mask=live)
-    tl.store(dst_hi + 2 * plane, hh.to(ty), mask=live)
+    tl.store(out_ptr + ((n * 4 * C + c) * h + i) * w + j, ll.to(ty), mask=live)
+    tl.store(out_ptr + (hi * h + i) * w + j, lh.to(ty), mask=live)
+    tl.store(out_ptr + ((hi + 1) * h + i) * w + j, hl.to(ty), mask=live)
+    tl.store(out_ptr + ((hi + 2) * h + i) * w + j, hh.to(ty), mask=live)
 
 
 @triton.jit
@@ -49,15 +56,12 @@ def _idwt_kernel(low_ptr, high_ptr, out_ptr, ln, lc, lh_, lw, hn, hc, hb, hh_, h
                  C, H, W, h, w, total, ACC: tl.constexpr, BLOCK: tl.constexpr):
     k = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = k < total
-    j = k % w
-    i = (k // w) % h
-    c = (k // (w * h)) % C
-    n = k // (w * h * C)
+    j, i, c, n = _unravel(k, w, h, C)
     ll = tl.load(low_ptr + n * ln + c * lc + i * lh_ + j * lw, mask=live, other=0.0).to(ACC)
     hi = high_ptr + n * hn + c * hc + i * hh_ + j * hw
     lh = tl.load(hi, mask=live, other=0.0).to(ACC)
     hl = tl.load(hi + hb, mask=live, other=0.0).to(ACC)
-    hh = tl.load(hi + 2 * hb, mask=live, other=0.0).to(ACC)
+    hh = tl.load(hi + hb + hb, mask=live, other=0.0).to(ACC)  # (2 * hb: int32)
     a, b, cc, d = _butterfly(ll, lh, hl, hh)
     bottom = live & (2 * i + 1 < H)
     right = live & (2 * j + 1 < W)
