@@ -26,7 +26,7 @@ def depthwise_tile(x_ptr, wdw_ptr, ci, ci_ok, oy, ox, pix_ok, sxc, sxh, sxw, H, 
     """Unmodulated depthwise output (BLOCK_CI x BLOCK_P) of one sample; x_ptr
     points at the sample, out-of-image taps read the zero padding."""
     u = tl.zeros((BLOCK_CI, BLOCK_P), dtype=ACC)
-    planes = x_ptr + ci[:, None] * sxc
+    planes = x_ptr + ci.to(tl.int64)[:, None] * sxc  # one sample may pass 2**31 elements
     weights = wdw_ptr + ci * (K * K)
     for kh in tl.static_range(K):
         iy = oy + (kh - pad)
@@ -49,9 +49,12 @@ def _fwd_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, b_ptr, noise_ptr, nw_ptr,
                 HAS_NOISE: tl.constexpr, ACTIVATE: tl.constexpr, HALF_DOT: tl.constexpr,
                 ACC: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
                 BLOCK_P: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    pix = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
-    co = tl.program_id(2) * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    # Axis 0 (up to 2**31 - 1 programs) walks (sample, pixel tile): axis 1 is
+    # capped at 65535, which the pixel tiles of a 2048^2 map would pass.
+    tiles = tl.cdiv(Ho * Wo, BLOCK_P)
+    n = (tl.program_id(0) // tiles).to(tl.int64)
+    pix = (tl.program_id(0) % tiles) * BLOCK_P + tl.arange(0, BLOCK_P)
+    co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
     pix_ok = pix < Ho * Wo
     co_ok = co < Cout
     oy = pix // Wo
@@ -105,7 +108,7 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias
     block_co = min(64, max(16, triton.next_power_of_2(cout)))
     block_ci = min(32, max(16, triton.next_power_of_2(cin)))
     block_p = 64
-    grid = (n, triton.cdiv(ho * wo, block_p), triton.cdiv(cout, block_co))
+    grid = (n * triton.cdiv(ho * wo, block_p), triton.cdiv(cout, block_co))
     _fwd_kernel[grid](x, m, wdw, wpw, d, b, nz, nw, out, *x.stride(), cin, cout, height, width, ho,
                       wo, padding, noise_sn,
                       negative_slope if negative_slope is not None else 0.0,

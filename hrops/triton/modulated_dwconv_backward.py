@@ -43,7 +43,7 @@ def _grad_dw_out_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, g_ptr, gu_ptr, pm
     taps = tl.arange(0, BLOCK_KK)
     g_mod = tl.zeros((BLOCK_CI,), dtype=ACC)
     g_wdw = tl.zeros((BLOCK_CI, BLOCK_KK), dtype=ACC)
-    planes = x_ptr + n * sxn + ci[:, None] * sxc
+    planes = x_ptr + n * sxn + ci.to(tl.int64)[:, None] * sxc  # a sample may pass 2**31 elements
     weights = wdw_ptr + ci * (K * K)
     first = split * tiles_per_split
     for tile in range(first, tl.minimum(first + tiles_per_split, tiles)):
