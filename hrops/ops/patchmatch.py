@@ -206,7 +206,10 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     float32-precision probabilities. impl="ref" computes in float64 for
     float64 inputs (float32 otherwise), so there it agrees with the kernels to
     float32 precision, and candidates whose scores differ by less than
-    float32 rounding may rank differently.
+    float32 rounding may rank differently. At low temperatures the weights
+    after the best can underflow to 0 in float32: the kernels then return
+    those candidates in candidate order with probability 0, where the float64
+    reference still orders them by their (tiny) weights.
 
     Random search (classic PatchMatch, off by default): random_search=R
     appends R candidates after the propagated ones (M = 3K + R, or K + R

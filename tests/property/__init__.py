@@ -1,0 +1,1 @@
+"""Property-based tests: every kernel against hrops.ref over random inputs."""
