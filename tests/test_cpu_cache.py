@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -29,8 +30,11 @@ def test_empty_cache_releases_every_block():
 def _import_with(values, code="import hrops"):
     """Runs `code` in one fresh interpreter per HROPS_CPU_CACHE_MB value, all
     at once (the setting is read once per process)."""
+    # Run outside the checkout: from its root, `-c` would import the source
+    # tree's hrops (no compiled kernels when installed non-editable).
     runs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
-                             env=dict(os.environ, HROPS_CPU_CACHE_MB=v)) for v in values]
+                             cwd=tempfile.gettempdir(), env=dict(os.environ, HROPS_CPU_CACHE_MB=v))
+            for v in values]
     return [(run.wait(timeout=300), run.stderr.read()) for run in runs]
 
 
