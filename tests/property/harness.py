@@ -1,5 +1,5 @@
 """What every property test shares: the per-op tally printed at the end of
-the session, running a kernel at 1 and 2 threads, random tensors from a
+the pytest run, running a kernel at 1 and 2 threads, random tensors from a
 drawn seed, memory layouts, and the comparison against the reference."""
 import contextlib
 import math
