@@ -55,8 +55,8 @@ def available(impl, device):
         return HAS_CPU_KERNELS and device.type == "cpu"
     if impl == "cuda":
         return HAS_CUDA_KERNELS and device.type == "cuda"
-    if impl == "triton":
-        return HAS_TRITON_PACKAGE and (device.type == "cuda" or
+    if impl == "triton":  # (the compiled library declares the ops' schemas)
+        return HAS_CPU_KERNELS and HAS_TRITON_PACKAGE and (device.type == "cuda" or
                                        (device.type == "cpu" and triton_interpreted()))
     return False
 
@@ -72,6 +72,8 @@ def _why_unavailable(impl, device):
         return f"hrops was built without CUDA kernels ({CUDA_IMPORT_ERROR})"
     if impl == "triton" and not HAS_TRITON_PACKAGE:
         return "the triton package is not installed"
+    if impl == "triton" and not HAS_CPU_KERNELS:
+        return f"hrops._C, which declares the ops, failed to import ({CPU_IMPORT_ERROR})"
     return (f"Triton kernels run on CUDA tensors (or CPU tensors with TRITON_INTERPRET=1), "
             f"got a {device.type} tensor")
 

@@ -1,5 +1,6 @@
 """CoCosNet v2's correspondence network (microsoft/CoCosNet-v2, netCorr
-"NoVGGHPM"; SEEDS.md section 4) on hrops, inference and warp training side.
+"NoVGGHPM"; CoCosNet v2, Zhou et al. CVPR 2021; models/networks/correspondence.py,
+patch_match.py, convgru.py) on hrops, inference and warp training side.
 
 Module and parameter names follow CoCosNet v2's correspondence.py,
 patch_match.py and convgru.py, so its netCorr state_dict loads

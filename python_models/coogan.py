@@ -2,11 +2,15 @@
 a cooperative global/local path for memory-bounded high-resolution editing.
 
 The generator network is CooGAN's official one (neuralchen/CooGAN: STGAN's
-Genc/Gdec with the SRU_modify(_relu) cell, SEEDS.md 5.3): see
+Genc/Gdec with the SRU_modify(_relu) cell; components/network_models.py,
+components/STU/SRU_modify.py and SRU_modify_relu.py, selected by
+train_config/train_128.yaml / train_256.yaml): see
 python_models.stgan.STGANGenerator with cell="lstu".
 
 The global/local path is NOT in the official code (its repository has none
-of it; SEEDS.md 5.3). What follows is hrops' own design from the paper's
+of it: neuralchen/CooGAN has no global generator or patch code, its README.md
+says "Under construction", and the globalImSize / imcropPathSize keys of
+train_config/*.yaml are unused). What follows is hrops' own design from the paper's
 description and the issue:
 - global generator: edits a low-resolution snapshot of the whole image
   (default 384^2, bilinear antialiased downsampling), 3 input channels;

@@ -3,7 +3,9 @@ MobileSynthesisNetwork, checkpoint loading and image generation.
 
 Parameter names follow bes-dev/MobileStyleGAN.pytorch, so the student part of
 an official checkpoint loads unchanged (`load_checkpoint`). Semantics:
-SEEDS.md section 2 (W+ of 23 styles, noise broadcast over the batch, the
+bes-dev/MobileStyleGAN.pytorch, core/models/mobile_synthesis_network.py,
+core/models/modules/mobile_synthesis_block.py and core/models/utils.py,
+NoiseManager (W+ of 23 styles, noise broadcast over the batch, the
 12-channel Haar-packed image heads, final IDWT to RGB).
 
     python -m python_models.mobilestylegan --ckpt mobilestylegan_ffhq.ckpt -n 4 --out imgs/

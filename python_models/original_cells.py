@@ -1,4 +1,6 @@
-"""The original recurrent cells' computation, written from SEEDS.md 4.4/5.1/5.3
+"""The original recurrent cells' computation, written from microsoft/CoCosNet-v2
+models/networks/convgru.py (SepConvGRU), csmliu/STGAN models.py (ConvGRUCell)
+and neuralchen/CooGAN components/STU/SRU_modify.py / SRU_modify_relu.py
 (no code copied): CooGAN's SRU_modify(_relu) and STGAN's official
 ConvGRUCell with pass_state 'stu', each gate its own convolution with bias,
 TF 'SAME' padding, plain PyTorch gating; and RAFT / CoCosNet v2's

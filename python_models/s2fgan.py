@@ -1,4 +1,4 @@
-"""S2FGAN (Yan98/S2FGAN; SEEDS.md section 6) on hrops: sketch-to-face
+"""S2FGAN (Yan98/S2FGAN, model.py and op/) on hrops: sketch-to-face
 generation with attribute editing, inference side.
 
 Module and parameter names follow S2FGAN's model.py, so its checkpoints load

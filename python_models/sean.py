@@ -1,7 +1,9 @@
 """SEAN (Zhu et al., CVPR 2020) generator on hrops' region ops.
 
 Same module tree and parameter names as ZPdesu/SEAN's SPADEGenerator with
-its Zencoder (SEEDS.md section 3), so an official generator state_dict
+its Zencoder (SEAN, Zhu et al. CVPR 2020; ZPdesu/SEAN
+models/networks/generator.py, architecture.py, normalization.py), so an
+official generator state_dict
 (`Zencoder.*`, `fc.*`, `head_0.*` ... `up_3.*`, `conv_img.*`, spectral-norm
 `weight_orig/_u/_v`, `fc_mu0..18`) loads with load_state_dict. Defaults are
 SEAN's CelebAMask-HQ 256^2 setting: 19 labels, style length 512, ngf 64.

@@ -1,4 +1,6 @@
-"""SEAN's region layers written the original way (SEEDS.md section 3): Python
+"""SEAN's region layers written the original way (SEAN, Zhu et al. CVPR 2020;
+ZPdesu/SEAN models/networks/architecture.py, Zencoder.forward, and
+models/networks/normalization.py, ACE.forward): Python
 loops over batch and region, 19 separate fc_mu Linears, masked_select /
 masked_scatter_, dense conv_gamma / conv_beta on the broadcast map, SPADE's
 dense conv on the one-hot map. Only the hard-coded .cuda() of the noise is

@@ -1,5 +1,6 @@
-"""STGAN's generator (csmliu/STGAN, SEEDS.md 5.1) on hrops.nn.STU; CooGAN's
-(python_models.coogan) is the same network with hrops.nn.LSTU cells.
+"""STGAN's generator (csmliu/STGAN, models.py: Genc, Gstu, Gdec) on
+hrops.nn.STU; CooGAN's (python_models.coogan) is the same network with
+hrops.nn.LSTU cells.
 
 Defaults: 128^2 images, dim 64, 5 encoder and 5 decoder layers, 4 STU
 levels, 13 attributes, attribute difference tiled onto the state before

@@ -1,5 +1,6 @@
-"""CoCosNet v2's hierarchical matching as its own code computes it (SEEDS.md
-section 4), written as a test oracle: separate offset_x (row) / offset_y
+"""CoCosNet v2's hierarchical matching as its own code computes it
+(microsoft/CoCosNet-v2 models/networks/patch_match.py, ops.py,
+correspondence.py), written as a test oracle: separate offset_x (row) / offset_y
 (column) maps, float flat indices truncated with .long(), the zero-padded
 concatenation for propagation, a Python loop over candidates gathering
 columns of a (C, N*H*W) view, softmax + topk, RAFT's SepConvGRU with separate

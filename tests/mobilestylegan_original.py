@@ -1,7 +1,9 @@
 """MobileStyleGAN's generator modules as the original code computes them,
-written from SEEDS.md section 2 for the tests (independent of hrops): the
+written from bes-dev/MobileStyleGAN.pytorch (core/models/mobile_synthesis_network.py
+and core/models/modules/) for the tests (independent of hrops): the
 oracle that hrops' layers and model must reproduce from the same state_dict.
-The Haar IDWT is the closed form of SEEDS.md 1.2."""
+The Haar IDWT is the closed form of pywt 'db1' with mode 'zero' as
+fbcotter/pytorch_wavelets, pytorch_wavelets/dwt/lowlevel.py (sfb1d) computes it."""
 import math
 
 import torch

@@ -1,4 +1,5 @@
-"""S2FGAN's decoder written the original (rosinality) way from SEEDS.md 6.1,
+"""S2FGAN's decoder written the original (rosinality) way from Yan98/S2FGAN
+model.py and op/ (fused_act.py, upfirdn2d.py),
 on the pure-PyTorch fallback ops: per-sample modulated weights in one grouped
 convolution, upfirdn2d as zero-insert + pad + conv2d, unfused bias + leaky
 ReLU. Test-only oracle for python_models.s2fgan: its random state_dict must

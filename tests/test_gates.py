@@ -1,5 +1,7 @@
 """LSTU / STU / GRU gating ops: every kernel against hrops.ref (itself
-checked against the equations of SEEDS.md 5.1/5.3 written out here), dtypes,
+checked against the equations of csmliu/STGAN models.py, ConvGRUCell, and
+neuralchen/CooGAN components/STU/SRU_modify.py / SRU_modify_relu.py written
+out here), dtypes,
 layouts, empty tensors, extreme pre-activations, gradients (fp64 gradcheck),
 what is saved for backward, opcheck, torch.compile, and bad input."""
 import pytest
@@ -110,7 +112,7 @@ def test_channels_last_operands(impl, device):
     args = [t.contiguous(memory_format=cl) for t in (x, xt, pre, e)]
     torch.library.opcheck(ops.lstu_gates.default, (*args, 1, impl))
     g = torch.randn_like(args[0])
-    torch.library.opcheck(ops.lstu_gates_backward.default, (g, g, *args, 0, impl))
+    torch.library.opcheck(ops._lstu_gates_backward.default, (g, g, *args, 0, impl))
     torch.library.opcheck(ops.gru_update.default, (args[0], args[1], args[3], impl))
 
 
@@ -132,14 +134,14 @@ def test_nchw_operands_among_channels_last(impl, device, dtype):
             assert g.is_contiguous(memory_format=cl)
             torch.testing.assert_close(g, w, **tol)
     grads = [torch.randn_like(x) for _ in range(2)]
-    got = torch.ops.hrops.lstu_gates_backward(*grads, *args, 0, impl)
+    got = torch.ops.hrops._lstu_gates_backward(*grads, *args, 0, impl)
     leaves = [t.detach().requires_grad_() for t in (x, xt, pre, e)]
     torch.autograd.backward(ref.lstu_gates(*leaves, "tanh"), grads)
     for name, g, leaf in zip(("x_up", "x_tilde", "pre_gates", "enc"), got, leaves):
         torch.testing.assert_close(g, leaf.grad, **tol, msg=name)
     assert got[3].is_contiguous() and got[1].is_contiguous(memory_format=cl)
     if dtype == torch.float64:
-        torch.library.opcheck(torch.ops.hrops.lstu_gates_backward.default,
+        torch.library.opcheck(torch.ops.hrops._lstu_gates_backward.default,
                               (*grads, *args, 1, impl))
         small = _lstu_inputs((1, 2, 3, 5), dtype=dtype, device=device)
         small = [t.contiguous(memory_format=cl) if i in (0, 2) else t for i, t in enumerate(small)]
@@ -223,7 +225,7 @@ def test_opcheck(impl, device):
     empty = [t.detach()[:0] for t in (x, xt, pre, e)]
     torch.library.opcheck(ops.lstu_gates.default, (*empty, 0, impl))
     g = torch.randn_like(x)
-    torch.library.opcheck(ops.lstu_gates_backward.default, (g, g, x.detach(), xt.detach(),
+    torch.library.opcheck(ops._lstu_gates_backward.default, (g, g, x.detach(), xt.detach(),
                                                             pre.detach(), e.detach(), 0, impl))
 
 

@@ -34,7 +34,8 @@ def test_ref_matches_pywavelets(shape):
         for ch in range(c):
             ll, (ch_h, ch_v, ch_d) = pywt.dwt2(x[n, ch].numpy(), "haar", mode="zero")
             np.testing.assert_allclose(y[n, ch].numpy(), ll, atol=1e-12)
-            # SEEDS.md 1.2: LH = pywt cH, HL = pywt cV, HH = pywt cD.
+            # fbcotter/pytorch_wavelets DWTForward (db1) bands:
+            # LH = pywt cH, HL = pywt cV, HH = pywt cD.
             for band, expected in enumerate((ch_h, ch_v, ch_d)):
                 np.testing.assert_allclose(y[n, c + 3 * ch + band].numpy(), expected, atol=1e-12)
             back = pywt.idwt2((ll, (ch_h, ch_v, ch_d)), "haar", mode="zero")

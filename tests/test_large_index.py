@@ -21,7 +21,6 @@ import torch
 
 import hrops
 from hrops import _backends
-from hrops.ops import gates as gate_ops
 from hrops.ops import region as region_ops
 
 pytestmark = pytest.mark.large
@@ -226,17 +225,17 @@ def test_upfirdn2d(direction, impl, device):
 # Gating kernels, called directly (autograd would also hold a forward's
 # outputs during its backward): name -> (extra arguments, operands as
 # (channel multiple, real), output channel multiples). Some read-only
-# operands of lstu_gates_backward are one item expanded over the batch
+# operands of _lstu_gates_backward are one item expanded over the batch
 # (stride 0), so that it stays under ~40 GiB; every output and every real
 # input spans more than 2**31 elements.
 GATES = {
     "lstu_gates": ((0,), [(1, True), (1, True), (2, True), (1, True)], (1, 1)),
-    "lstu_gates_backward": ((0,), [(1, True), (1, False), (1, False), (1, False), (2, True),
+    "_lstu_gates_backward": ((0,), [(1, True), (1, False), (1, False), (1, False), (2, True),
                                    (1, False)], (1, 1, 2, 1)),
     "stu_reset": ((), [(1, True), (1, True)], (1,)),
-    "stu_reset_backward": ((), [(1, True), (1, True), (1, True)], (1, 1)),
+    "_stu_reset_backward": ((), [(1, True), (1, True), (1, True)], (1, 1)),
     "gru_update": ((), [(1, True), (1, True), (1, True)], (1,)),
-    "gru_update_backward": ((), [(1, True), (1, True), (1, True), (1, True)], (1, 1, 1)),
+    "_gru_update_backward": ((), [(1, True), (1, True), (1, True), (1, True)], (1, 1, 1)),
 }
 
 
@@ -250,7 +249,8 @@ def test_gates(name, impl, device):
     args = [make.randn(N, groups * C, H, W) if real
             else make.randn(1, groups * C, H, W).expand(N, -1, -1, -1)
             for groups, real in operands]
-    kernel = gate_ops._kernel(impl, name)
+    op = getattr(torch.ops.hrops, name)
+    kernel = lambda *a: op(*a, impl)  # noqa: E731
     outs = kernel(*args, *extra)
     outs = (outs,) if isinstance(outs, torch.Tensor) else tuple(outs)
     smalls = kernel(*(a[-1:] for a in args), *extra)
@@ -332,7 +332,7 @@ def test_region_conv_backward_past_2_31_blocks(impl, device):
     channels = 2 ** 31 // (k * k) + 1
     labels = torch.zeros(1, 1, 1, dtype=torch.long, device=device)
     grad = Inputs(device).randn(1, channels, 1, 1)
-    got = torch.ops.hrops_C.region_conv_gather_backward(grad, labels, 1, k, k // 2)
+    got = torch.ops.hrops_C._region_conv_gather_backward(grad, labels, 1, k, k // 2)
     centre = got[0, 0, k * k // 2]
     assert torch.equal(centre, grad[0, :, 0, 0])
     centre.zero_()

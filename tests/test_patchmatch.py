@@ -1,6 +1,7 @@
 """PatchMatch step and soft warp (CoCosNet v2): kernels against the
 reference, the reference against a loop that enumerates every candidate
-(written from SEEDS.md section 4) and against CoCosNet v2's own formulation."""
+(written from microsoft/CoCosNet-v2 models/networks/patch_match.py) and
+against CoCosNet v2's own formulation."""
 import math
 
 import pytest
@@ -65,8 +66,9 @@ def test_ref_step_matches_loop(direction, truncation):
 
 
 def _cocosnet_step(a, b, off_x, off_y, direction, temperature):
-    """CoCosNet v2's PropagationFaster + Evaluate, re-expressed from SEEDS.md
-    (square maps, float index truncation, topk of the softmax)."""
+    """CoCosNet v2's PropagationFaster + Evaluate, re-expressed from
+    microsoft/CoCosNet-v2 models/networks/patch_match.py and ops.py (square
+    maps, float index truncation, topk of the softmax)."""
     n, k, h, w = off_x.shape
     if direction == "horizontal":
         z = torch.zeros(n, k, h, 1)
@@ -221,13 +223,13 @@ def test_warp_ref_matches_cocosnet_v2_form():
 def test_opcheck_and_empty(impl, device):
     a, b, off = [t.to(device) for t in feature_maps()]
     r = torch.randn(2, 3, 6, 4, device=device)
-    torch.library.opcheck(torch.ops.hrops.patchmatch_step.default, (a, b, off, 1, 0.1, 3, False, impl))
+    torch.library.opcheck(torch.ops.hrops.patchmatch_step.default, (a, b, off, 1, 0.1, 3, False, None, impl))
     args = [t.clone().requires_grad_() for t in (a, b, r)]
     b_last = b.contiguous(memory_format=torch.channels_last).requires_grad_()
     for save in (False, True):
         for feat_b in (args[1], b_last):  # the CPU saves a copy of feat_b's rows, or none
             torch.library.opcheck(torch.ops.hrops.patchmatch_warp.default,
-                                  (args[0], feat_b, args[2], off, 0.1, True, impl, save))
+                                  (args[0], feat_b, args[2], off, 0.1, True, save, impl))
     new, p = hrops.patchmatch_step(a[:0], b[:0], off[:0], impl=impl)
     assert new.shape == (0, 2, 3, 5, 7) and p.shape == (0, 3, 5, 7)
     assert hrops.patchmatch_warp(a[:0], b[:0], r[:0], off[:0], impl=impl).shape == (0, 3, 5, 7)
@@ -319,7 +321,7 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="at most 96 candidates"):
         hrops.patchmatch_step(a, b, torch.zeros(2, 2, 33, 5, 7))
     with pytest.raises(RuntimeError, match="offsets must have shape"):
-        torch.ops.hrops_C.patchmatch_step(a, b, off[:1], 1, 0.1, 3, False)
+        torch.ops.hrops_C.patchmatch_step(a, b, off[:1], 1, 0.1, 3, False, None)
 
 
 def test_step_outputs_carry_no_gradient():

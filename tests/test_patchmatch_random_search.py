@@ -174,7 +174,7 @@ def test_opcheck(impl, device):
     a, b, off = [t.to(device) for t in _maps()]
     rand = random_search_offsets(off, *b.shape[2:], [4, 2], _gen(0, device))
     torch.library.opcheck(torch.ops.hrops.patchmatch_step.default,
-                          (a, b, off, 1, 0.1, 11, False, impl, rand))
+                          (a, b, off, 1, 0.1, 11, False, rand, impl))
 
 
 @pytest.mark.compile

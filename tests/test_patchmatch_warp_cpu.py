@@ -14,6 +14,7 @@ from patchmatch_cases import feature_maps
 pytestmark = pytest.mark.skipif(not hrops._backends.available("cpu", torch.device("cpu")),
                                 reason="hrops C++ CPU kernels not built")
 
+NONE = torch.empty(0)  # no saved weights or rows: the kernel recomputes them
 T = 0.05
 # (C, Cr, K): specialised widths with an RGB reference, then generic widths,
 # a reference wider than 4 channels, a ragged candidate count and K = 1.
@@ -58,33 +59,33 @@ def test_float32_forward_and_grads_match_ref(c, cr, k, trunc):
 
 def test_saved_weights_and_rows_match_recomputation():
     a, b, r, off, g = _inputs(32, 3, 16)
-    out, weights, b_rows = torch.ops.hrops_C.patchmatch_warp_weights(a, b, r, off, T, False)
-    torch.testing.assert_close(out, torch.ops.hrops_C.patchmatch_warp(a, b, r, off, T, False),
-                               rtol=0, atol=0)
+    out, weights, b_rows = torch.ops.hrops_C.patchmatch_warp(a, b, r, off, T, False, True)
+    plain = torch.ops.hrops_C.patchmatch_warp(a, b, r, off, T, False, False)[0]
+    torch.testing.assert_close(out, plain, rtol=0, atol=0)
     assert weights.shape == (2, 16, 9, 23) and weights.dtype == torch.float32
     torch.testing.assert_close(weights.sum(1), torch.ones(2, 9, 23))
     torch.testing.assert_close(b_rows, b.permute(0, 2, 3, 1), rtol=0, atol=0)
-    saved = torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights, b_rows,
+    saved = torch.ops.hrops_C._patchmatch_warp_backward(g, a, b, r, off, weights, b_rows,
                                                                 T, False)
-    recomputed = torch.ops.hrops_C.patchmatch_warp_backward(g, a, b, r, off, T, False)
+    recomputed = torch.ops.hrops_C._patchmatch_warp_backward(g, a, b, r, off, NONE, NONE, T, False)
     for x, y in zip(saved, recomputed):  # the same weights, the same arithmetic
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     with pytest.raises(RuntimeError, match=r"weights must be the forward's \(N, K, H, W\)"):
-        torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights[:, :3],
+        torch.ops.hrops_C._patchmatch_warp_backward(g, a, b, r, off, weights[:, :3],
                                                            b_rows, T, False)
     with pytest.raises(RuntimeError, match=r"b_rows must be the forward's contiguous"):
-        torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b, r, off, weights,
+        torch.ops.hrops_C._patchmatch_warp_backward(g, a, b, r, off, weights,
                                                            b_rows[:, :, :5], T, False)
 
 
 def test_channels_last_feat_b_is_its_own_rows():
     a, b, r, off, g = _inputs(32, 3, 16)
     b_last = b.contiguous(memory_format=torch.channels_last)
-    _, weights, b_rows = torch.ops.hrops_C.patchmatch_warp_weights(a, b_last, r, off, T, False)
+    _, weights, b_rows = torch.ops.hrops_C.patchmatch_warp(a, b_last, r, off, T, False, True)
     assert b_rows.shape == (0, 11, 17, 32)
-    saved = torch.ops.hrops_C.patchmatch_warp_backward_weights(g, a, b_last, r, off, weights,
+    saved = torch.ops.hrops_C._patchmatch_warp_backward(g, a, b_last, r, off, weights,
                                                                 b_rows, T, False)
-    recomputed = torch.ops.hrops_C.patchmatch_warp_backward(g, a, b, r, off, T, False)
+    recomputed = torch.ops.hrops_C._patchmatch_warp_backward(g, a, b, r, off, NONE, NONE, T, False)
     for x, y in zip(saved, recomputed):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
@@ -113,7 +114,7 @@ def test_backward_is_deterministic_per_thread_count_and_agrees_across_counts():
     try:
         for n in (1, 2, 3):
             torch.set_num_threads(n)
-            runs = [torch.ops.hrops_C.patchmatch_warp_backward(g, a, b, r, off, T, False)
+            runs = [torch.ops.hrops_C._patchmatch_warp_backward(g, a, b, r, off, NONE, NONE, T, False)
                     for _ in range(2)]
             for x, y in zip(*runs):
                 torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -1,6 +1,8 @@
 """hrops.nn.LSTU / STU against the original cells' computation (written from
-SEEDS.md 5.1/5.3 in python_models.original_cells), parameter counts against
-SEEDS.md's figures, memory saved for backward, the bluestyle97 loader."""
+csmliu/STGAN models.py, ConvGRUCell, and neuralchen/CooGAN
+components/STU/SRU_modify.py / SRU_modify_relu.py in
+python_models.original_cells), parameter counts against those of the original
+cells' convolution shapes, memory saved for backward, the bluestyle97 loader."""
 import pytest
 import torch
 from torch import nn
@@ -108,18 +110,18 @@ def _levels(dim, attrs=13):
 
 
 @pytest.mark.parametrize("dim,lstu_m,stu_m", [(64, 18.0, 30.1), (32, 4.5, 7.6)])
-def test_parameter_counts_match_seeds(dim, lstu_m, stu_m):
+def test_parameter_counts_match_the_original_cells(dim, lstu_m, stu_m):
     def count(cls):
         return sum(p.numel() for d, s in _levels(dim) for p in cls(d, s).parameters())
     assert round(count(LSTU) / 1e6, 1) == lstu_m
     assert round(count(STU) / 1e6, 1) == stu_m
-    d, s = 64, 77  # the formulas of SEEDS.md per level
+    d, s = 64, 77  # per-level counts from the original cells' convolution shapes
     assert sum(p.numel() for p in LSTU(d, s).parameters()) == 16 * s * d + d + d * d + d + 2 * (9 * d * d + d)
     assert sum(p.numel() for p in STU(d, s).parameters()) == 16 * s * d + d + 3 * (9 * 2 * d * d + d)
 
 
 class Bluestyle97Cell(nn.Module):
-    """bluestyle97/STGAN-pytorch's STU cell as SEEDS.md 5.2 describes it:
+    """bluestyle97/STGAN-pytorch's STU cell as its models/stgan.py computes it:
     bias-free convolutions, each gate Conv + BatchNorm + activation, the
     attributes tiled inside the cell."""
 

@@ -12,7 +12,8 @@ DTYPES = list(TOL)
 
 
 def sean_loop_pool(codes, segmap):
-    """Zencoder.forward's pooling loop (SEEDS.md 3.1), CPU-safe."""
+    """Zencoder.forward's pooling loop (ZPdesu/SEAN,
+    models/networks/architecture.py), CPU-safe."""
     b, s = segmap.shape[:2]
     c = codes.shape[1]
     out = torch.zeros(b, s, c, dtype=codes.dtype)
@@ -25,7 +26,8 @@ def sean_loop_pool(codes, segmap):
 
 
 def sean_loop_broadcast(codes, segmap):
-    """ACE.forward's masked_scatter_ loop (SEEDS.md 3.2) without the fc_mu."""
+    """ACE.forward's masked_scatter_ loop (ZPdesu/SEAN,
+    models/networks/normalization.py) without the fc_mu."""
     b, s, c = codes.shape
     out = torch.zeros(b, c, *segmap.shape[2:], dtype=codes.dtype)
     for i in range(b):
@@ -240,9 +242,9 @@ def test_raw_kernels_reject_out_of_range_labels():
     """The compiled kernels check by themselves (never index out of bounds)."""
     labels = torch.full((1, 2, 2), 7)
     with pytest.raises(RuntimeError, match="labels must be region ids in"):
-        torch.ops.hrops_C.region_sum(torch.randn(1, 2, 2, 2), labels, 3, True)
+        torch.ops.hrops_C.region_avg_pool(torch.randn(1, 2, 2, 2), labels, 3)
     with pytest.raises(RuntimeError, match="labels must be region ids in"):
-        torch.ops.hrops_C.region_fill(torch.randn(1, 3, 2), labels, False)
+        torch.ops.hrops_C.region_broadcast(torch.randn(1, 3, 2), labels)
 
 
 # --- autograd --------------------------------------------------------------------------------------
@@ -287,9 +289,14 @@ def test_opcheck():
     labels = blob_labels(2, 5, 6, 4)
     feat = torch.randn(2, 3, 5, 6, requires_grad=True)
     codes = torch.randn(2, 4, 3, requires_grad=True)
-    for mean in (True, False):
-        torch.library.opcheck(torch.ops.hrops.region_sum.default, (feat, labels, 4, mean, "cpu"))
-        torch.library.opcheck(torch.ops.hrops.region_fill.default, (codes, labels, mean, "cpu"))
+    grad_codes = torch.randn(2, 4, 3, requires_grad=True)
+    grad_feat = torch.randn(2, 3, 5, 6, requires_grad=True)
+    torch.library.opcheck(torch.ops.hrops.region_avg_pool.default, (feat, labels, 4, "cpu"))
+    torch.library.opcheck(torch.ops.hrops._region_avg_pool_backward.default,
+                          (grad_codes, labels, "cpu"))
+    torch.library.opcheck(torch.ops.hrops.region_broadcast.default, (codes, labels, "cpu"))
+    torch.library.opcheck(torch.ops.hrops._region_broadcast_backward.default,
+                          (grad_feat, labels, 4, "cpu"))
 
 
 def test_compile_fullgraph():

@@ -145,7 +145,7 @@ def test_opcheck_and_compile():
     grad = torch.randn(1, 5, 6, 7)
     torch.library.opcheck(torch.ops.hrops.region_conv_gather.default,
                           (proj, labels, bias.requires_grad_(), 3, 1, "cpu"))
-    torch.library.opcheck(torch.ops.hrops.region_conv_gather_backward.default,
+    torch.library.opcheck(torch.ops.hrops._region_conv_gather_backward.default,
                           (grad, labels, 3, 3, 1, "cpu"))
     c = codes.requires_grad_()
     f = lambda c: hrops.region_conv2d(c, labels, weight, bias, impl="cpu")  # noqa: E731

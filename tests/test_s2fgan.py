@@ -17,7 +17,7 @@ def model():
 
 
 def test_parameter_names_and_shapes(model):
-    # S2FGAN's model.py names (SEEDS.md 6.1): checkpoints load key for key.
+    # S2FGAN's model.py names (Yan98/S2FGAN model.py): checkpoints load key for key.
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     expected = {
         "generator.input.input": (1, 512, 4, 4),

@@ -1,5 +1,6 @@
-// SEAN's ACE epilogue (SEEDS.md 3.2, steps 7-8), per element, shared by the
-// CPU and CUDA kernels:
+// SEAN's ACE epilogue (ZPdesu/SEAN, models/networks/normalization.py,
+// ACE.forward: the final gamma/beta blend and modulation), per element,
+// shared by the CPU and CUDA kernels:
 //   gamma = a_g * gamma_avg + (1 - a_g) * gamma_spade   (region + SPADE branch)
 //   beta  = a_b * beta_avg  + (1 - a_b) * beta_spade
 //   out   = x * (1 + gamma) + beta

@@ -1,5 +1,7 @@
-// StyleGAN2's fused bias + leaky ReLU (SEEDS.md 6.1), per-element math shared
-// by the CPU and CUDA kernels:
+// StyleGAN2's fused bias + leaky ReLU (rosinality/stylegan2-pytorch
+// op/fused_act.py, FusedLeakyReLU / fused_leaky_relu, as copied in
+// Yan98/S2FGAN op/fused_act.py), per-element math shared by the CPU and CUDA
+// kernels:
 //   out = leaky_relu(x + b, slope) * scale
 // and its gradient, taken from the sign of the output (no saved input): with
 // slope >= 0 and scale > 0, out > 0 exactly where x + b > 0, so

@@ -1,6 +1,8 @@
 // Recurrent-cell gating math shared by the CPU (g++) and CUDA (nvcc) kernels:
 // CooGAN's LSTU (SRU_modify / SRU_modify_relu), STGAN's STU and the ConvGRU
-// update of CoCosNet v2 (SEEDS.md sections 5.1, 5.3, 4.4). Each function maps
+// update of CoCosNet v2 (csmliu/STGAN models.py, ConvGRUCell; neuralchen/CooGAN
+// components/STU/SRU_modify.py and SRU_modify_relu.py; microsoft/CoCosNet-v2
+// models/networks/convgru.py, SepConvGRU). Each function maps
 // one element's pre-activations to its outputs (forward) or its output
 // gradients to input gradients (backward, recomputing the gates from the
 // inputs so that nothing but the inputs is saved). T is the compute type:
@@ -88,7 +90,8 @@ HROPS_HD_INLINE void activation(T c, T& g, T& dg) {
   }
 }
 
-// LSTU (SEEDS.md 5.3): f = sigmoid(pre_f), r = sigmoid(pre_r),
+// LSTU (neuralchen/CooGAN, components/STU/SRU_modify.py and
+// SRU_modify_relu.py): f = sigmoid(pre_f), r = sigmoid(pre_r),
 // c = f*enc + (1-f)*x_tilde, h = r*g(c) + (1-r)*x.
 template <int64_t kAct, typename T>
 HROPS_HD_INLINE void lstu_forward(T x, T x_tilde, T pre_f, T pre_r, T enc, T& h, T& c) {
@@ -114,7 +117,8 @@ HROPS_HD_INLINE void lstu_backward(T grad_h, T grad_c, T x, T x_tilde, T pre_f, 
   grad_pre_f = dc * (enc - x_tilde) * f * (T(1) - f);
 }
 
-// STU reset (SEEDS.md 5.1): s_new = sigmoid(pre_r) * s_hat.
+// STU reset (csmliu/STGAN models.py, ConvGRUCell with pass_state 'stu'):
+// s_new = sigmoid(pre_r) * s_hat.
 template <typename T>
 HROPS_HD_INLINE T stu_reset_forward(T pre_r, T s_hat) {
   return sigmoid(pre_r) * s_hat;
@@ -128,8 +132,9 @@ HROPS_HD_INLINE void stu_reset_backward(T grad, T pre_r, T s_hat, T& grad_pre_r,
 }
 
 // Gated update h' = (1-z)*h + z*tanh(pre_q) with z = sigmoid(pre_z): STGAN's
-// STU output out = (1-u)*s_hat + u*info (SEEDS.md 5.1) and the ConvGRU step of
-// CoCosNet v2 (SEEDS.md 4.4) are both this.
+// STU output out = (1-u)*s_hat + u*info (csmliu/STGAN models.py, ConvGRUCell)
+// and the ConvGRU step of CoCosNet v2 (microsoft/CoCosNet-v2
+// models/networks/convgru.py, SepConvGRU; RAFT's SepConvGRU) are both this.
 template <typename T>
 HROPS_HD_INLINE T gru_update_forward(T pre_z, T h, T pre_q) {
   const T z = sigmoid(pre_z);

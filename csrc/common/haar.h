@@ -1,5 +1,8 @@
 // Single-level orthonormal Haar transform (pywt 'db1', mode 'zero'), the
-// per-block math shared by the CPU and CUDA kernels. See SEEDS.md section 1.
+// per-block math shared by the CPU and CUDA kernels. See
+// fbcotter/pytorch_wavelets, pytorch_wavelets/dwt/lowlevel.py (afb1d, sfb1d),
+// and the channel packing of bes-dev/MobileStyleGAN.pytorch,
+// core/loss/distiller_loss.py (img_to_dwt, dwt_to_img).
 //
 // For the 2x2 block     a b
 //                       c d
@@ -95,7 +98,8 @@ HROPS_HD void haar_idwt_block(T ll, T lh, T hl, T hh, T* y, int64_t sh, int64_t 
   haar_idwt_store<Acc>(c, y, sh, sw, bottom, right);
 }
 
-// MobileStyleGAN's modulated IDWT upsampling (SEEDS.md 2.4) of one block:
+// MobileStyleGAN's modulated IDWT upsampling (bes-dev/MobileStyleGAN.pytorch,
+// core/models/modules/idwt_upsample.py, IDWTUpsaplme.forward) of one block:
 // the four coefficients are first scaled by their channels' modulation s[0..3].
 template <typename Acc, typename T>
 HROPS_HD void modulated_idwt_block(T ll, T lh, T hl, T hh, const Acc s[4], T* y, int64_t sh,

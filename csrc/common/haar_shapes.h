@@ -1,5 +1,7 @@
 // Host-only shape checks of the Haar kernels, shared by the CPU and CUDA glue.
 #pragma once
+#include <utility>
+
 #include "common/tensor_checks.h"
 
 namespace hrops {
@@ -31,6 +33,16 @@ inline HaarDims haar_dims_from_coeffs(const at::Tensor& low, const at::Tensor& h
               "output size (", out_h, ", ", out_w, ") does not fit coefficients of size (", h, ", ",
               w, "): expected (2h or 2h-1, 2w or 2w-1)");
   return HaarDims{N, C, out_h, out_w, h, w};
+}
+
+// Packed coefficients y (N, 4C, h, w) as haar_idwt's views: low (N, C, h, w)
+// and high (N, C, 3, h, w) (channel C + 3c + b holds band b of channel c).
+inline std::pair<at::Tensor, at::Tensor> split_packed_coeffs(const at::Tensor& y) {
+  check_dim(y, 4, "y", "(N, 4C, h, w)");
+  TORCH_CHECK(y.size(1) % 4 == 0, "y must have 4C channels (packed LL | LH, HL, HH), got ",
+              y.size(1));
+  const int64_t C = y.size(1) / 4;
+  return {y.narrow(1, 0, C), y.narrow(1, C, 3 * C).unflatten(1, {C, 3})};
 }
 
 }  // namespace hrops

@@ -1,8 +1,8 @@
 // PatchMatch candidate math shared by the CPU and CUDA kernels (CoCosNet v2,
-// SEEDS.md section 4). Offsets are (row, column) displacements from the
-// pixel (r, c) of map A to a position of map B (Hb x Wb); a candidate's
-// score is the inner product of A's and B's feature vectors there, divided
-// by the temperature.
+// microsoft/CoCosNet-v2, models/networks/patch_match.py). Offsets are
+// (row, column) displacements from the pixel (r, c) of map A to a position of
+// map B (Hb x Wb); a candidate's score is the inner product of A's and B's
+// feature vectors there, divided by the temperature.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -1,4 +1,6 @@
-// Region (segmentation) ops of SEAN (SEEDS.md section 3): the per-pixel math
+// Region (segmentation) ops of SEAN (SEAN, Zhu et al. CVPR 2020; ZPdesu/SEAN
+// models/networks/architecture.py, Zencoder, and
+// models/networks/normalization.py, ACE): the per-pixel math
 // shared by the CPU and CUDA kernels.
 //
 // A label map holds one region id per pixel: 0 <= id < R, or -1 for a pixel in

@@ -1,6 +1,7 @@
 // The per-element epilogue of MobileStyleGAN's StyledConv2d, fused into the
 // modulated conv kernels: v + noise_weight * noise + bias, then optionally
-// LeakyReLU(slope) (no gain; SEEDS.md 2.3).
+// LeakyReLU(slope) (no gain; bes-dev/MobileStyleGAN.pytorch,
+// core/models/modules/styled_conv2d.py, StyledConv2d).
 #pragma once
 #include "hd.h"
 

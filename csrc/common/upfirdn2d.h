@@ -1,4 +1,5 @@
-// upfirdn2d (StyleGAN2; SEEDS.md 6.1): zero-insertion upsampling, padding
+// upfirdn2d (StyleGAN2; rosinality/stylegan2-pytorch op/upfirdn2d.py, as
+// copied in Yan98/S2FGAN op/upfirdn2d.py): zero-insertion upsampling, padding
 // (negative pads crop), FIR filtering by true 2-D convolution (correlation
 // with the flipped kernel), downsampling. Per-output math shared by the CUDA
 // kernel and the CPU kernel's general (non-separable) path.

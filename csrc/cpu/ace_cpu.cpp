@@ -6,7 +6,7 @@
 #include <torch/library.h>
 
 #include "common/ace.h"
-#include "common/tensor_checks.h"
+#include "common/ace_shapes.h"
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
 
@@ -40,27 +40,12 @@ at::Tensor ace_modulate_cpu(const at::Tensor& x_in, const at::Tensor& gamma_spad
                             const at::Tensor& beta_spade, const std::optional<at::Tensor>& gamma_avg,
                             const std::optional<at::Tensor>& beta_avg,
                             const std::optional<at::Tensor>& alpha) {
-  check_floating(x_in, "x");
-  const bool blend = gamma_avg.has_value();
-  TORCH_CHECK(blend == beta_avg.has_value() && blend == alpha.has_value(),
-              "gamma_avg, beta_avg and alpha must be given together");
-  std::vector<at::Tensor> maps = {x_in, gamma_spade, beta_spade};
-  if (blend) {
-    maps.push_back(*gamma_avg);
-    maps.push_back(*beta_avg);
-  }
-  const char* names[] = {"x", "gamma_spade", "beta_spade", "gamma_avg", "beta_avg"};
-  for (size_t i = 0; i < maps.size(); ++i) {
-    check_same(x_in, "x", maps[i], names[i]);
-    TORCH_CHECK(maps[i].sizes() == x_in.sizes(), names[i], " must have the shape of x ",
-                x_in.sizes(), ", got ", maps[i].sizes());
-    maps[i] = maps[i].contiguous();
-  }
+  const AceMaps checked =
+      check_ace_args(x_in, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha);
+  const std::vector<at::Tensor>& maps = checked.maps;
+  const bool blend = checked.blend;
   double a_g = 0, a_b = 0;  // double: exact for every input dtype
   if (blend) {
-    check_same(x_in, "x", *alpha, "alpha");
-    TORCH_CHECK(alpha->numel() == 2, "alpha must hold (a_gamma, a_beta), got shape ",
-                alpha->sizes());
     const at::Tensor a = alpha->to(at::kDouble).contiguous();
     a_g = a.const_data_ptr<double>()[0];
     a_b = a.const_data_ptr<double>()[1];
@@ -87,6 +72,12 @@ at::Tensor ace_modulate_cpu(const at::Tensor& x_in, const at::Tensor& gamma_spad
 }
 
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def(
+      "ace_modulate(Tensor x, Tensor gamma_spade, Tensor beta_spade, Tensor? gamma_avg, "
+      "Tensor? beta_avg, Tensor? alpha) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("ace_modulate", &ace_modulate_cpu);

@@ -228,9 +228,18 @@ std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cpu(
 
 }  // namespace
 
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def(
+      "fused_bias_leaky_relu(Tensor x, Tensor? bias, float negative_slope, float scale) -> "
+      "Tensor");
+  m.def(
+      "_fused_bias_leaky_relu_backward(Tensor grad, Tensor out, Tensor? shift, float "
+      "negative_slope, float scale, bool bias_grad) -> (Tensor, Tensor)");
+}
+
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("fused_bias_leaky_relu", &fused_bias_leaky_relu_cpu);
-  m.impl("fused_bias_leaky_relu_backward", &fused_bias_leaky_relu_backward_cpu);
+  m.impl("_fused_bias_leaky_relu_backward", &fused_bias_leaky_relu_backward_cpu);
 }
 
 }  // namespace hrops

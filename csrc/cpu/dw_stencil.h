@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "cpu/isa.h"
+#include "cpu/simd.h"
 
 namespace hrops {
 
@@ -33,10 +34,7 @@ inline void pad_rows(A* buf, const T* plane, int64_t H, int64_t W, int64_t r_beg
       std::fill(dst, dst + Wp, A(0));
       continue;
     }
-    if (next_plane != nullptr) {
-      const char* line = reinterpret_cast<const char*>(next_plane + r * W);
-      for (int64_t b = 0; b < W * int64_t(sizeof(T)); b += 64) __builtin_prefetch(line + b);
-    }
+    if (next_plane != nullptr) prefetch_bytes(next_plane + r * W, W * int64_t(sizeof(T)));
     std::fill(dst, dst + c_lo, A(0));
     std::fill(dst + c_hi, dst + Wp, A(0));
     const T* src = plane + r * W - p;
@@ -82,20 +80,6 @@ void correlate_rows_weight_grad(float* gw, const float* g, const float* buf, int
                                 int64_t rows, int64_t Wo, int64_t k);
 void correlate_rows_weight_grad(double* gw, const double* g, const double* buf, int64_t ld,
                                 int64_t rows, int64_t Wo, int64_t k);
-
-// sum_q a[q] * b[q], inlined into the caller's loop (and its ISA target).
-// Eight partial sums so the compiler can vectorise without reassociating.
-template <typename A>
-HROPS_INLINE A dot_inline(const A* a, const A* b, int64_t n) {
-  A s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t q = 0;
-  for (; q + 8 <= n; q += 8) {
-    for (int j = 0; j < 8; ++j) s[j] += a[q + j] * b[q + j];
-  }
-  A acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; q < n; ++q) acc += a[q] * b[q];
-  return acc;
-}
 
 // sum_q a[q] * b[q] (runtime AVX2 dispatch).
 float dot(const float* a, const float* b, int64_t n);

@@ -134,30 +134,6 @@ HROPS_INLINE void span_best(bool avx2, const s* const* in, s* const* out, int64_
   }
 }
 
-// dst[c * ld + r] = src[r * ls + c * sc] for r < rows, c < cols: 8x8 blocks
-// in registers where they fit (float, unit column stride), the rest scalar.
-template <typename s>
-void transpose_block(const s* src, int64_t ls, int64_t sc, s* dst, int64_t ld, int64_t rows,
-                     int64_t cols, [[maybe_unused]] bool avx2) {
-  int64_t rv = 0, cv = 0;  // the vectorised block [0, rv) x [0, cv)
-#if HROPS_X86
-  if constexpr (std::is_same_v<s, float>) {
-    if (avx2 && sc == 1) {
-      rv = rows / 8 * 8;
-      cv = cols / 8 * 8;
-      for (int64_t r = 0; r < rv; r += 8) {
-        for (int64_t c = 0; c < cv; c += 8) {
-          transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
-        }
-      }
-    }
-  }
-#endif
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = r < rv ? cv : 0; c < cols; ++c) dst[c * ld + r] = src[r * ls + c * sc];
-  }
-}
-
 bool has_strided_spans(const gates::Planes& p, int ni, int no) {
   for (int k = 0; k < ni; ++k) {
     if (p.in_se[k] != 1) return true;
@@ -327,13 +303,28 @@ struct Cpu {
 
 }  // namespace
 
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def(
+      "lstu_gates(Tensor x_up, Tensor x_tilde, Tensor pre_gates, Tensor enc, int activation) "
+      "-> (Tensor, Tensor)");
+  m.def(
+      "_lstu_gates_backward(Tensor grad_h, Tensor grad_c, Tensor x_up, Tensor x_tilde, Tensor "
+      "pre_gates, Tensor enc, int activation) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("stu_reset(Tensor pre_r, Tensor s_hat) -> Tensor");
+  m.def("_stu_reset_backward(Tensor grad, Tensor pre_r, Tensor s_hat) -> (Tensor, Tensor)");
+  m.def("gru_update(Tensor pre_z, Tensor h, Tensor pre_q) -> Tensor");
+  m.def(
+      "_gru_update_backward(Tensor grad, Tensor pre_z, Tensor h, Tensor pre_q) -> (Tensor, "
+      "Tensor, Tensor)");
+}
+
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("lstu_gates", &gates_ops::lstu_gates<Cpu>);
-  m.impl("lstu_gates_backward", &gates_ops::lstu_gates_backward<Cpu>);
+  m.impl("_lstu_gates_backward", &gates_ops::lstu_gates_backward<Cpu>);
   m.impl("stu_reset", &gates_ops::stu_reset<Cpu>);
-  m.impl("stu_reset_backward", &gates_ops::stu_reset_backward<Cpu>);
+  m.impl("_stu_reset_backward", &gates_ops::stu_reset_backward<Cpu>);
   m.impl("gru_update", &gates_ops::gru_update<Cpu>);
-  m.impl("gru_update_backward", &gates_ops::gru_update_backward<Cpu>);
+  m.impl("_gru_update_backward", &gates_ops::gru_update_backward<Cpu>);
 }
 
 }  // namespace hrops

@@ -142,11 +142,23 @@ at::Tensor haar_idwt_cpu(const at::Tensor& low, const at::Tensor& high, int64_t 
   return out;
 }
 
+at::Tensor haar_idwt_packed_cpu(const at::Tensor& y, int64_t out_h, int64_t out_w) {
+  const auto [low, high] = split_packed_coeffs(y);
+  return haar_idwt_cpu(low, high, out_h, out_w);
+}
+
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def("haar_dwt(Tensor x) -> Tensor");
+  m.def("haar_idwt(Tensor low, Tensor high, int out_h, int out_w) -> Tensor");
+  m.def("haar_idwt_packed(Tensor y, int out_h, int out_w) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("haar_dwt", &haar_dwt_cpu);
   m.impl("haar_idwt", &haar_idwt_cpu);
+  m.impl("haar_idwt_packed", &haar_idwt_packed_cpu);
 }
 
 }  // namespace hrops

@@ -20,6 +20,10 @@
 #endif
 
 #define HROPS_INLINE inline __attribute__((always_inline))
+// For an ISA entry point (a HROPS_TARGET_AVX2 instantiation of a generic
+// template): inlines everything below it, which the target-less templates
+// it calls would not be otherwise.
+#define HROPS_FLATTEN __attribute__((flatten))
 
 namespace hrops {
 

@@ -1,5 +1,6 @@
 // Fused modulated depthwise-separable convolution (MobileStyleGAN's
-// ModulatedDWConv2d; SEEDS.md section 2.2) on the CPU:
+// ModulatedDWConv2d; bes-dev/MobileStyleGAN.pytorch,
+// core/models/modules/modulated_conv2d.py, ModulatedDWConv2d) on the CPU:
 //   y[n,o] = d[o] * sum_i Wpw[o,i] * (m[n,i] * (Wdw[i] (*) x[n,i]))
 // Forward: per (sample, band of output rows) the depthwise output of every
 // input channel is built in a cache-resident tile and fed to one GEMM with
@@ -471,7 +472,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
   // y = d[o] * sum_i Wpw[o,i] t[i]: with G = dL/d(d*Wpw), dL/dWpw = d*G and dL/dd[o] = sum_i Wpw[o,i] G[o,i].
   const at::Tensor wpw2 = wpw.reshape({d.Cout, d.Cin}).to(acc_type);
   at::Tensor grad_pw = grad_pw_eff;
-  at::Tensor grad_demod;
+  at::Tensor grad_demod = x.new_empty({0});  // no demod
   if (demod.has_value()) {
     grad_pw = grad_pw_eff.mul(demod->to(acc_type).unsqueeze(1));
     grad_demod = grad_pw_eff.mul(wpw2).sum(1).to(demod->scalar_type());
@@ -482,9 +483,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> modulated
 
 }  // namespace
 
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def(
+      "modulated_dwconv2d(Tensor x, Tensor modulation, Tensor weight_dw, Tensor weight_pw, "
+      "Tensor? demod, int padding, Tensor? bias, Tensor? noise, Tensor? noise_weight, float? "
+      "negative_slope) -> Tensor");
+  m.def(
+      "_modulated_dwconv2d_backward(Tensor grad, Tensor x, Tensor modulation, Tensor "
+      "weight_dw, Tensor weight_pw, Tensor? demod, int padding) -> (Tensor, Tensor, Tensor, "
+      "Tensor, Tensor)");
+}
+
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("modulated_dwconv2d", &modulated_dwconv2d_cpu);
-  m.impl("modulated_dwconv2d_backward", &modulated_dwconv2d_backward_cpu);
+  m.impl("_modulated_dwconv2d_backward", &modulated_dwconv2d_backward_cpu);
 }
 
 }  // namespace hrops

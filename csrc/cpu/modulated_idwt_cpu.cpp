@@ -1,4 +1,6 @@
-// MobileStyleGAN's modulated IDWT upsampling on the CPU (SEEDS.md 2.4):
+// MobileStyleGAN's modulated IDWT upsampling on the CPU
+// (bes-dev/MobileStyleGAN.pytorch, core/models/modules/idwt_upsample.py,
+// IDWTUpsaplme):
 // y = haar_idwt(modulation * x) in one pass, and its backward in one pass
 // (DWT of the output gradient, scaled for grad_x, reduced against x for the
 // modulation gradient). Per-block math: csrc/common/haar.h.
@@ -97,9 +99,16 @@ std::tuple<at::Tensor, at::Tensor> modulated_idwt_upsample_backward_cpu(
 
 }  // namespace
 
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def("modulated_idwt_upsample(Tensor x, Tensor modulation) -> Tensor");
+  m.def(
+      "_modulated_idwt_upsample_backward(Tensor grad, Tensor x, Tensor modulation) -> (Tensor, "
+      "Tensor)");
+}
+
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
   m.impl("modulated_idwt_upsample", &modulated_idwt_upsample_cpu);
-  m.impl("modulated_idwt_upsample_backward", &modulated_idwt_upsample_backward_cpu);
+  m.impl("_modulated_idwt_upsample_backward", &modulated_idwt_upsample_backward_cpu);
 }
 
 }  // namespace hrops

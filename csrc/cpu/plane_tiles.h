@@ -1,19 +1,21 @@
-// Layout changes between planes (NCHW) and pixel rows (channels-last) in
-// AVX2 registers, shared by the CPU kernels that read or write one layout
-// while walking the other.
+// Layout changes between planes (NCHW) and pixel rows (channels-last), by
+// 8x8 blocks in AVX2 registers, shared by the CPU kernels that read or write
+// one layout while walking the other (gates, PatchMatch).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/isa.h"
 
-namespace hrops {
-constexpr int64_t kPlaneTile = 64;  // pixels per transposed tile
-}  // namespace hrops
-
 #if HROPS_X86
 #include <immintrin.h>
+#endif
 
 namespace hrops {
+
+constexpr int64_t kPlaneTile = 64;  // pixels per transposed tile
+
+#if HROPS_X86
 
 // Rows [0, 8) x columns [0, 8) of src (row stride ls) into dst transposed
 // (row stride ld).
@@ -61,6 +63,50 @@ HROPS_TARGET_AVX2 inline void tile_to_planes_stream_avx2(const float* rows, int6
 inline bool streams_to_planes(int64_t C, int64_t P, const float* planes) {
   return C % 8 == 0 && P % 8 == 0 && reinterpret_cast<uintptr_t>(planes) % 32 == 0;
 }
+#endif
+
+// dst[c * ld + r] = src[r * ls + c * sc] for r < rows, c < cols: 8x8 blocks
+// in registers where they fit (float, unit column stride, avx2), the rest
+// element by element. src_rows_outer: the loops run over src's rows outside
+// (else over dst's). Put the planar side's rows (planes HW apart, often in
+// one cache set) outside, so that a plane's lines are used up before the
+// other planes evict them. Inlined: in a HROPS_TARGET_AVX2 caller the 8x8
+// transposes inline too.
+template <typename T>
+HROPS_INLINE void transpose_block(const T* src, int64_t ls, int64_t sc, T* dst, int64_t ld,
+                                  int64_t rows, int64_t cols, [[maybe_unused]] bool avx2,
+                                  bool src_rows_outer = true) {
+  int64_t rv = 0, cv = 0;  // the vectorised block [0, rv) x [0, cv)
+#if HROPS_X86
+  if constexpr (std::is_same_v<T, float>) {
+    if (avx2 && sc == 1) {
+      rv = rows / 8 * 8;
+      cv = cols / 8 * 8;
+      if (src_rows_outer) {
+        for (int64_t r = 0; r < rv; r += 8) {
+          for (int64_t c = 0; c < cv; c += 8) {
+            transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
+          }
+        }
+      } else {
+        for (int64_t c = 0; c < cv; c += 8) {
+          for (int64_t r = 0; r < rv; r += 8) {
+            transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
+          }
+        }
+      }
+    }
+  }
+#endif
+  if (src_rows_outer) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = r < rv ? cv : 0; c < cols; ++c) dst[c * ld + r] = src[r * ls + c * sc];
+    }
+  } else {
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t r = c < cv ? rv : 0; r < rows; ++r) dst[c * ld + r] = src[r * ls + c * sc];
+    }
+  }
+}
 
 }  // namespace hrops
-#endif

@@ -1,4 +1,6 @@
-// Region (segmentation) CPU kernels of SEAN (SEEDS.md section 3).
+// Region (segmentation) CPU kernels of SEAN (SEAN, Zhu et al. CVPR 2020;
+// ZPdesu/SEAN models/networks/architecture.py, Zencoder, and
+// models/networks/normalization.py, ACE).
 //
 // Label maps are piecewise constant: a fill writes one constant per run of
 // equal labels, and a region sum adds each chunk of kLanes pixels as one
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "common/region.h"
+#include "common/region_shapes.h"
 #include "common/tensor_checks.h"
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
@@ -79,16 +82,12 @@ class AlignedScratch {
   int64_t size_ = 0;
 };
 
-// Labels: int64 (N, H, W), every id in [-1, R).
-at::Tensor checked_labels(const at::Tensor& labels, int64_t R) {
-  check_dim(labels, 3, "labels", "(N, H, W)");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64, got ", labels.scalar_type());
-  TORCH_CHECK(R >= 0, "num_regions must be >= 0, got ", R);
-  at::Tensor l = labels.contiguous();
+// Labels: int64 (N, H, W), every id in [-1, R) (see region_shapes.h).
+at::Tensor checked_labels(const at::Tensor& labels, int64_t N, int64_t R, const at::Tensor& like) {
+  at::Tensor l = contiguous_labels(labels, N, R, like);
   const int64_t* p = l.const_data_ptr<int64_t>();
   for (int64_t i = 0, n = l.numel(); i < n; ++i) {
-    TORCH_CHECK(p[i] >= -1 && p[i] < R, "labels must be region ids in [0, ", R,
-                ") or -1 (no region), got ", p[i], " at flat index ", i);
+    check_label_range(p[i] >= -1 && p[i] < R, R, p[i], " at flat index ", i);
   }
   return l;
 }
@@ -317,21 +316,12 @@ LabelMaps label_maps(const at::Tensor& labels, int64_t R) {
   return lm;
 }
 
-void check_feat_labels(const at::Tensor& feat, const char* name, const at::Tensor& labels) {
-  check_dim(feat, 4, name, "(N, C, H, W)");
-  check_floating(feat, name);
-  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == feat.size(0) &&
-                  labels.size(1) == feat.size(2) && labels.size(2) == feat.size(3),
-              "labels must have shape (N, H, W) = ", feat.size(0), ", ", feat.size(2), ", ",
-              feat.size(3), " to match ", name, ", got ", labels.sizes());
-}
-
 // (N, C, H, W) -> (N, R, C): per-region sums, or means (mean = true; an empty
 // region gives 0).
 at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in, int64_t R,
                           bool mean) {
   check_feat_labels(feat_in, "feat", labels_in);
-  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor labels = checked_labels(labels_in, feat_in.size(0), R, feat_in);
   const at::Tensor feat = feat_in.contiguous();
   const int64_t N = feat.size(0), C = feat.size(1), HW = feat.size(2) * feat.size(3);
   at::Tensor out = at::empty({N, R, C}, feat.options());
@@ -368,11 +358,8 @@ at::Tensor region_sum_cpu(const at::Tensor& feat_in, const at::Tensor& labels_in
 at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_in, bool mean) {
   check_dim(codes_in, 3, "codes", "(N, R, C)");
   check_floating(codes_in, "codes");
-  check_dim(labels_in, 3, "labels", "(N, H, W)");
-  TORCH_CHECK(labels_in.size(0) == codes_in.size(0), "labels must have N = ", codes_in.size(0),
-              " images to match codes, got ", labels_in.sizes());
   const int64_t R = codes_in.size(1);
-  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor labels = checked_labels(labels_in, codes_in.size(0), R, codes_in);
   const at::Tensor codes = codes_in.contiguous();
   const int64_t N = codes.size(0), C = codes.size(2), H = labels.size(1), W = labels.size(2);
   at::Tensor out = empty_output({N, C, H, W}, codes.options());
@@ -450,17 +437,11 @@ struct ConvGeometry {
   int64_t N, R, taps, O, H, W, k, pad, Ho, Wo;
 };
 
-ConvGeometry conv_geometry(int64_t N, int64_t R, int64_t taps, int64_t O, const at::Tensor& labels,
-                           int64_t k, int64_t pad) {
-  TORCH_CHECK(k >= 1 && taps == k * k, "proj must have k*k = ", k * k, " taps, got ", taps);
-  TORCH_CHECK(pad >= 0, "padding must be >= 0, got ", pad);
-  check_dim(labels, 3, "labels", "(N, H, W)");
-  TORCH_CHECK(labels.size(0) == N, "labels must have N = ", N, " images, got ", labels.sizes());
-  const int64_t H = labels.size(1), W = labels.size(2);
-  const int64_t Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
-  TORCH_CHECK(Ho >= 0 && Wo >= 0, "kernel ", k, " with padding ", pad,
-              " does not fit labels of size ", H, "x", W);
-  return {N, R, taps, O, H, W, k, pad, Ho, Wo};
+// Of checked labels (N, H, W), R regions and O output channels.
+ConvGeometry conv_geometry(const at::Tensor& labels, int64_t R, int64_t O, int64_t k,
+                           int64_t pad) {
+  const auto [Ho, Wo] = region_conv_out_size(labels, k, pad);
+  return {labels.size(0), R, k * k, O, labels.size(1), labels.size(2), k, pad, Ho, Wo};
 }
 
 std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g) {
@@ -479,19 +460,11 @@ std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g
 at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& labels_in,
                                   const std::optional<at::Tensor>& bias_in, int64_t k,
                                   int64_t pad) {
-  check_dim(proj_in, 4, "proj", "(N, R, k*k, O)");
-  check_floating(proj_in, "proj");
-  const ConvGeometry g = conv_geometry(proj_in.size(0), proj_in.size(1), proj_in.size(2),
-                                       proj_in.size(3), labels_in, k, pad);
-  const at::Tensor labels = checked_labels(labels_in, g.R);
+  check_region_proj(proj_in, k);
+  const at::Tensor labels = checked_labels(labels_in, proj_in.size(0), proj_in.size(1), proj_in);
+  const ConvGeometry g = conv_geometry(labels, proj_in.size(1), proj_in.size(3), k, pad);
   const at::Tensor proj = proj_in.contiguous();
-  at::Tensor bias;
-  if (bias_in.has_value()) {
-    bias = bias_in->contiguous();
-    check_same(proj, "proj", bias, "bias");
-    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == g.O, "bias must have shape (", g.O, "), got ",
-                bias.sizes());
-  }
+  const at::Tensor bias = region_conv_bias(proj, bias_in, g.O);
   at::Tensor out = empty_output({g.N, g.O, g.Ho, g.Wo}, proj.options());
   if (out.numel() == 0) return out;
   const std::vector<Classes> cls = all_classes(labels, g);
@@ -548,8 +521,8 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
 std::tuple<at::Tensor, at::Tensor> region_classes_cpu(const at::Tensor& labels_in, int64_t R,
                                                       int64_t k, int64_t pad) {
   check_dim(labels_in, 3, "labels", "(N, H, W)");
-  const ConvGeometry g = conv_geometry(labels_in.size(0), R, k * k, 0, labels_in, k, pad);
-  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor labels = checked_labels(labels_in, labels_in.size(0), R, labels_in);
+  const ConvGeometry g = conv_geometry(labels, R, 0, k, pad);
   at::Tensor classes = at::empty({g.N, g.Ho, g.Wo}, labels.options());
   if (classes.numel() == 0) return {classes, at::empty({g.N, 0, g.taps}, labels.options())};
   const std::vector<Classes> cls = all_classes(labels, g);
@@ -569,8 +542,8 @@ std::tuple<at::Tensor, at::Tensor> region_classes_cpu(const at::Tensor& labels_i
 // output pixel (what the CUDA path deduplicates into classes).
 at::Tensor region_tap_labels_cpu(const at::Tensor& labels_in, int64_t R, int64_t k, int64_t pad) {
   check_dim(labels_in, 3, "labels", "(N, H, W)");
-  const ConvGeometry g = conv_geometry(labels_in.size(0), R, k * k, 0, labels_in, k, pad);
-  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor labels = checked_labels(labels_in, labels_in.size(0), R, labels_in);
+  const ConvGeometry g = conv_geometry(labels, R, 0, k, pad);
   at::Tensor out = at::empty({g.N, g.Ho, g.Wo, g.taps}, labels.options());
   const int64_t* l = labels.const_data_ptr<int64_t>();
   int64_t* o = out.mutable_data_ptr<int64_t>();
@@ -595,11 +568,9 @@ at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::
                                            int64_t R, int64_t k, int64_t pad) {
   check_dim(grad_in, 4, "grad", "(N, O, Ho, Wo)");
   check_floating(grad_in, "grad");
-  const ConvGeometry g =
-      conv_geometry(grad_in.size(0), R, k * k, grad_in.size(1), labels_in, k, pad);
-  TORCH_CHECK(grad_in.size(2) == g.Ho && grad_in.size(3) == g.Wo, "grad must have spatial size ",
-              g.Ho, "x", g.Wo, ", got ", grad_in.sizes());
-  const at::Tensor labels = checked_labels(labels_in, R);
+  const at::Tensor labels = checked_labels(labels_in, grad_in.size(0), R, grad_in);
+  const ConvGeometry g = conv_geometry(labels, R, grad_in.size(1), k, pad);
+  check_region_conv_grad(grad_in, g.Ho, g.Wo);
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor out = at::empty({g.N, R, g.taps, g.O}, grad.options());
   if (out.numel() == 0) return out;
@@ -639,13 +610,54 @@ at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::
   return out;
 }
 
+// SEAN's region ops and their backwards: a region's mean pools, the
+// broadcast fills, and each is the other's adjoint (with or without the
+// 1 / area scale).
+at::Tensor region_avg_pool_cpu(const at::Tensor& feat, const at::Tensor& labels, int64_t R) {
+  return region_sum_cpu(feat, labels, R, true);
+}
+
+at::Tensor region_avg_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& labels) {
+  return region_fill_cpu(grad, labels, true);
+}
+
+at::Tensor region_broadcast_cpu(const at::Tensor& codes, const at::Tensor& labels) {
+  return region_fill_cpu(codes, labels, false);
+}
+
+at::Tensor region_broadcast_backward_cpu(const at::Tensor& grad, const at::Tensor& labels,
+                                         int64_t R) {
+  return region_sum_cpu(grad, labels, R, false);
+}
+
 }  // namespace
 
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def("region_avg_pool(Tensor feat, Tensor labels, int num_regions) -> Tensor");
+  m.def("_region_avg_pool_backward(Tensor grad, Tensor labels) -> Tensor");
+  m.def("region_broadcast(Tensor codes, Tensor labels) -> Tensor");
+  m.def("_region_broadcast_backward(Tensor grad, Tensor labels, int num_regions) -> Tensor");
+  m.def(
+      "region_conv_gather(Tensor proj, Tensor labels, Tensor? bias, int kernel_size, int "
+      "padding) -> Tensor");
+  m.def(
+      "_region_conv_gather_backward(Tensor grad, Tensor labels, int num_regions, int "
+      "kernel_size, int padding) -> Tensor");
+  m.def(
+      "region_classes(Tensor labels, int num_regions, int kernel_size, int padding) -> "
+      "(Tensor, Tensor)");
+  m.def(
+      "region_tap_labels(Tensor labels, int num_regions, int kernel_size, int padding) -> "
+      "Tensor");
+}
+
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) {
-  m.impl("region_sum", &region_sum_cpu);
-  m.impl("region_fill", &region_fill_cpu);
+  m.impl("region_avg_pool", &region_avg_pool_cpu);
+  m.impl("_region_avg_pool_backward", &region_avg_pool_backward_cpu);
+  m.impl("region_broadcast", &region_broadcast_cpu);
+  m.impl("_region_broadcast_backward", &region_broadcast_backward_cpu);
   m.impl("region_conv_gather", &region_conv_gather_cpu);
-  m.impl("region_conv_gather_backward", &region_conv_gather_backward_cpu);
+  m.impl("_region_conv_gather_backward", &region_conv_gather_backward_cpu);
   m.impl("region_classes", &region_classes_cpu);
   m.impl("region_tap_labels", &region_tap_labels_cpu);
 }

@@ -383,6 +383,12 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x_in, const at::Tensor& kernel, int64
 
 }  // namespace
 
+TORCH_LIBRARY_FRAGMENT(hrops_C, m) {
+  m.def(
+      "upfirdn2d(Tensor x, Tensor kernel, int up_x, int up_y, int down_x, int down_y, int "
+      "pad_x0, int pad_x1, int pad_y0, int pad_y1) -> Tensor");
+}
+
 TORCH_LIBRARY_IMPL(hrops_C, CPU, m) { m.impl("upfirdn2d", &upfirdn2d_cpu); }
 
 }  // namespace hrops

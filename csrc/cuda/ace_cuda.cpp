@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "common/tensor_checks.h"
+#include "common/ace_shapes.h"
 #include "cuda/dtype_map.h"
 
 namespace hrops {
@@ -17,30 +17,12 @@ at::Tensor ace_modulate_cuda(const at::Tensor& x, const at::Tensor& gamma_spade,
                              const at::Tensor& beta_spade, const std::optional<at::Tensor>& gamma_avg,
                              const std::optional<at::Tensor>& beta_avg,
                              const std::optional<at::Tensor>& alpha) {
-  check_floating(x, "x");
-  const bool blend = gamma_avg.has_value();
-  TORCH_CHECK(blend == beta_avg.has_value() && blend == alpha.has_value(),
-              "gamma_avg, beta_avg and alpha must be given together");
-  std::vector<at::Tensor> maps = {x, gamma_spade, beta_spade};
-  if (blend) {
-    maps.push_back(*gamma_avg);
-    maps.push_back(*beta_avg);
-  }
-  const char* names[] = {"x", "gamma_spade", "beta_spade", "gamma_avg", "beta_avg"};
-  for (size_t i = 0; i < maps.size(); ++i) {
-    check_same(x, "x", maps[i], names[i]);
-    TORCH_CHECK(maps[i].sizes() == x.sizes(), names[i], " must have the shape of x ", x.sizes(),
-                ", got ", maps[i].sizes());
-    maps[i] = maps[i].contiguous();
-  }
+  const AceMaps checked = check_ace_args(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha);
+  const std::vector<at::Tensor>& maps = checked.maps;
+  const bool blend = checked.blend;
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor a;
-  if (blend) {
-    check_same(x, "x", *alpha, "alpha");
-    TORCH_CHECK(alpha->numel() == 2, "alpha must hold (a_gamma, a_beta), got shape ",
-                alpha->sizes());
-    a = alpha->to(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).contiguous();
-  }
+  if (blend) a = alpha->to(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options());
   if (out.numel() == 0) return out;
   C10_CUDA_CHECK(launch_ace_modulate(

@@ -5,11 +5,10 @@
 #include "common/ace.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
-
-constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void ace_modulate_kernel(const T* __restrict__ x, const T* __restrict__ gs,
@@ -19,8 +18,7 @@ __global__ void ace_modulate_kernel(const T* __restrict__ x, const T* __restrict
                                     T* __restrict__ out, int64_t n) {
   using Acc = typename AccOf<T>::type;
   using Cv = Convert<T>;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = grid_first(); i < n; i += grid_stride()) {
     const Acc xv = Cv::template load<Acc>(x[i]), g = Cv::template load<Acc>(gs[i]),
               b = Cv::template load<Acc>(bs[i]);
     const Acc v = alpha ? ace_modulate_value<Acc>(xv, g, b, Cv::template load<Acc>(ga[i]),
@@ -35,8 +33,7 @@ cudaError_t modulate(const void* x, const void* gs, const void* bs, const void* 
                      const void* ba, const void* alpha, void* out, int64_t n,
                      cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65536);
-  ace_modulate_kernel<T><<<blocks, kThreads, 0, stream>>>(
+  ace_modulate_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(
       static_cast<const T*>(x), static_cast<const T*>(gs), static_cast<const T*>(bs),
       static_cast<const T*>(ga), static_cast<const T*>(ba),
       static_cast<const typename AccOf<T>::type*>(alpha), static_cast<T*>(out), n);

@@ -59,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cuda(
 
 TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
   m.impl("fused_bias_leaky_relu", &fused_bias_leaky_relu_cuda);
-  m.impl("fused_bias_leaky_relu_backward", &fused_bias_leaky_relu_backward_cuda);
+  m.impl("_fused_bias_leaky_relu_backward", &fused_bias_leaky_relu_backward_cuda);
 }
 
 }  // namespace hrops

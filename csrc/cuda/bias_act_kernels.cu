@@ -5,15 +5,10 @@
 #include "common/bias_act.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
-
-constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t total) {
-  return std::min<int64_t>((total + kThreads - 1) / kThreads, 65536);
-}
 
 template <typename T>
 __global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ bias,
@@ -21,8 +16,7 @@ __global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ b
                                 typename AccOf<T>::type slope, typename AccOf<T>::type scale) {
   using Acc = typename AccOf<T>::type;
   using Cv = Convert<T>;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const Acc b = bias ? Cv::template load<Acc>(bias[(k / inner) % C]) : Acc(0);
     out[k] = Cv::template store<Acc>(
         leaky_relu_scaled<Acc>(Cv::template load<Acc>(x[k]) + b, slope, scale));
@@ -37,8 +31,7 @@ __global__ void bias_act_backward_kernel(const T* __restrict__ grad, const T* __
                                          typename AccOf<T>::type scale) {
   using Acc = typename AccOf<T>::type;
   using Cv = Convert<T>;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const Acc s = shift ? Cv::template load<Acc>(shift[(k / inner) % C]) : Acc(0);
     grad_x[k] = Cv::template store<Acc>(leaky_relu_scaled_grad<Acc>(
         Cv::template load<Acc>(grad[k]) + s, Cv::template load<Acc>(out[k]), slope, scale));

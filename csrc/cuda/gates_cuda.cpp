@@ -32,7 +32,7 @@ TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
     const c10::cuda::CUDAGuard guard(x.device());
     return gates_ops::lstu_gates<Cuda>(x, xt, pre, enc, act);
   });
-  m.impl("lstu_gates_backward", [](const at::Tensor& gh, const at::Tensor& gc, const at::Tensor& x,
+  m.impl("_lstu_gates_backward", [](const at::Tensor& gh, const at::Tensor& gc, const at::Tensor& x,
                                    const at::Tensor& xt, const at::Tensor& pre,
                                    const at::Tensor& enc, int64_t act) {
     const c10::cuda::CUDAGuard guard(x.device());
@@ -42,7 +42,7 @@ TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
     const c10::cuda::CUDAGuard guard(s_hat.device());
     return gates_ops::stu_reset<Cuda>(pre_r, s_hat);
   });
-  m.impl("stu_reset_backward", [](const at::Tensor& g, const at::Tensor& pre_r,
+  m.impl("_stu_reset_backward", [](const at::Tensor& g, const at::Tensor& pre_r,
                                   const at::Tensor& s_hat) {
     const c10::cuda::CUDAGuard guard(s_hat.device());
     return gates_ops::stu_reset_backward<Cuda>(g, pre_r, s_hat);
@@ -51,7 +51,7 @@ TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
     const c10::cuda::CUDAGuard guard(h.device());
     return gates_ops::gru_update<Cuda>(pre_z, h, pre_q);
   });
-  m.impl("gru_update_backward", [](const at::Tensor& g, const at::Tensor& pre_z,
+  m.impl("_gru_update_backward", [](const at::Tensor& g, const at::Tensor& pre_z,
                                    const at::Tensor& h, const at::Tensor& pre_q) {
     const c10::cuda::CUDAGuard guard(h.device());
     return gates_ops::gru_update_backward<Cuda>(g, pre_z, h, pre_q);

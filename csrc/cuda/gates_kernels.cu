@@ -6,12 +6,12 @@
 #include "common/gates.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
 
 using gates::Kernel;
-constexpr int kThreads = 256;
 
 template <Kernel K> struct Arity;
 template <> struct Arity<Kernel::kLstu> { static constexpr int in = 5, out = 2; };
@@ -43,8 +43,7 @@ template <Kernel K, int64_t kAct, typename T>
 __global__ void gates_kernel(const gates::Planes p, int64_t C, int64_t HW, int64_t total) {
   using A = typename AccOf<T>::type;
   constexpr int NI = Arity<K>::in, NO = Arity<K>::out;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const int64_t pix = k % HW, q = k / HW, c = q % C, n = q / C;
     A v[NI], o[NO];
 #pragma unroll
@@ -65,8 +64,7 @@ template <Kernel K, int64_t kAct, typename T>
 cudaError_t launch(const gates::Planes& p, int64_t N, int64_t C, int64_t HW, cudaStream_t stream) {
   const int64_t total = N * C * HW;
   if (total == 0) return cudaSuccess;
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 65536);
-  gates_kernel<K, kAct, T><<<blocks, kThreads, 0, stream>>>(p, C, HW, total);
+  gates_kernel<K, kAct, T><<<blocks_for(total), kThreads, 0, stream>>>(p, C, HW, total);
   return cudaGetLastError();
 }
 

@@ -41,11 +41,17 @@ at::Tensor haar_idwt_cuda(const at::Tensor& low, const at::Tensor& high, int64_t
   return out;
 }
 
+at::Tensor haar_idwt_packed_cuda(const at::Tensor& y, int64_t out_h, int64_t out_w) {
+  const auto [low, high] = split_packed_coeffs(y);
+  return haar_idwt_cuda(low, high, out_h, out_w);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
   m.impl("haar_dwt", &haar_dwt_cuda);
   m.impl("haar_idwt", &haar_idwt_cuda);
+  m.impl("haar_idwt_packed", &haar_idwt_packed_cuda);
 }
 
 }  // namespace hrops

@@ -6,13 +6,10 @@
 #include "common/haar.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
-
-constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t n) { return std::min<int64_t>((n + kThreads - 1) / kThreads, 65536); }
 
 template <typename T>
 __global__ void haar_dwt_kernel(const T* __restrict__ x, int64_t sn, int64_t sc, int64_t sh,
@@ -21,8 +18,7 @@ __global__ void haar_dwt_kernel(const T* __restrict__ x, int64_t sn, int64_t sc,
   using Acc = typename AccOf<T>::type;
   const int64_t h = (H + 1) / 2, w = (W + 1) / 2, plane = h * w;
   const int64_t total = N * C * plane;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const int64_t j = k % w, i = (k / w) % h, c = (k / plane) % C, n = k / (plane * C);
     const T* src = x + n * sn + c * sc + 2 * i * sh + 2 * j * sw;
     T* base = out + n * 4 * C * plane + i * w + j;
@@ -42,8 +38,7 @@ __global__ void haar_idwt_kernel(const T* __restrict__ low, int64_t ln, int64_t 
   using Acc = typename AccOf<T>::type;
   const int64_t h = (H + 1) / 2, w = (W + 1) / 2, plane = h * w;
   const int64_t total = N * C * plane;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const int64_t j = k % w, i = (k / w) % h, c = (k / plane) % C, n = k / (plane * C);
     const T* hi = high + n * hn + c * hc + i * hh + j * hw;
     haar_idwt_block<Acc>(low[n * ln + c * lc + i * lh + j * lw], hi[0], hi[hb], hi[2 * hb],

@@ -46,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor> modulated_idwt_upsample_backward_cuda(
 
 TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
   m.impl("modulated_idwt_upsample", &modulated_idwt_upsample_cuda);
-  m.impl("modulated_idwt_upsample_backward", &modulated_idwt_upsample_backward_cuda);
+  m.impl("_modulated_idwt_upsample_backward", &modulated_idwt_upsample_backward_cuda);
 }
 
 }  // namespace hrops

@@ -6,11 +6,10 @@
 #include "common/haar.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
-
-constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void modulated_idwt_kernel(const T* __restrict__ x, int64_t sn, int64_t sc, int64_t sh,
@@ -19,8 +18,7 @@ __global__ void modulated_idwt_kernel(const T* __restrict__ x, int64_t sn, int64
   using Acc = typename AccOf<T>::type;
   using Cv = Convert<T>;
   const int64_t plane = h * w, total = N * C * plane, W = 2 * w;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const int64_t j = k % w, i = (k / w) % h, c = (k / plane) % C, n = k / (plane * C);
     const T* m = mod + n * 4 * C;
     const Acc s[4] = {Cv::template load<Acc>(m[c]), Cv::template load<Acc>(m[C + 3 * c]),
@@ -77,8 +75,7 @@ cudaError_t forward(const void* x, const int64_t* xs, const void* mod, void* out
                     int64_t C, int64_t h, int64_t w, cudaStream_t stream) {
   const int64_t total = N * C * h * w;
   if (total == 0) return cudaSuccess;
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 65536);
-  modulated_idwt_kernel<T><<<blocks, kThreads, 0, stream>>>(
+  modulated_idwt_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
       static_cast<const T*>(x), xs[0], xs[1], xs[2], xs[3], static_cast<const T*>(mod),
       static_cast<T*>(out), N, C, h, w);
   return cudaGetLastError();

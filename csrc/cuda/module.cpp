@@ -1,5 +1,5 @@
 // The CUDA kernel library hrops._C_cuda: an importable empty Python module
-// (loading it runs the TORCH_LIBRARY_IMPL(hrops_C, CUDA) registrations) and
+// (loading it runs the TORCH_LIBRARY_IMPL(hrops_C, CUDA) registrations of the op files) and
 // the CUDA runtime version it was compiled against, for hrops.build_info().
 #include <Python.h>
 #include <cuda_runtime_api.h>

@@ -39,8 +39,8 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_step_cuda(
   return {new_offsets.to(offsets.scalar_type()), probs.to(a.scalar_type())};
 }
 
-at::Tensor patchmatch_warp_cuda(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
-                                const at::Tensor& offsets, double temperature, bool trunc) {
+at::Tensor warp_cuda(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
+                     const at::Tensor& offsets, double temperature, bool trunc) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
   check_patchmatch_warp_args(d, a, ref, temperature);
   const c10::cuda::CUDAGuard guard(a.device());
@@ -54,9 +54,19 @@ at::Tensor patchmatch_warp_cuda(const at::Tensor& a, const at::Tensor& b, const 
   return out.to(ref.scalar_type());
 }
 
+// The CUDA backward recomputes the softmax weights: save_weights is ignored
+// and the two saved outputs are empty.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_cuda(
+    const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref, const at::Tensor& offsets,
+    double temperature, bool trunc, bool /*save_weights*/) {
+  at::Tensor out = warp_cuda(a, b, ref, offsets, temperature, trunc);
+  return {out, out.new_empty({0}), out.new_empty({0})};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cuda(
     const at::Tensor& grad, const at::Tensor& a, const at::Tensor& b, const at::Tensor& ref,
-    const at::Tensor& offsets, double temperature, bool trunc) {
+    const at::Tensor& offsets, const at::Tensor& /*weights*/, const at::Tensor& /*b_rows*/,
+    double temperature, bool trunc) {
   const PmDims d = check_patchmatch_args(a, b, offsets);
   check_patchmatch_warp_args(d, a, ref, temperature);
   const int64_t Cr = ref.size(1);
@@ -84,7 +94,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_warp_backward_cuda(
 TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
   m.impl("patchmatch_step", &patchmatch_step_cuda);
   m.impl("patchmatch_warp", &patchmatch_warp_cuda);
-  m.impl("patchmatch_warp_backward", &patchmatch_warp_backward_cuda);
+  m.impl("_patchmatch_warp_backward", &patchmatch_warp_backward_cuda);
 }
 
 }  // namespace hrops

@@ -5,11 +5,12 @@
 
 #include "common/patchmatch.h"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kPixelThreads = 128;  // per block: one thread per pixel of A
 
 __device__ float dot_f32(const float* a, const float* b, int64_t n) {
   float s = 0.0f;
@@ -24,8 +25,7 @@ __global__ void step_kernel(PatchMatchDims d, const float* __restrict__ a,
                             float* __restrict__ new_off, float* __restrict__ probs) {
   const int64_t HW = d.H * d.W;
   const int M = int((direction == 0 ? d.K : 3 * d.K) + R);
-  for (int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; np < d.N * HW;
-       np += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t np = grid_first(); np < d.N * HW; np += grid_stride()) {
     const int64_t n = np / HW, p = np % HW, r = p / d.W, c = p % d.W;
     float cost[kPatchMatchMaxCandidates], prob[kPatchMatchMaxCandidates];
     int64_t target[kPatchMatchMaxCandidates];
@@ -76,8 +76,7 @@ __global__ void warp_kernel(PatchMatchDims d, const float* __restrict__ a,
                             const float* __restrict__ off, float inv_t, bool trunc,
                             float* __restrict__ out) {
   const int64_t HW = d.H * d.W;
-  for (int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; np < d.N * HW;
-       np += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t np = grid_first(); np < d.N * HW; np += grid_stride()) {
     const int64_t n = np / HW, p = np % HW;
     int64_t target[kPatchMatchMaxCandidates];
     float w[kPatchMatchMaxCandidates];
@@ -95,8 +94,7 @@ __global__ void warp_backward_kernel(PatchMatchDims d, const float* __restrict__
                                      const float* __restrict__ off, float inv_t, bool trunc,
                                      float* __restrict__ ga, float* gb, float* gref) {
   const int64_t HW = d.H * d.W, HWb = d.Hb * d.Wb;
-  for (int64_t np = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; np < d.N * HW;
-       np += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t np = grid_first(); np < d.N * HW; np += grid_stride()) {
     const int64_t n = np / HW;
     int64_t target[kPatchMatchMaxCandidates];
     float w[kPatchMatchMaxCandidates], gw[kPatchMatchMaxCandidates];
@@ -119,9 +117,7 @@ __global__ void warp_backward_kernel(PatchMatchDims d, const float* __restrict__
   }
 }
 
-int64_t blocks(const PatchMatchDims& d) {
-  return std::min<int64_t>((d.N * d.H * d.W + kThreads - 1) / kThreads, 65536);
-}
+int64_t blocks(const PatchMatchDims& d) { return blocks_for(d.N * d.H * d.W, kPixelThreads); }
 
 }  // namespace
 
@@ -131,9 +127,9 @@ cudaError_t launch_patchmatch_step(const PatchMatchDims& d, const float* a, cons
                                    const float* random_offsets, int64_t R, float* new_offsets,
                                    float* probs, cudaStream_t stream) {
   if (d.N * d.H * d.W == 0) return cudaSuccess;
-  step_kernel<<<blocks(d), kThreads, 0, stream>>>(d, a, b, offsets, direction, inv_temperature,
-                                                  topk, cocosnet_truncation, random_offsets, R,
-                                                  new_offsets, probs);
+  step_kernel<<<blocks(d), kPixelThreads, 0, stream>>>(d, a, b, offsets, direction,
+                                                       inv_temperature, topk, cocosnet_truncation,
+                                                       random_offsets, R, new_offsets, probs);
   return cudaGetLastError();
 }
 
@@ -142,8 +138,8 @@ cudaError_t launch_patchmatch_warp(const PatchMatchDims& d, const float* a, cons
                                    float inv_temperature, bool cocosnet_truncation, float* out,
                                    cudaStream_t stream) {
   if (d.N * d.H * d.W == 0) return cudaSuccess;
-  warp_kernel<<<blocks(d), kThreads, 0, stream>>>(d, a, b, ref, Cr, offsets, inv_temperature,
-                                                  cocosnet_truncation, out);
+  warp_kernel<<<blocks(d), kPixelThreads, 0, stream>>>(d, a, b, ref, Cr, offsets,
+                                                       inv_temperature, cocosnet_truncation, out);
   return cudaGetLastError();
 }
 
@@ -154,7 +150,7 @@ cudaError_t launch_patchmatch_warp_backward(const PatchMatchDims& d, const float
                                             float* ga, float* gb, float* gref,
                                             cudaStream_t stream) {
   if (d.N * d.H * d.W == 0) return cudaSuccess;
-  warp_backward_kernel<<<blocks(d), kThreads, 0, stream>>>(
+  warp_backward_kernel<<<blocks(d), kPixelThreads, 0, stream>>>(
       d, grad, a, b, ref, Cr, offsets, inv_temperature, cocosnet_truncation, ga, gb, gref);
   return cudaGetLastError();
 }

@@ -15,25 +15,21 @@
 #include <tuple>
 
 #include "common/region.h"
+#include "common/region_shapes.h"
 #include "common/tensor_checks.h"
 #include "cuda/dtype_map.h"
 
 namespace hrops {
 namespace {
 
+// Labels: int64 (N, H, W), every id in [-1, R) (see region_shapes.h): one
+// device min/max reduction and a sync, before any kernel reads them.
 at::Tensor checked_labels(const at::Tensor& labels, int64_t N, int64_t R, const at::Tensor& like) {
-  check_dim(labels, 3, "labels", "(N, H, W)");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64, got ", labels.scalar_type());
-  TORCH_CHECK(labels.device() == like.device(), "labels must be on ", like.device(), ", got ",
-              labels.device());
-  TORCH_CHECK(labels.size(0) == N, "labels must have N = ", N, " images, got ", labels.sizes());
-  TORCH_CHECK(R >= 0, "num_regions must be >= 0, got ", R);
-  at::Tensor l = labels.contiguous();
+  at::Tensor l = contiguous_labels(labels, N, R, like);
   if (l.numel() > 0) {
     const auto [low, high] = at::aminmax(l);
     const int64_t lo = low.item<int64_t>(), hi = high.item<int64_t>();
-    TORCH_CHECK(lo >= -1 && hi < R, "labels must be region ids in [0, ", R,
-                ") or -1 (no region), got values in [", lo, ", ", hi, "]");
+    check_label_range(lo >= -1 && hi < R, R, "values in [", lo, ", ", hi, "]");
   }
   return l;
 }
@@ -55,12 +51,9 @@ at::Tensor inverse_counts(const at::Tensor& labels, int64_t R, c10::ScalarType d
 
 at::Tensor region_sum_cuda(const at::Tensor& feat_in, const at::Tensor& labels_in, int64_t R,
                            bool mean) {
-  check_dim(feat_in, 4, "feat", "(N, C, H, W)");
-  check_floating(feat_in, "feat");
+  check_feat_labels(feat_in, "feat", labels_in);
   const c10::cuda::CUDAGuard guard(feat_in.device());
   const at::Tensor labels = checked_labels(labels_in, feat_in.size(0), R, feat_in);
-  TORCH_CHECK(labels.size(1) == feat_in.size(2) && labels.size(2) == feat_in.size(3),
-              "labels must match feat in (H, W), got ", labels.sizes(), " and ", feat_in.sizes());
   const at::Tensor feat = feat_in.contiguous();
   const int64_t N = feat.size(0), C = feat.size(1), H = feat.size(2), W = feat.size(3);
   at::Tensor out = at::empty({N, R, C}, feat.options());
@@ -92,35 +85,18 @@ at::Tensor region_fill_cuda(const at::Tensor& codes_in, const at::Tensor& labels
   return out;
 }
 
-std::tuple<int64_t, int64_t> conv_out_size(const at::Tensor& labels, int64_t k, int64_t pad) {
-  TORCH_CHECK(k >= 1 && pad >= 0, "kernel_size must be >= 1 and padding >= 0, got ", k, ", ", pad);
-  const int64_t Ho = labels.size(1) + 2 * pad - k + 1, Wo = labels.size(2) + 2 * pad - k + 1;
-  TORCH_CHECK(Ho >= 0 && Wo >= 0, "kernel ", k, " with padding ", pad, " does not fit labels ",
-              labels.sizes());
-  return {Ho, Wo};
-}
-
 at::Tensor region_conv_gather_cuda(const at::Tensor& proj_in, const at::Tensor& labels_in,
                                    const std::optional<at::Tensor>& bias_in, int64_t k,
                                    int64_t pad) {
-  check_dim(proj_in, 4, "proj", "(N, R, k*k, O)");
-  check_floating(proj_in, "proj");
-  TORCH_CHECK(proj_in.size(2) == k * k, "proj must have k*k = ", k * k, " taps, got ",
-              proj_in.sizes());
+  check_region_proj(proj_in, k);
   TORCH_CHECK(k * k <= kRegionConvMaxTaps, "the CUDA region_conv2d supports kernels up to 7x7, got ",
               k, "x", k);
   const c10::cuda::CUDAGuard guard(proj_in.device());
   const int64_t N = proj_in.size(0), R = proj_in.size(1), O = proj_in.size(3);
   const at::Tensor labels = checked_labels(labels_in, N, R, proj_in);
-  const auto [Ho, Wo] = conv_out_size(labels, k, pad);
+  const auto [Ho, Wo] = region_conv_out_size(labels, k, pad);
   const at::Tensor proj = proj_in.contiguous();
-  at::Tensor bias;
-  if (bias_in.has_value()) {
-    bias = bias_in->contiguous();
-    check_same(proj, "proj", bias, "bias");
-    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == O, "bias must have shape (", O, "), got ",
-                bias.sizes());
-  }
+  const at::Tensor bias = region_conv_bias(proj, bias_in, O);
   at::Tensor out = at::empty({N, O, Ho, Wo}, proj.options());
   if (out.numel() == 0) return out;
   C10_CUDA_CHECK(launch_region_conv_gather(
@@ -137,9 +113,8 @@ at::Tensor region_conv_gather_backward_cuda(const at::Tensor& grad_in, const at:
   const c10::cuda::CUDAGuard guard(grad_in.device());
   const int64_t N = grad_in.size(0), O = grad_in.size(1);
   const at::Tensor labels = checked_labels(labels_in, N, R, grad_in);
-  const auto [Ho, Wo] = conv_out_size(labels, k, pad);
-  TORCH_CHECK(grad_in.size(2) == Ho && grad_in.size(3) == Wo, "grad must have spatial size ", Ho,
-              "x", Wo, ", got ", grad_in.sizes());
+  const auto [Ho, Wo] = region_conv_out_size(labels, k, pad);
+  check_region_conv_grad(grad_in, Ho, Wo);
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor out = at::empty({N, R, k * k, O}, grad.options());
   if (out.numel() == 0) return out;
@@ -155,7 +130,7 @@ at::Tensor region_tap_labels_cuda(const at::Tensor& labels_in, int64_t R, int64_
   check_dim(labels_in, 3, "labels", "(N, H, W)");
   const c10::cuda::CUDAGuard guard(labels_in.device());
   const at::Tensor labels = checked_labels(labels_in, labels_in.size(0), R, labels_in);
-  const auto [Ho, Wo] = conv_out_size(labels, k, pad);
+  const auto [Ho, Wo] = region_conv_out_size(labels, k, pad);
   at::Tensor out = at::empty({labels.size(0), Ho, Wo, k * k}, labels.options());
   if (out.numel() == 0) return out;
   C10_CUDA_CHECK(launch_region_tap_labels(labels.const_data_ptr<int64_t>(),
@@ -165,13 +140,35 @@ at::Tensor region_tap_labels_cuda(const at::Tensor& labels_in, int64_t R, int64_
   return out;
 }
 
+// SEAN's region ops and their backwards: a region's mean pools, the
+// broadcast fills, and each is the other's adjoint (with or without the
+// 1 / area scale).
+at::Tensor region_avg_pool_cuda(const at::Tensor& feat, const at::Tensor& labels, int64_t R) {
+  return region_sum_cuda(feat, labels, R, true);
+}
+
+at::Tensor region_avg_pool_backward_cuda(const at::Tensor& grad, const at::Tensor& labels) {
+  return region_fill_cuda(grad, labels, true);
+}
+
+at::Tensor region_broadcast_cuda(const at::Tensor& codes, const at::Tensor& labels) {
+  return region_fill_cuda(codes, labels, false);
+}
+
+at::Tensor region_broadcast_backward_cuda(const at::Tensor& grad, const at::Tensor& labels,
+                                          int64_t R) {
+  return region_sum_cuda(grad, labels, R, false);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(hrops_C, CUDA, m) {
-  m.impl("region_sum", &region_sum_cuda);
-  m.impl("region_fill", &region_fill_cuda);
+  m.impl("region_avg_pool", &region_avg_pool_cuda);
+  m.impl("_region_avg_pool_backward", &region_avg_pool_backward_cuda);
+  m.impl("region_broadcast", &region_broadcast_cuda);
+  m.impl("_region_broadcast_backward", &region_broadcast_backward_cuda);
   m.impl("region_conv_gather", &region_conv_gather_cuda);
-  m.impl("region_conv_gather_backward", &region_conv_gather_backward_cuda);
+  m.impl("_region_conv_gather_backward", &region_conv_gather_backward_cuda);
   m.impl("region_tap_labels", &region_tap_labels_cuda);
 }
 

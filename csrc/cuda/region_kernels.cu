@@ -11,15 +11,13 @@
 #include "common/region.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kSumThreads = 128;
 constexpr int kRegionChunk = 16;  // regions per pass of the sum kernel (shared table rows)
-
-int64_t blocks_for(int64_t n) { return std::min<int64_t>((n + kThreads - 1) / kThreads, 65536); }
 
 template <typename T>
 __global__ void region_tap_sum_kernel(const T* __restrict__ src, const int64_t* __restrict__ labels,
@@ -65,8 +63,7 @@ __global__ void region_fill_kernel(const T* __restrict__ codes, const int64_t* _
                                    int64_t W) {
   using Acc = typename AccOf<T>::type;
   const int64_t plane = H * W, total = N * C * plane;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = grid_first(); i < total; i += grid_stride()) {
     const int64_t p = i % plane, c = (i / plane) % C, n = i / (plane * C);
     const int64_t r = region_label_at(labels + n * plane, H, W, R, p / W, p % W);
     const Acc s = (scale && r >= 0) ? scale[n * R + r] : Acc(1);
@@ -83,8 +80,7 @@ __global__ void region_conv_gather_kernel(const T* __restrict__ proj,
   using Acc = typename AccOf<T>::type;
   const int64_t Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1, plane = Ho * Wo;
   const int64_t total = N * O * plane;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = grid_first(); i < total; i += grid_stride()) {
     const int64_t p = i % plane, o = (i / plane) % O, n = i / (plane * O);
     const Acc b = bias ? Convert<T>::template load<Acc>(bias[o]) : Acc(0);
     int64_t sig[kRegionConvMaxTaps];
@@ -140,8 +136,7 @@ __global__ void region_tap_labels_kernel(const int64_t* __restrict__ labels,
                                          int64_t W, int64_t R, int64_t k, int64_t pad, int64_t Ho,
                                          int64_t Wo) {
   const int64_t taps = k * k;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = grid_first(); i < total; i += grid_stride()) {
     const int64_t t = i % taps, p = i / taps;
     const int64_t x = p % Wo, y = (p / Wo) % Ho, n = p / (Ho * Wo);
     out[i] = region_tap_label(labels + n * H * W, H, W, R, k, pad, y, x, t);

@@ -5,19 +5,17 @@
 #include "common/upfirdn2d.h"
 #include "cuda/convert.cuh"
 #include "cuda/launch.h"
+#include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
-
-constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void upfirdn2d_kernel(const T* __restrict__ x, int64_t sn, int64_t sc, int64_t sh,
                                  int64_t sw, const typename AccOf<T>::type* __restrict__ kernel,
                                  T* __restrict__ out, int64_t C, UpFirDn2dGeom g, int64_t total) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
-       k += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t k = grid_first(); k < total; k += grid_stride()) {
     const int64_t ox = k % g.out_w, oy = (k / g.out_w) % g.out_h, nc = k / (g.out_w * g.out_h);
     const T* plane = x + (nc / C) * sn + (nc % C) * sc;
     out[k] = Convert<T>::template store<Acc>(upfirdn2d_point<Acc>(plane, sh, sw, kernel, g, oy, ox));
@@ -29,8 +27,7 @@ cudaError_t run(const void* x, const int64_t* xs, const void* kernel, void* out,
                 int64_t C, const UpFirDn2dGeom& g, cudaStream_t stream) {
   const int64_t total = N * C * g.out_h * g.out_w;
   if (total == 0) return cudaSuccess;
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 65536);
-  upfirdn2d_kernel<T><<<blocks, kThreads, 0, stream>>>(
+  upfirdn2d_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
       static_cast<const T*>(x), xs[0], xs[1], xs[2], xs[3],
       static_cast<const typename AccOf<T>::type*>(kernel), static_cast<T*>(out), C, g, total);
   return cudaGetLastError();

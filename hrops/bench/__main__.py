@@ -1,5 +1,7 @@
 """hrops-bench: times every registered op's cases (hrops.bench.cases) for
 each available implementation, prints a comparison table and writes JSON.
+In a checkout, `python benchmarks/run.py` takes the same options and adds
+the model cases (benchmarks/model_cases).
 
   hrops-bench [--ops haar] [--threads 1,2] [--device cpu|cuda|all]
               [--modes fwd,fwdbwd] [--quick] [--budget 1.0] [--no-compile]
@@ -23,10 +25,10 @@ def _csv(text):
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser(prog="hrops-bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ops", type=_csv, default=list(CASES),
-                   help=f"comma-separated op families (default: all of {','.join(CASES)})")
+def _parse(argv, cases, prog):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--ops", type=_csv, default=list(cases),
+                   help=f"comma-separated op families (default: all of {','.join(cases)})")
     p.add_argument("--threads", type=lambda s: [int(n) for n in _csv(s)],
                    default=[n for n in (1, 2) if n <= (os.cpu_count() or 1)],
                    help="comma-separated CPU thread counts (default: 1,2 capped at the core count)")
@@ -44,8 +46,8 @@ def _parse(argv):
     p.add_argument("--json",
                    help="output path (default: bench_results/hrops-bench-<timestamp>.json)")
     args = p.parse_args(argv)
-    if unknown := set(args.ops) - set(CASES):
-        p.error(f"unknown ops {sorted(unknown)}; registered: {sorted(CASES)}")
+    if unknown := set(args.ops) - set(cases):
+        p.error(f"unknown ops {sorted(unknown)}; registered: {sorted(cases)}")
     if unknown := set(args.modes) - set(harness.MODES):
         p.error(f"unknown modes {sorted(unknown)}; choose from {harness.MODES}")
     if not args.threads or min(args.threads) < 1:
@@ -55,12 +57,14 @@ def _parse(argv):
     return args
 
 
-def main(argv=None):
-    args = _parse(argv)
+def main(argv=None, cases=None, prog="hrops-bench"):
+    """cases: the registry to run (default CASES; see cases.merged)."""
+    cases = CASES if cases is None else cases
+    args = _parse(argv, cases, prog)
     devices = [torch.device("cpu")] if args.device != "cuda" else []
     if args.device != "cpu" and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    cases = [case for op in args.ops for case in CASES[op](quick=args.quick)]
+    selected = [case for op in args.ops for case in cases[op](quick=args.quick)]
     machine = report.machine_info(devices)
     machine["malloc_keeps_freed_memory"] = not args.default_malloc and allocator.keep_freed_memory()
     print(report.header(machine), flush=True)
@@ -68,7 +72,7 @@ def main(argv=None):
     path = args.json or os.path.join(
         "bench_results", f"hrops-bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
     rows, skips = harness.run(
-        cases, devices, args.threads, args.modes, args.budget, use_compile=not args.no_compile,
+        selected, devices, args.threads, args.modes, args.budget, use_compile=not args.no_compile,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
         on_case=lambda rows, skips: report.write_json(path, machine, vars(args), rows, skips))
     report.add_speedups(rows)

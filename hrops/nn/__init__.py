@@ -1,5 +1,5 @@
 """Drop-in nn.Module layers built on hrops ops."""
-from .convgru import SepConvGRU
+from .conv_gru import SepConvGRU
 from .modulated import (ConstantInput, IDWTUpsample, ModulatedConv2d, ModulatedDWConv2d,
                         MultichannelImage, NoiseInjection, StyledConv2d)
 from .recurrent import LSTU, STU, load_bluestyle97_stu

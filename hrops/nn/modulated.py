@@ -1,4 +1,5 @@
-"""MobileStyleGAN's generator layers on hrops ops (SEEDS.md section 2).
+"""MobileStyleGAN's generator layers on hrops ops (MobileStyleGAN, Belousov 2021;
+bes-dev/MobileStyleGAN.pytorch, core/models/modules/).
 
 Same constructor arguments, parameter and buffer names and shapes as
 MobileStyleGAN's modules (core/models/modules/*.py), so their state_dicts
@@ -24,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.modulated_conv import modulated_dwconv2d, modulated_idwt_upsample
+from ..ops.modulated_dwconv import modulated_dwconv2d
+from ..ops.modulated_idwt import modulated_idwt_upsample
 from .wavelets import DWTInverse
 
 

@@ -1,4 +1,6 @@
-"""SEAN's region layers on hrops ops (SEEDS.md section 3).
+"""SEAN's region layers on hrops ops (SEAN, Zhu et al. CVPR 2020; ZPdesu/SEAN
+models/networks/architecture.py, Zencoder, and
+models/networks/normalization.py, ACE).
 
 ACE keeps SEAN's parameter and buffer names (fc_mu0..fc_mu{R-1},
 conv_gamma, conv_beta, blending_gamma, blending_beta, noise_var,
@@ -80,7 +82,8 @@ def _one_hot_conv_at(signatures, conv):
 
 
 class ACE(nn.Module):
-    """SEAN normalisation (SEEDS.md 3.2): x (B, C, H, W), a one-hot segmap
+    """SEAN normalisation (ZPdesu/SEAN, models/networks/normalization.py,
+    ACE.forward): x (B, C, H, W), a one-hot segmap
     (B, R, h, w) or label map (B, h, w) of any size (nearest-resized to
     (H, W)), style_codes (B, R, style_length).
 

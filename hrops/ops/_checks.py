@@ -26,6 +26,15 @@ def check_same_device_dtype(a, a_name, b, b_name):
                          f"got {a.dtype} and {b.dtype}")
 
 
+def check_vector(t, name, size, size_doc, like, like_name):
+    """t: a 1-D tensor of `size` elements (`size_doc`, e.g. "C") on like's
+    device with like's dtype."""
+    check_tensor(t, name, 1, f"({size_doc},)")
+    check_same_device_dtype(like, like_name, t, name)
+    if t.shape[0] != size:
+        raise ValueError(f"{name} must have shape ({size_doc},) = ({size},), got {tuple(t.shape)}")
+
+
 def check_integer(value, name):
     """value as an int (a SymInt, or a count that torch.compile traces, as it
     is); a float, a bool or any other non-integer is a ValueError."""

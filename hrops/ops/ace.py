@@ -1,4 +1,5 @@
-"""SEAN's ACE epilogue (SEEDS.md 3.2, steps 7-8) as one fused op.
+"""SEAN's ACE epilogue (ZPdesu/SEAN, models/networks/normalization.py,
+ACE.forward: the final gamma/beta blend and modulation) as one fused op.
 
 hrops::ace_modulate(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha):
     gamma = a_g * gamma_avg + (1 - a_g) * gamma_spade
@@ -13,19 +14,12 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
+from ._define import kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
 
-@torch.library.custom_op("hrops::ace_modulate", mutates_args=())
-def _ace_modulate(x: torch.Tensor, gamma_spade: torch.Tensor, beta_spade: torch.Tensor,
-                  gamma_avg: torch.Tensor | None, beta_avg: torch.Tensor | None,
-                  alpha: torch.Tensor | None, impl: str) -> torch.Tensor:
-    return torch.ops.hrops_C.ace_modulate(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha)
-
-
-@_ace_modulate.register_fake
-def _(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, impl):
+def _fake(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, impl):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
@@ -48,7 +42,7 @@ def _backward(ctx, grad):
             a_b * grad, grad_alpha, None)
 
 
-_ace_modulate.register_autograd(_backward, setup_context=_setup)
+_ace_modulate = kernel_op("ace_modulate", fake=_fake, backward=_backward, setup=_setup)
 
 
 def ace_modulate(x, gamma_spade, beta_spade, gamma_avg=None, beta_avg=None, alpha=None, *,

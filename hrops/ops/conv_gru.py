@@ -1,5 +1,6 @@
-"""One ConvGRU pass (RAFT / CoCosNet v2's SepConvGRU half, SEEDS.md 4.4) with
-the gate convolutions inside one autograd node:
+"""One ConvGRU pass (RAFT / CoCosNet v2's SepConvGRU half, microsoft/CoCosNet-v2
+models/networks/convgru.py, SepConvGRU) as one
+op, hrops::conv_gru_pass, the gate convolutions inside its autograd node:
 
   [pre_z | pre_r] = conv([h, x], weight_zr, bias_zr)
   q_in = [sigmoid(pre_r) * h, x]            hrops.stu_reset
@@ -7,8 +8,9 @@ the gate convolutions inside one autograd node:
   h' = (1 - z) * h + z * tanh(pre_q)        hrops.gru_update
 
 Eager PyTorch saves, per pass, both concatenated conv inputs ([h, x] and
-q_in) and the gates z, r, q and 1 - z. This node saves only the gate
-pre-activations (pre_z, pre_r, pre_q); backward recomputes [h, x] and q_in
+q_in) and the gates z, r, q and 1 - z. The op saves only the gate
+pre-activations (pre_z, pre_r, pre_q, which it returns besides h' for
+that); backward recomputes [h, x] and q_in
 from h and x (which the caller keeps anyway) and runs the gating kernels'
 backward. First-order gradients only (it raises under double backward).
 """
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
+from ._define import composite_op
 from .gates import _gru_update, _gru_update_backward, _stu_reset, _stu_reset_backward
 
 _conv_backward = torch.ops.aten.convolution_backward
@@ -27,36 +30,48 @@ def _conv_grads(grad, inp, weight, padding, has_bias):
                           list(padding), [1, 1], False, [0, 0], 1, [True, True, has_bias])
 
 
-class _ConvGRUPass(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, x, weight_zr, bias_zr, weight_q, bias_q, padding, impl):
-        c = h.shape[1]
-        pre_zr = F.conv2d(torch.cat((h, x), dim=1), weight_zr, bias_zr, padding=padding)
-        q_in = torch.cat((_stu_reset(pre_zr[:, c:], h, impl), x), dim=1)
-        pre_q = F.conv2d(q_in, weight_q, bias_q, padding=padding)
-        ctx.save_for_backward(h, x, weight_zr, weight_q, pre_zr, pre_q)
-        ctx.padding, ctx.impl = padding, impl
-        ctx.has_bias = (bias_zr is not None, bias_q is not None)
-        return _gru_update(pre_zr[:, :c], h, pre_q, impl)
+def _conv_gru_pass_body(h: torch.Tensor, x: torch.Tensor, weight_zr: torch.Tensor,
+                        bias_zr: torch.Tensor | None, weight_q: torch.Tensor,
+                        bias_q: torch.Tensor | None, padding: list[int], impl: str
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h', pre_zr, pre_q): the gate pre-activations are what the backward
+    keeps."""
+    c = h.shape[1]
+    pre_zr = F.conv2d(torch.cat((h, x), dim=1), weight_zr, bias_zr, padding=padding)
+    q_in = torch.cat((_stu_reset(pre_zr[:, c:], h, impl), x), dim=1)
+    pre_q = F.conv2d(q_in, weight_q, bias_q, padding=padding)
+    return _gru_update(pre_zr[:, :c], h, pre_q, impl), pre_zr, pre_q
 
-    @staticmethod
-    def backward(ctx, grad):
-        if torch.is_grad_enabled():  # create_graph=True: a silent zero would be wrong
-            raise RuntimeError("hrops.conv_gru_pass does not support double backward; "
-                               "use impl='ref'")
-        h, x, weight_zr, weight_q, pre_zr, pre_q = ctx.saved_tensors
-        c, impl, padding = h.shape[1], ctx.impl, ctx.padding
-        pre_z, pre_r = pre_zr[:, :c], pre_zr[:, c:]
-        g_pre_z, g_h, g_pre_q = _gru_update_backward(grad, pre_z, h, pre_q, impl)
-        q_in = torch.cat((_stu_reset(pre_r, h, impl), x), dim=1)
-        g_q_in, g_weight_q, g_bias_q = _conv_grads(g_pre_q, q_in, weight_q, padding, ctx.has_bias[1])
-        g_pre_r, g_h_reset = _stu_reset_backward(g_q_in[:, :c], pre_r, h, impl)
-        g_hx, g_weight_zr, g_bias_zr = _conv_grads(torch.cat((g_pre_z, g_pre_r), dim=1),
-                                                   torch.cat((h, x), dim=1), weight_zr, padding,
-                                                   ctx.has_bias[0])
-        g_h = g_h + g_h_reset + g_hx[:, :c]
-        g_x = g_q_in[:, c:] + g_hx[:, c:]
-        return g_h, g_x, g_weight_zr, g_bias_zr, g_weight_q, g_bias_q, None, None
+
+def _setup(ctx, inputs, output):
+    h, x, weight_zr, bias_zr, weight_q, bias_q, ctx.padding, ctx.impl = inputs
+    _, pre_zr, pre_q = output
+    ctx.mark_non_differentiable(pre_zr, pre_q)
+    ctx.save_for_backward(h, x, weight_zr, weight_q, pre_zr, pre_q)
+    ctx.has_bias = (bias_zr is not None, bias_q is not None)
+
+
+def _grad(ctx, grad, *_):
+    if torch.is_grad_enabled():  # create_graph=True: a silent zero would be wrong
+        raise RuntimeError("hrops.conv_gru_pass does not support double backward; "
+                           "use impl='ref'")
+    h, x, weight_zr, weight_q, pre_zr, pre_q = ctx.saved_tensors
+    c, impl, padding = h.shape[1], ctx.impl, ctx.padding
+    pre_z, pre_r = pre_zr[:, :c], pre_zr[:, c:]
+    g_pre_z, g_h, g_pre_q = _gru_update_backward(grad, pre_z, h, pre_q, impl)
+    q_in = torch.cat((_stu_reset(pre_r, h, impl), x), dim=1)
+    g_q_in, g_weight_q, g_bias_q = _conv_grads(g_pre_q, q_in, weight_q, padding, ctx.has_bias[1])
+    g_pre_r, g_h_reset = _stu_reset_backward(g_q_in[:, :c], pre_r, h, impl)
+    g_hx, g_weight_zr, g_bias_zr = _conv_grads(torch.cat((g_pre_z, g_pre_r), dim=1),
+                                               torch.cat((h, x), dim=1), weight_zr, padding,
+                                               ctx.has_bias[0])
+    g_h = g_h + g_h_reset + g_hx[:, :c]
+    g_x = g_q_in[:, c:] + g_hx[:, c:]
+    return g_h, g_x, g_weight_zr, g_bias_zr, g_weight_q, g_bias_q, None, None
+
+
+_conv_gru_pass = composite_op("conv_gru_pass", _conv_gru_pass_body, backward=_grad,
+                              setup=_setup)
 
 
 def _padding_pair(padding):
@@ -117,4 +132,4 @@ def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, *, impl=N
     impl = _backends.resolve("conv_gru_pass", impl, h.device)
     if impl == "ref":
         return ref.conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding)
-    return _ConvGRUPass.apply(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, impl)
+    return _conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, list(padding), impl)[0]

@@ -1,5 +1,7 @@
-"""Recurrent-cell gating ops (SEEDS.md 5.1, 5.3, 4.4): CooGAN's LSTU, STGAN's
-STU, and the ConvGRU update that the STU output and CoCosNet v2 share.
+"""Recurrent-cell gating ops (csmliu/STGAN models.py, ConvGRUCell;
+neuralchen/CooGAN components/STU/SRU_modify.py and SRU_modify_relu.py;
+microsoft/CoCosNet-v2 models/networks/convgru.py, SepConvGRU): CooGAN's LSTU,
+STGAN's STU, and the ConvGRU update that the STU output and CoCosNet v2 share.
 
 Custom ops with autograd and fake implementations:
   hrops::lstu_gates(x_up, x_tilde, pre_gates, enc, activation, impl) -> (h, c)
@@ -15,84 +17,21 @@ arrive as one tensor pre_gates = [pre_f | pre_r] (N, 2C, H, W) and get one
 gradient tensor back (slicing them apart outside the op would make autograd
 zero-fill and add two full-size gradients).
 """
-import importlib
-
 import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
+from ._define import kernel_op, no_double_backward
+from ._gate_layout import _like, planar_among_channels_last
 
 ACTIVATIONS = {"tanh": 0, "relu": 1}  # the enum of csrc/common/gates.h
 
 
-def _kernel(impl, name):
-    if impl in ("cpu", "cuda"):
-        return getattr(torch.ops.hrops_C, name)
-    return getattr(importlib.import_module("hrops.triton.gates"), name)
-
-
-def _walkable(t):
-    """(planes, pixels): whether t's (n, c) planes, or its pixels, are evenly
-    spaced runs of contiguous elements (csrc/common/gates_ops.h)."""
-    _, _, h, w = t.shape
-    sn, sc, sh, sw = t.stride()
-    planes = (sw == 1 or w <= 1) and (sh == w or h <= 1)
-    pixels = sc == 1 and (sh == w * sw or h <= 1 or w <= 1)
-    return planes, pixels
-
-
-def channels_last_operands(t):
-    """Whether the gating kernels take an op whose reference operand is `t`
-    channels-last: t's pixels, not its planes, are walkable (a channels-last
-    tensor or a channel slice of one). Then the op's outputs are
-    channels-last too, but for lstu_gates_backward's grad of an NCHW enc."""
-    planes, pixels = _walkable(t)
-    return not planes and pixels
-
-
-def planar_among_channels_last(t, like):
-    """Whether `t` is an NCHW operand of an op whose reference operand `like`
-    makes it channels-last (the CPU kernels read it in place, and the grad
-    of such an enc comes back NCHW)."""
-    planes, pixels = _walkable(t)
-    return channels_last_operands(like) and planes and not pixels
-
-
-def _like(t, groups=1):
-    n, c, h, w = t.shape
-    if channels_last_operands(t):
-        return t.new_empty((n, h, w, groups * c)).permute(0, 3, 1, 2)
-    return t.new_empty((n, groups * c, h, w))
-
-
-def _no_double_backward(name):
-    def backward(ctx, *grads):
-        raise RuntimeError(f"hrops.{name} does not support double backward")
-    return backward
-
-
-@torch.library.custom_op("hrops::lstu_gates", mutates_args=())
-def _lstu_gates(x_up: torch.Tensor, x_tilde: torch.Tensor, pre_gates: torch.Tensor,
-                enc: torch.Tensor, activation: int, impl: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(_kernel(impl, "lstu_gates")(x_up, x_tilde, pre_gates, enc, activation))
-
-
-@_lstu_gates.register_fake
-def _(x_up, x_tilde, pre_gates, enc, activation, impl):
+def _lstu_fake(x_up, x_tilde, pre_gates, enc, activation, impl):
     return _like(x_up), _like(x_up)
 
 
-@torch.library.custom_op("hrops::lstu_gates_backward", mutates_args=())
-def _lstu_gates_backward(grad_h: torch.Tensor, grad_c: torch.Tensor, x_up: torch.Tensor,
-                         x_tilde: torch.Tensor, pre_gates: torch.Tensor, enc: torch.Tensor,
-                         activation: int, impl: str
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return tuple(_kernel(impl, "lstu_gates_backward")(grad_h, grad_c, x_up, x_tilde, pre_gates,
-                                                      enc, activation))
-
-
-@_lstu_gates_backward.register_fake
-def _(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation, impl):
+def _lstu_backward_fake(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation, impl):
     grad_enc = enc.new_empty(enc.shape) if planar_among_channels_last(enc, x_up) else _like(x_up)
     return _like(x_up), _like(x_up), _like(x_up, 2), grad_enc
 
@@ -103,88 +42,40 @@ def _lstu_setup(ctx, inputs, output):
     ctx.activation, ctx.impl = activation, impl
 
 
-def _lstu_backward(ctx, grad_h, grad_c):
+def _lstu_grad(ctx, grad_h, grad_c):
     grads = _lstu_gates_backward(grad_h, grad_c, *ctx.saved_tensors, ctx.activation, ctx.impl)
     return *grads, None, None
 
 
-_lstu_gates.register_autograd(_lstu_backward, setup_context=_lstu_setup)
-_lstu_gates_backward.register_autograd(_no_double_backward("lstu_gates"),
-                                       setup_context=lambda ctx, inputs, output: None)
-
-
-@torch.library.custom_op("hrops::stu_reset", mutates_args=())
-def _stu_reset(pre_r: torch.Tensor, s_hat: torch.Tensor, impl: str) -> torch.Tensor:
-    return _kernel(impl, "stu_reset")(pre_r, s_hat)
-
-
-@_stu_reset.register_fake
-def _(pre_r, s_hat, impl):
-    return _like(s_hat)
-
-
-@torch.library.custom_op("hrops::stu_reset_backward", mutates_args=())
-def _stu_reset_backward(grad: torch.Tensor, pre_r: torch.Tensor, s_hat: torch.Tensor,
-                        impl: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(_kernel(impl, "stu_reset_backward")(grad, pre_r, s_hat))
-
-
-@_stu_reset_backward.register_fake
-def _(grad, pre_r, s_hat, impl):
-    return _like(s_hat), _like(s_hat)
-
-
-def _stu_reset_setup(ctx, inputs, output):
-    pre_r, s_hat, impl = inputs
-    ctx.save_for_backward(pre_r, s_hat)
-    ctx.impl = impl
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:-1])
+    ctx.impl = inputs[-1]
 
 
 def _stu_reset_grad(ctx, grad):
     return *_stu_reset_backward(grad, *ctx.saved_tensors, ctx.impl), None
 
 
-_stu_reset.register_autograd(_stu_reset_grad, setup_context=_stu_reset_setup)
-_stu_reset_backward.register_autograd(_no_double_backward("stu_reset"),
-                                      setup_context=lambda ctx, inputs, output: None)
-
-
-@torch.library.custom_op("hrops::gru_update", mutates_args=())
-def _gru_update(pre_z: torch.Tensor, h: torch.Tensor, pre_q: torch.Tensor,
-                impl: str) -> torch.Tensor:
-    return _kernel(impl, "gru_update")(pre_z, h, pre_q)
-
-
-@_gru_update.register_fake
-def _(pre_z, h, pre_q, impl):
-    return _like(h)
-
-
-@torch.library.custom_op("hrops::gru_update_backward", mutates_args=())
-def _gru_update_backward(grad: torch.Tensor, pre_z: torch.Tensor, h: torch.Tensor,
-                         pre_q: torch.Tensor, impl: str
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return tuple(_kernel(impl, "gru_update_backward")(grad, pre_z, h, pre_q))
-
-
-@_gru_update_backward.register_fake
-def _(grad, pre_z, h, pre_q, impl):
-    return _like(h), _like(h), _like(h)
-
-
-def _gru_update_setup(ctx, inputs, output):
-    pre_z, h, pre_q, impl = inputs
-    ctx.save_for_backward(pre_z, h, pre_q)
-    ctx.impl = impl
-
-
 def _gru_update_grad(ctx, grad):
     return *_gru_update_backward(grad, *ctx.saved_tensors, ctx.impl), None
 
 
-_gru_update.register_autograd(_gru_update_grad, setup_context=_gru_update_setup)
-_gru_update_backward.register_autograd(_no_double_backward("gru_update"),
-                                       setup_context=lambda ctx, inputs, output: None)
+_TRITON = "hrops.triton.gates"
+_lstu_gates = kernel_op("lstu_gates", fake=_lstu_fake, backward=_lstu_grad, setup=_lstu_setup,
+                        triton=_TRITON)
+_lstu_gates_backward = kernel_op("_lstu_gates_backward", fake=_lstu_backward_fake,
+                                 backward=no_double_backward("lstu_gates"), triton=_TRITON)
+_stu_reset = kernel_op("stu_reset", fake=lambda pre_r, s_hat, impl: _like(s_hat),
+                       backward=_stu_reset_grad, setup=_save_inputs, triton=_TRITON)
+_stu_reset_backward = kernel_op("_stu_reset_backward",
+                                fake=lambda grad, pre_r, s_hat, impl: (_like(s_hat), _like(s_hat)),
+                                backward=no_double_backward("stu_reset"), triton=_TRITON)
+_gru_update = kernel_op("gru_update", fake=lambda pre_z, h, pre_q, impl: _like(h),
+                        backward=_gru_update_grad, setup=_save_inputs, triton=_TRITON)
+_gru_update_backward = kernel_op("_gru_update_backward",
+                                 fake=lambda grad, pre_z, h, pre_q, impl: (_like(h),
+                                                                           _like(h), _like(h)),
+                                 backward=no_double_backward("gru_update"), triton=_TRITON)
 
 
 def _check_operands(op, named, like_name, groups=None):
@@ -206,7 +97,8 @@ def _check_operands(op, named, like_name, groups=None):
 
 def lstu_gates(x_up: torch.Tensor, x_tilde: torch.Tensor, pre_gates: torch.Tensor,
                enc: torch.Tensor, activation: str = "tanh", *, impl: str | None = None):
-    """CooGAN's LSTU gating (SEEDS.md 5.3) in one pass.
+    """CooGAN's LSTU gating (neuralchen/CooGAN, components/STU/SRU_modify.py and
+    SRU_modify_relu.py) in one pass.
 
     x_up: the upsampled state x_t (N, C, H, W); x_tilde: its 1x1 projection;
     pre_gates: (N, 2C, H, W) = [pre_f | pre_r], the gate pre-activations (one
@@ -226,7 +118,8 @@ def lstu_gates(x_up: torch.Tensor, x_tilde: torch.Tensor, pre_gates: torch.Tenso
 
 
 def stu_reset(pre_r: torch.Tensor, s_hat: torch.Tensor, *, impl: str | None = None):
-    """STGAN's STU reset (SEEDS.md 5.1): s_new = sigmoid(pre_r) * s_hat, all (N, C, H, W)."""
+    """STGAN's STU reset (csmliu/STGAN models.py, ConvGRUCell):
+    s_new = sigmoid(pre_r) * s_hat, all (N, C, H, W)."""
     _check_operands("stu_reset", dict(pre_r=pre_r, s_hat=s_hat), "s_hat")
     impl = _backends.resolve("stu_reset", impl, s_hat.device)
     if impl == "ref":
@@ -237,7 +130,8 @@ def stu_reset(pre_r: torch.Tensor, s_hat: torch.Tensor, *, impl: str | None = No
 def gru_update(pre_z: torch.Tensor, h: torch.Tensor, pre_q: torch.Tensor, *,
                impl: str | None = None):
     """Gated update h' = (1-z)*h + z*tanh(pre_q), z = sigmoid(pre_z), all
-    (N, C, H, W): the ConvGRU step (SEEDS.md 4.4) and STGAN's STU output."""
+    (N, C, H, W): the ConvGRU step (microsoft/CoCosNet-v2
+    models/networks/convgru.py, SepConvGRU) and STGAN's STU output."""
     _check_operands("gru_update", dict(pre_z=pre_z, h=h, pre_q=pre_q), "h")
     impl = _backends.resolve("gru_update", impl, h.device)
     if impl == "ref":
@@ -247,7 +141,8 @@ def gru_update(pre_z: torch.Tensor, h: torch.Tensor, pre_q: torch.Tensor, *,
 
 def stu_update(pre_u: torch.Tensor, s_hat: torch.Tensor, pre_info: torch.Tensor, *,
                impl: str | None = None):
-    """STGAN's STU output (SEEDS.md 5.1): out = (1-u)*s_hat + u*tanh(pre_info),
-    u = sigmoid(pre_u); the same op as gru_update."""
+    """STGAN's STU output (csmliu/STGAN models.py, ConvGRUCell):
+    out = (1-u)*s_hat + u*tanh(pre_info), u = sigmoid(pre_u); the same op as
+    gru_update."""
     _check_operands("stu_update", dict(pre_u=pre_u, s_hat=s_hat, pre_info=pre_info), "s_hat")
     return gru_update(pre_u, s_hat, pre_info, impl=impl)

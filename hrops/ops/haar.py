@@ -1,4 +1,6 @@
-"""Haar DWT/IDWT ops (MobileStyleGAN's packing; SEEDS.md section 1).
+"""Haar DWT/IDWT ops (MobileStyleGAN's packing; bes-dev/MobileStyleGAN.pytorch,
+core/loss/distiller_loss.py, img_to_dwt / dwt_to_img, on
+fbcotter/pytorch_wavelets, pytorch_wavelets/dwt/lowlevel.py).
 
 Custom ops with autograd and fake (meta) implementations:
   hrops::haar_dwt(x, impl)                        -> packed (N, 4C, h, w)
@@ -12,20 +14,11 @@ the other op applied to the gradient (its adjoint): nothing is saved for
 backward and double backward works. `impl` picks the kernel (see
 hrops._backends).
 """
-import importlib
-
 import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
-
-
-def _kernel(impl, name):
-    if impl in ("cpu", "cuda"):
-        return getattr(torch.ops.hrops_C, name)
-    if impl == "triton":
-        return getattr(importlib.import_module("hrops.triton.haar"), name)
-    return getattr(ref, name)
+from ._define import kernel_op
 
 
 def _split_packed(y):
@@ -34,35 +27,16 @@ def _split_packed(y):
     return y[:, :c], y[:, c:].unflatten(1, (c, 3))
 
 
-@torch.library.custom_op("hrops::haar_dwt", mutates_args=())
-def _haar_dwt(x: torch.Tensor, impl: str) -> torch.Tensor:
-    return _kernel(impl, "haar_dwt")(x)
-
-
-@_haar_dwt.register_fake
-def _(x, impl):
+def _dwt_fake(x, impl):
     n, c, height, width = x.shape
     return x.new_empty((n, 4 * c, (height + 1) // 2, (width + 1) // 2))
 
 
-@torch.library.custom_op("hrops::haar_idwt_packed", mutates_args=())
-def _haar_idwt_packed(y: torch.Tensor, out_h: int, out_w: int, impl: str) -> torch.Tensor:
-    return _kernel(impl, "haar_idwt")(*_split_packed(y), out_h, out_w)
-
-
-@_haar_idwt_packed.register_fake
-def _(y, out_h, out_w, impl):
+def _idwt_packed_fake(y, out_h, out_w, impl):
     return y.new_empty((y.shape[0], y.shape[1] // 4, out_h, out_w))
 
 
-@torch.library.custom_op("hrops::haar_idwt", mutates_args=())
-def _haar_idwt(low: torch.Tensor, high: torch.Tensor, out_h: int, out_w: int,
-               impl: str) -> torch.Tensor:
-    return _kernel(impl, "haar_idwt")(low, high, out_h, out_w)
-
-
-@_haar_idwt.register_fake
-def _(low, high, out_h, out_w, impl):
+def _idwt_fake(low, high, out_h, out_w, impl):
     return low.new_empty((low.shape[0], low.shape[1], out_h, out_w))
 
 
@@ -89,9 +63,13 @@ def _idwt_backward(ctx, grad):
     return grad_low, grad_high, None, None, None
 
 
-_haar_dwt.register_autograd(_dwt_backward, setup_context=_dwt_setup)
-_haar_idwt_packed.register_autograd(_idwt_packed_backward, setup_context=_idwt_setup)
-_haar_idwt.register_autograd(_idwt_backward, setup_context=_idwt_setup)
+_TRITON = "hrops.triton.haar"
+_haar_dwt = kernel_op("haar_dwt", fake=_dwt_fake, backward=_dwt_backward, setup=_dwt_setup,
+                      triton=_TRITON)
+_haar_idwt_packed = kernel_op("haar_idwt_packed", fake=_idwt_packed_fake,
+                              backward=_idwt_packed_backward, setup=_idwt_setup, triton=_TRITON)
+_haar_idwt = kernel_op("haar_idwt", fake=_idwt_fake, backward=_idwt_backward, setup=_idwt_setup,
+                       triton=_TRITON)
 
 
 def haar_dwt(x: torch.Tensor, *, impl: str | None = None) -> torch.Tensor:

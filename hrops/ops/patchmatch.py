@@ -1,4 +1,5 @@
-"""CoCosNet v2's PatchMatch as custom ops (SEEDS.md section 4).
+"""CoCosNet v2's PatchMatch as custom ops (CoCosNet v2, Zhou et al. CVPR 2021;
+microsoft/CoCosNet-v2, models/networks/patch_match.py).
 
 hrops::patchmatch_step: one propagation + evaluation in one kernel (no
 (N, C, candidates, H, W) gather). It is a search: its outputs carry no
@@ -14,65 +15,37 @@ recompute both (empty tensors stand in).
 """
 import math
 import operator
-from typing import Optional
 
 import torch
 
 from .. import _backends, ref
 from ..ref.patchmatch import DIRECTIONS
 from ._checks import check_integer, check_same_device_dtype, check_tensor
+from ._define import kernel_op, no_double_backward
 from .patchmatch_random_search import random_search_offsets, random_search_radii
 
 _IMPLS = ("ref", "cpu", "cuda")
 MAX_CANDIDATES = 96  # after propagation; csrc/common/patchmatch.h
 
 
-@torch.library.custom_op("hrops::patchmatch_step", mutates_args=())
-def _patchmatch_step(feat_a: torch.Tensor, feat_b: torch.Tensor, offsets: torch.Tensor,
-                     direction: int, temperature: float, topk: int, cocosnet_truncation: bool,
-                     impl: str, random_offsets: Optional[torch.Tensor] = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.ops.hrops_C.patchmatch_step(feat_a, feat_b, offsets, direction, temperature,
-                                             topk, cocosnet_truncation, random_offsets)
-
-
-@_patchmatch_step.register_fake
-def _(feat_a, feat_b, offsets, direction, temperature, topk, cocosnet_truncation, impl,
-      random_offsets=None):
+def _step_fake(feat_a, feat_b, offsets, direction, temperature, topk, cocosnet_truncation,
+               random_offsets, impl):
     n, _, h, w = feat_a.shape
     return offsets.new_empty((n, 2, topk, h, w)), feat_a.new_empty((n, topk, h, w))
-
-
-def _keeps_weights(impl, save_weights):
-    return save_weights and impl == "cpu"
-
-
-@torch.library.custom_op("hrops::patchmatch_warp", mutates_args=())
-def _patchmatch_warp(feat_a: torch.Tensor, feat_b: torch.Tensor, ref_img: torch.Tensor,
-                     offsets: torch.Tensor, temperature: float, cocosnet_truncation: bool,
-                     impl: str, save_weights: bool = False
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(warped, weights, b_rows) when the CPU kernel is asked to save them:
-    weights (N, K, H, W) and b_rows (N, Hb, Wb, C, or 0 rows when feat_b is
-    its own rows) in the accumulation dtype (float32, float64 for float64
-    inputs); else (warped, empty, empty)."""
-    if _keeps_weights(impl, save_weights):
-        return torch.ops.hrops_C.patchmatch_warp_weights(feat_a, feat_b, ref_img, offsets,
-                                                         temperature, cocosnet_truncation)
-    out = torch.ops.hrops_C.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
-                                            cocosnet_truncation)
-    return out, out.new_empty(0), out.new_empty(0)
 
 
 def _acc_dtype(feat_a):
     return torch.float64 if feat_a.dtype == torch.float64 else torch.float32
 
 
-@_patchmatch_warp.register_fake
-def _(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl,
-      save_weights=False):
+def _warp_fake(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, save_weights,
+               impl):
+    """(warped, weights, b_rows) when the CPU kernel is asked to save them:
+    weights (N, K, H, W) and b_rows (N, Hb, Wb, C, or 0 rows when feat_b is
+    its own rows) in the accumulation dtype (float32, float64 for float64
+    inputs); else (warped, empty, empty)."""
     out = ref_img.new_empty((feat_a.shape[0], ref_img.shape[1], *feat_a.shape[2:]))
-    if not _keeps_weights(impl, save_weights):
+    if not (save_weights and impl == "cpu"):
         return out, out.new_empty(0), out.new_empty(0)
     n, c, h, w = feat_a.shape
     acc = _acc_dtype(feat_a)
@@ -82,46 +55,29 @@ def _(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncation, impl,
     return out, feat_a.new_empty((n, offsets.shape[2], h, w), dtype=acc), b_rows
 
 
-@torch.library.custom_op("hrops::_patchmatch_warp_backward", mutates_args=())
-def _patchmatch_warp_backward(grad: torch.Tensor, feat_a: torch.Tensor, feat_b: torch.Tensor,
-                              ref_img: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
-                              b_rows: torch.Tensor, temperature: float, cocosnet_truncation: bool,
-                              impl: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """weights, b_rows: the forward's, or empty tensors (the kernel
-    recomputes them)."""
-    if weights.dim() == 4:
-        return torch.ops.hrops_C.patchmatch_warp_backward_weights(
-            grad.contiguous(), feat_a, feat_b, ref_img, offsets, weights, b_rows, temperature,
-            cocosnet_truncation)
-    return torch.ops.hrops_C.patchmatch_warp_backward(grad.contiguous(), feat_a, feat_b, ref_img,
-                                                      offsets, temperature, cocosnet_truncation)
-
-
-@_patchmatch_warp_backward.register_fake
-def _(grad, feat_a, feat_b, ref_img, offsets, weights, b_rows, temperature, cocosnet_truncation,
-      impl):
+def _warp_backward_fake(grad, feat_a, feat_b, ref_img, offsets, weights, b_rows, temperature,
+                        cocosnet_truncation, impl):
     return torch.empty_like(feat_a), torch.empty_like(feat_b), torch.empty_like(ref_img)
 
 
 def _warp_setup(ctx, inputs, output):
-    feat_a, feat_b, ref_img, offsets, temperature, trunc, impl, _ = inputs
+    feat_a, feat_b, ref_img, offsets, temperature, trunc, _, impl = inputs
     ctx.save_for_backward(feat_a, feat_b, ref_img, offsets, output[1], output[2])
     ctx.args = (temperature, trunc, impl)
     ctx.mark_non_differentiable(output[1], output[2])
 
 
-def _warp_backward(ctx, grad, _grad_weights, _grad_b_rows):
+def _warp_grad(ctx, grad, _grad_weights, _grad_b_rows):
     g_a, g_b, g_ref = _patchmatch_warp_backward(grad, *ctx.saved_tensors, *ctx.args)
     return g_a, g_b, g_ref, None, None, None, None, None
 
 
-def _no_double_backward(ctx, *grads):
-    raise RuntimeError("hrops.patchmatch_warp does not support double backward; use impl='ref'")
-
-
-_patchmatch_warp.register_autograd(_warp_backward, setup_context=_warp_setup)
-_patchmatch_warp_backward.register_autograd(_no_double_backward,
-                                            setup_context=lambda ctx, inputs, output: None)
+# patchmatch_step is a search: its outputs carry no gradient.
+_patchmatch_step = kernel_op("patchmatch_step", fake=_step_fake)
+_patchmatch_warp = kernel_op("patchmatch_warp", fake=_warp_fake, backward=_warp_grad,
+                             setup=_warp_setup)
+_patchmatch_warp_backward = kernel_op("_patchmatch_warp_backward", fake=_warp_backward_fake,
+                                      backward=no_double_backward("patchmatch_warp"))
 
 
 def _check(feat_a, feat_b, offsets, temperature):
@@ -251,7 +207,7 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
         return ref.patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
                                    cocosnet_truncation, rand)
     return _patchmatch_step(feat_a, feat_b, offsets, DIRECTIONS[direction], float(temperature),
-                            topk, cocosnet_truncation, impl, rand)
+                            topk, cocosnet_truncation, rand, impl)
 
 
 def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
@@ -281,4 +237,4 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     needs_grad = torch.is_grad_enabled() and (feat_a.requires_grad or feat_b.requires_grad or
                                               ref_img.requires_grad)
     return _patchmatch_warp(feat_a, feat_b, ref_img, offsets, float(temperature),
-                            cocosnet_truncation, impl, needs_grad)[0]
+                            cocosnet_truncation, needs_grad, impl)[0]

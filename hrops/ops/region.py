@@ -1,4 +1,6 @@
-"""SEAN's region ops (SEEDS.md section 3) as custom ops.
+"""SEAN's region ops (SEAN, Zhu et al. CVPR 2020; ZPdesu/SEAN
+models/networks/architecture.py, Zencoder, and
+models/networks/normalization.py, ACE) as custom ops.
 
 Segmentation inputs (`seg`) are either
   * a label map (N, H, W) of an integer dtype: region ids in [0, R), -1 for a
@@ -15,29 +17,27 @@ Segmentation inputs (`seg`) are either
 Resize a segmentation to the feature size with resize_seg() (SEAN's nearest
 interpolation); the ops require matching sizes.
 
-Custom ops (all with fake impls and autograd):
-  hrops::region_sum(feat, labels, R, mean)      (N, C, H, W) -> (N, R, C)
-  hrops::region_fill(codes, labels, mean)       (N, R, C) -> (N, C, H, W)
-      sums/means per region and their broadcast; each is the other's adjoint
-      with the same `mean`, so the backward of either is the other op (no
-      tensor but the labels is saved; double backward works).
-  hrops::region_conv_gather(proj, labels, bias, k, padding)
+Ops (hrops::<name>, with fake impls and autograd; see hrops.ops._define):
+  region_avg_pool(feat, labels, R)       (N, C, H, W) -> (N, R, C)
+  region_broadcast(codes, labels)        (N, R, C) -> (N, C, H, W)
+      per-region means and their broadcast. The backward of each is the
+      other's kernel: _region_avg_pool_backward (broadcast / area) and
+      _region_broadcast_backward (per-region sums); no tensor but the labels
+      is saved, and gradients of every order work.
+  region_conv_gather(proj, labels, bias, k, padding)
       conv2d of a region-constant map from the per-region, per-tap projection
-      proj (N, R, k*k, O); its backward is
-  hrops::region_conv_gather_backward(grad, labels, R, k, padding).
+      proj (N, R, k*k, O) (the second stage of region_conv2d); its backward
+      is _region_conv_gather_backward(grad, labels, R, k, padding).
 """
 import torch
 import torch.nn.functional as F
 from torch.fx.experimental.symbolic_shapes import guard_or_false, guard_or_true
 
 from .. import _backends, ref
-from ._checks import check_integer, check_same_device_dtype, check_tensor
+from ._checks import check_integer, check_same_device_dtype, check_tensor, check_vector
+from ._define import kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
-
-
-def _raw(name):
-    return getattr(torch.ops.hrops_C, name)
 
 
 # --- segmentation helpers -----------------------------------------------------------------------
@@ -97,53 +97,53 @@ def _labels(seg, n, size, num_regions, what):
     return labels, num_regions
 
 
-# --- region sum / fill --------------------------------------------------------------------------
+# --- region average pooling / broadcast ---------------------------------------------------------
+# Each op's backward is the other's kernel (its adjoint, with the 1 / area
+# scale for pooling), so no tensor but the labels is saved and gradients of
+# every order work.
 
-@torch.library.custom_op("hrops::region_sum", mutates_args=())
-def _region_sum(feat: torch.Tensor, labels: torch.Tensor, num_regions: int, mean: bool,
-                impl: str) -> torch.Tensor:
-    return _raw("region_sum")(feat, labels, num_regions, mean)
-
-
-@_region_sum.register_fake
-def _(feat, labels, num_regions, mean, impl):
+def _pool_fake(feat, labels, num_regions, impl):
     return feat.new_empty((feat.shape[0], num_regions, feat.shape[1]))
 
 
-@torch.library.custom_op("hrops::region_fill", mutates_args=())
-def _region_fill(codes: torch.Tensor, labels: torch.Tensor, mean: bool,
-                 impl: str) -> torch.Tensor:
-    return _raw("region_fill")(codes, labels, mean)
-
-
-@_region_fill.register_fake
-def _(codes, labels, mean, impl):
+def _broadcast_fake(codes, labels, impl):
     return codes.new_empty((codes.shape[0], codes.shape[2], labels.shape[1], labels.shape[2]))
 
 
-def _sum_setup(ctx, inputs, output):
-    _, labels, _, ctx.mean, ctx.impl = inputs
-    ctx.save_for_backward(labels)
+def _save_labels(ctx, inputs, output):
+    ctx.impl = inputs[-1]
+    ctx.num_regions = inputs[0].shape[1]  # (used by the fill-type ops' backward)
+    ctx.save_for_backward(inputs[1])
 
 
-def _sum_backward(ctx, grad):
+def _avg_pool_grad(ctx, grad):
     labels, = ctx.saved_tensors
-    return _region_fill(grad, labels, ctx.mean, ctx.impl), None, None, None, None
+    return _region_avg_pool_backward(grad, labels, ctx.impl), None, None, None
 
 
-def _fill_setup(ctx, inputs, output):
-    codes, labels, ctx.mean, ctx.impl = inputs
-    ctx.num_regions = codes.shape[1]
-    ctx.save_for_backward(labels)
-
-
-def _fill_backward(ctx, grad):
+def _avg_pool_backward_grad(ctx, grad):
     labels, = ctx.saved_tensors
-    return _region_sum(grad, labels, ctx.num_regions, ctx.mean, ctx.impl), None, None, None
+    return _region_avg_pool(grad, labels, ctx.num_regions, ctx.impl), None, None
 
 
-_region_sum.register_autograd(_sum_backward, setup_context=_sum_setup)
-_region_fill.register_autograd(_fill_backward, setup_context=_fill_setup)
+def _broadcast_grad(ctx, grad):
+    labels, = ctx.saved_tensors
+    return _region_broadcast_backward(grad, labels, ctx.num_regions, ctx.impl), None, None
+
+
+def _broadcast_backward_grad(ctx, grad):
+    labels, = ctx.saved_tensors
+    return _region_broadcast(grad, labels, ctx.impl), None, None, None
+
+
+_region_avg_pool = kernel_op("region_avg_pool", fake=_pool_fake, backward=_avg_pool_grad,
+                             setup=_save_labels)
+_region_avg_pool_backward = kernel_op("_region_avg_pool_backward", fake=_broadcast_fake,
+                                      backward=_avg_pool_backward_grad, setup=_save_labels)
+_region_broadcast = kernel_op("region_broadcast", fake=_broadcast_fake, backward=_broadcast_grad,
+                              setup=_save_labels)
+_region_broadcast_backward = kernel_op("_region_broadcast_backward", fake=_pool_fake,
+                                       backward=_broadcast_backward_grad, setup=_save_labels)
 
 
 def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | None = None, *,
@@ -164,7 +164,7 @@ def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | No
     impl = _backends.resolve("region_avg_pool", impl, feat.device, _IMPLS)
     if impl == "ref":
         return ref.region_avg_pool(feat, labels, num_regions)
-    return _region_sum(feat, labels, num_regions, True, impl)
+    return _region_avg_pool(feat, labels, num_regions, impl)
 
 
 def region_broadcast(codes: torch.Tensor, seg: torch.Tensor, *,
@@ -179,32 +179,18 @@ def region_broadcast(codes: torch.Tensor, seg: torch.Tensor, *,
     impl = _backends.resolve("region_broadcast", impl, codes.device, _IMPLS)
     if impl == "ref":
         return ref.region_broadcast(codes, labels)
-    return _region_fill(codes, labels, False, impl)
+    return _region_broadcast(codes, labels, impl)
 
 
 # --- region-constant convolution ----------------------------------------------------------------
 
-@torch.library.custom_op("hrops::region_conv_gather", mutates_args=())
-def _region_conv_gather(proj: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None,
-                        kernel_size: int, padding: int, impl: str) -> torch.Tensor:
-    return _raw("region_conv_gather")(proj, labels, bias, kernel_size, padding)
-
-
-@_region_conv_gather.register_fake
-def _(proj, labels, bias, kernel_size, padding, impl):
+def _gather_fake(proj, labels, bias, kernel_size, padding, impl):
     grow = 2 * padding - kernel_size + 1
     return proj.new_empty((proj.shape[0], proj.shape[3], labels.shape[1] + grow,
                            labels.shape[2] + grow))
 
 
-@torch.library.custom_op("hrops::region_conv_gather_backward", mutates_args=())
-def _region_conv_gather_backward(grad: torch.Tensor, labels: torch.Tensor, num_regions: int,
-                                 kernel_size: int, padding: int, impl: str) -> torch.Tensor:
-    return _raw("region_conv_gather_backward")(grad, labels, num_regions, kernel_size, padding)
-
-
-@_region_conv_gather_backward.register_fake
-def _(grad, labels, num_regions, kernel_size, padding, impl):
+def _gather_backward_fake(grad, labels, num_regions, kernel_size, padding, impl):
     return grad.new_empty((grad.shape[0], num_regions, kernel_size * kernel_size, grad.shape[1]))
 
 
@@ -215,7 +201,7 @@ def _gather_setup(ctx, inputs, output):
     ctx.save_for_backward(labels)
 
 
-def _gather_backward(ctx, grad):
+def _gather_grad(ctx, grad):
     labels, = ctx.saved_tensors
     grad_proj = _region_conv_gather_backward(grad, labels, ctx.num_regions, ctx.kernel_size,
                                              ctx.padding, ctx.impl)
@@ -228,16 +214,19 @@ def _gather_backward_setup(ctx, inputs, output):
     ctx.save_for_backward(labels)
 
 
-def _gather_double_backward(ctx, grad_grad_proj):
+def _gather_backward_grad(ctx, grad_grad_proj):
     # The backward is linear in grad with adjoint region_conv_gather.
     labels, = ctx.saved_tensors
     return (_region_conv_gather(grad_grad_proj, labels, None, ctx.kernel_size, ctx.padding,
                                 ctx.impl), None, None, None, None, None)
 
 
-_region_conv_gather.register_autograd(_gather_backward, setup_context=_gather_setup)
-_region_conv_gather_backward.register_autograd(_gather_double_backward,
-                                               setup_context=_gather_backward_setup)
+_region_conv_gather = kernel_op("region_conv_gather", fake=_gather_fake, backward=_gather_grad,
+                                setup=_gather_setup)
+_region_conv_gather_backward = kernel_op("_region_conv_gather_backward",
+                                         fake=_gather_backward_fake,
+                                         backward=_gather_backward_grad,
+                                         setup=_gather_backward_setup)
 
 
 def region_projection(codes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -282,10 +271,7 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
         raise ValueError(f"weight must have shape (O, D, k, k) with D = {d} (codes' channels), "
                          f"got {tuple(weight.shape)}")
     if bias is not None:
-        check_tensor(bias, "bias", 1, "(O,)")
-        check_same_device_dtype(codes, "codes", bias, "bias")
-        if bias.shape[0] != o:
-            raise ValueError(f"bias must have shape ({o},), got {tuple(bias.shape)}")
+        check_vector(bias, "bias", o, "O", codes, "codes")
     padding = check_integer(padding, "padding")
     size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
     labels, _ = _labels(seg, n, size, num_regions, "codes")

@@ -1,5 +1,7 @@
 """Neighbourhood classes of a label map: the exact shortcut for stacked
-convolutions of region-constant maps (SEEDS.md section 3).
+convolutions of region-constant maps (ZPdesu/SEAN,
+models/networks/normalization.py, ACE: conv_gamma / conv_beta on the
+region-broadcast map, and SPADE's convolutions on the one-hot segmap).
 
 A stride-1 k x k convolution of a region-constant map has, at every pixel, a
 value that depends only on the labels under the pixel's k*k taps (its
@@ -21,27 +23,28 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_integer
+from ._define import kernel_op
 from .region import _labels
 
 _IMPLS = ("ref", "cpu", "cuda")
 
 
-@torch.library.custom_op("hrops::region_classes", mutates_args=())
-def _region_classes(labels: torch.Tensor, num_regions: int, kernel_size: int, padding: int,
-                    impl: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if impl == "cpu":
-        return torch.ops.hrops_C.region_classes(labels, num_regions, kernel_size, padding)
+def _classes_cuda(labels, num_regions, kernel_size, padding):
+    """The CUDA kernel gives each output pixel's tap labels; grouping them
+    into classes is PyTorch's unique."""
     taps = torch.ops.hrops_C.region_tap_labels(labels, num_regions, kernel_size, padding)
     return ref.region.classes_of_tap_labels(taps)
 
 
-@_region_classes.register_fake
-def _(labels, num_regions, kernel_size, padding, impl):
+def _fake(labels, num_regions, kernel_size, padding, impl):
     n, h, w = labels.shape
     grow = 2 * padding - kernel_size + 1
     classes = labels.new_empty((n, h + grow, w + grow))
     count = torch.library.get_ctx().new_dynamic_size()
     return classes, labels.new_empty((n, count, kernel_size * kernel_size))
+
+
+_region_classes = kernel_op("region_classes", fake=_fake, overrides={"cuda": _classes_cuda})
 
 
 def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_size: int = 3,

@@ -1,4 +1,5 @@
-"""upfirdn2d as a custom op (StyleGAN2; SEEDS.md 6.1): upsample by zero
+"""upfirdn2d as a custom op (StyleGAN2; rosinality/stylegan2-pytorch
+op/upfirdn2d.py, as copied in Yan98/S2FGAN op/upfirdn2d.py): upsample by zero
 insertion, pad (negative pads crop), 2-D FIR filter (true convolution, i.e.
 the kernel is flipped, as in rosinality's and NVIDIA's upfirdn2d), downsample,
 in one pass.
@@ -14,6 +15,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_tensor
+from ._define import kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -23,16 +25,7 @@ def _out_len(size, k, up, down, pad0, pad1):
     return 0 if span < 0 else span // down + 1
 
 
-@torch.library.custom_op("hrops::upfirdn2d", mutates_args=())
-def _upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up_x: int, up_y: int, down_x: int,
-               down_y: int, pad_x0: int, pad_x1: int, pad_y0: int, pad_y1: int,
-               impl: str) -> torch.Tensor:
-    return torch.ops.hrops_C.upfirdn2d(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1,
-                                       pad_y0, pad_y1)
-
-
-@_upfirdn2d.register_fake
-def _(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, impl):
+def _fake(x, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, impl):
     kh, kw = kernel.shape
     return x.new_empty((x.shape[0], x.shape[1],
                         _out_len(x.shape[2], kh, up_y, down_y, pad_y0, pad_y1),
@@ -63,7 +56,7 @@ def _backward(ctx, grad):
     return grad_x, None, None, None, None, None, None, None, None, None, None
 
 
-_upfirdn2d.register_autograd(_backward, setup_context=_setup)
+_upfirdn2d = kernel_op("upfirdn2d", fake=_fake, backward=_backward, setup=_setup)
 
 
 def _pair(value, name):

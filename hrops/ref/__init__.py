@@ -1,19 +1,14 @@
 """Pure-PyTorch reference implementations: the oracle every kernel is tested
-against. They follow SEEDS.md's math directly and are never changed to match
-a kernel."""
-from .ace import ace_modulate
-from .bias_act import fused_bias_leaky_relu
-from .gates import conv_gru_pass, gru_update, lstu_gates, stu_reset
-from .haar import haar_dwt, haar_idwt
-from .modulated_conv import modulated_dwconv2d, modulated_idwt_upsample, styled_epilogue
-from .patchmatch import patchmatch_step, patchmatch_warp
-from .region import (masked_avg_pool, region_avg_pool, region_broadcast, region_classes,
-                     region_conv2d)
-from .stylegan2_modconv import modulated_conv2d
-from .upfirdn2d import upfirdn2d
+against. They follow the math of the original repositories (each module cites
+its source file) directly and are never changed to match a kernel.
 
-__all__ = ["ace_modulate", "conv_gru_pass", "fused_bias_leaky_relu", "gru_update", "lstu_gates", "stu_reset",
-           "haar_dwt", "haar_idwt", "masked_avg_pool",
-           "modulated_conv2d", "modulated_dwconv2d", "modulated_idwt_upsample", "patchmatch_step",
-           "patchmatch_warp", "region_avg_pool", "region_broadcast", "region_classes",
-           "region_conv2d", "styled_epilogue", "upfirdn2d"]
+hrops.ref exports the names in each module's __all__: a new op's reference
+module is found without a list here."""
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+__all__ = []
+for _module in _pkgutil.iter_modules(__path__):
+    _names = _importlib.import_module(f"{__name__}.{_module.name}").__all__
+    globals().update({n: getattr(globals()[_module.name], n) for n in _names})
+    __all__ += _names

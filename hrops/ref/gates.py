@@ -1,4 +1,6 @@
-"""Reference recurrent-cell gates (SEEDS.md 5.1, 5.3, 4.4), written from the
+"""Reference recurrent-cell gates (csmliu/STGAN models.py, ConvGRUCell;
+neuralchen/CooGAN components/STU/SRU_modify.py and SRU_modify_relu.py;
+microsoft/CoCosNet-v2 models/networks/convgru.py, SepConvGRU), written from the
 equations with plain PyTorch ops.
 
   lstu_gates: CooGAN's LSTU (SRU_modify: g = tanh, SRU_modify_relu: g = relu)
@@ -14,6 +16,8 @@ convolution that computes both gates.
 """
 import torch
 import torch.nn.functional as F
+
+__all__ = ["conv_gru_pass", "gru_update", "lstu_gates", "stu_reset"]
 
 
 def lstu_gates(x_up, x_tilde, pre_gates, enc, activation="tanh"):

@@ -7,6 +7,8 @@ Packed layout: [LL (C channels) | LH, HL, HH of channel 0 | ... | of channel C-1
 import torch
 import torch.nn.functional as F
 
+__all__ = ["haar_dwt", "haar_idwt"]
+
 
 def haar_dwt(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, 4C, ceil(H/2), ceil(W/2)), packed."""

@@ -1,4 +1,5 @@
-"""CoCosNet v2's PatchMatch in plain PyTorch (SEEDS.md section 4), vectorised
+"""CoCosNet v2's PatchMatch in plain PyTorch (microsoft/CoCosNet-v2,
+models/networks/patch_match.py, PropagationFaster / Evaluate), vectorised
 (the original loops over candidates in Python).
 
 Offsets (N, 2, K, H, W): [:, 0] row and [:, 1] column displacements from
@@ -6,6 +7,8 @@ each pixel of map A (H x W) into map B (Hb x Wb); targets are clamped into B.
 """
 import torch
 import torch.nn.functional as F
+
+__all__ = ["patchmatch_step", "patchmatch_warp"]
 
 DIRECTIONS = {"none": 0, "horizontal": 1, "vertical": 2}
 

@@ -1,7 +1,10 @@
-"""SEAN's region ops in plain PyTorch (SEEDS.md section 3).
+"""SEAN's region ops in plain PyTorch (SEAN, Zhu et al. CVPR 2020; ZPdesu/SEAN
+models/networks/architecture.py, Zencoder, and
+models/networks/normalization.py, ACE).
 
 A label map (N, H, W) holds a region id in [0, R) per pixel, or -1 for a
-pixel in no region. The math is SEEDS.md's vectorised form with masks
+pixel in no region. The math is the vectorised form of SEAN's per-region
+loops (Zencoder.forward, ACE.forward) with masks
 M[n, j, p] = [label(n, p) == j]:
   region_avg_pool:  v[n, j, :] = sum_p M[n, j, p] feat[n, :, p] / sum_p M[n, j, p]
                     (exactly 0 for a region with no pixels)
@@ -16,6 +19,9 @@ them). Gradients keep to the regions the same way.
 """
 import torch
 import torch.nn.functional as F
+
+__all__ = ["masked_avg_pool", "region_avg_pool", "region_broadcast", "region_classes",
+           "region_conv2d"]
 
 
 def _slots(labels: torch.Tensor, channels: int) -> torch.Tensor:

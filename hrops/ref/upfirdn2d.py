@@ -1,10 +1,13 @@
-"""upfirdn2d (StyleGAN2; SEEDS.md 6.1) in plain PyTorch, built literally from
+"""upfirdn2d (StyleGAN2; rosinality/stylegan2-pytorch op/upfirdn2d.py, as
+copied in Yan98/S2FGAN op/upfirdn2d.py) in plain PyTorch, built literally from
 its definition: zero-insertion upsampling (each sample followed by up - 1
 zeros), padding (negative pads crop), 2-D FIR filtering by true convolution
 (conv2d, a correlation, with the flipped kernel), keeping every down-th
 sample."""
 import torch
 import torch.nn.functional as F
+
+__all__ = ["upfirdn2d"]
 
 
 def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up_x: int, up_y: int, down_x: int,

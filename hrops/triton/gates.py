@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..ops.gates import channels_last_operands, planar_among_channels_last
+from ..ops._gate_layout import channels_last_operands, planar_among_channels_last
 
 BLOCK = 1024
 
@@ -39,13 +39,20 @@ def _activation(c, ACT: tl.constexpr):
 
 
 @triton.jit
-def _lstu_state(x, xt, e, pf, pr, ACT: tl.constexpr):
-    """The LSTU gates f, r, the cell c, g(c) and g'(c) (forward and backward)."""
+def _lstu_state(x_ptr, xt_ptr, pre_ptr, e_ptr, xs_n, xs_c, ts_n, ts_c, ps_n, ps_c, es_n, es_c,
+                live, p, c, n, C, ACT: tl.constexpr, ACC: tl.constexpr):
+    """The LSTU's operands x, x~, enc at (n, c, p), its gates f, r, the cell
+    c, g(c) and g'(c) (forward and backward)."""
+    x = tl.load(x_ptr + n * xs_n + c * xs_c + p, mask=live, other=0.0).to(ACC)
+    xt = tl.load(xt_ptr + n * ts_n + c * ts_c + p, mask=live, other=0.0).to(ACC)
+    pf = tl.load(pre_ptr + n * ps_n + c * ps_c + p, mask=live, other=0.0).to(ACC)
+    pr = tl.load(pre_ptr + n * ps_n + (c + C) * ps_c + p, mask=live, other=0.0).to(ACC)
+    e = tl.load(e_ptr + n * es_n + c * es_c + p, mask=live, other=0.0).to(ACC)
     f = _sigmoid(pf)
     r = _sigmoid(pr)
     cc = f * e + (1.0 - f) * xt
     g, dg = _activation(cc, ACT)
-    return f, r, cc, g, dg
+    return x, xt, e, f, r, cc, g, dg
 
 
 @triton.jit
@@ -61,12 +68,8 @@ def _lstu_fwd_kernel(x_ptr, xt_ptr, pre_ptr, e_ptr, h_ptr, c_ptr, xs_n, xs_c, ts
                      es_n, es_c, C, HW, total, ACT: tl.constexpr, ACC: tl.constexpr,
                      BLOCK: tl.constexpr):
     live, p, c, n = _index(total, C, HW, BLOCK)
-    x = tl.load(x_ptr + n * xs_n + c * xs_c + p, mask=live, other=0.0).to(ACC)
-    xt = tl.load(xt_ptr + n * ts_n + c * ts_c + p, mask=live, other=0.0).to(ACC)
-    pf = tl.load(pre_ptr + n * ps_n + c * ps_c + p, mask=live, other=0.0).to(ACC)
-    pr = tl.load(pre_ptr + n * ps_n + (c + C) * ps_c + p, mask=live, other=0.0).to(ACC)
-    e = tl.load(e_ptr + n * es_n + c * es_c + p, mask=live, other=0.0).to(ACC)
-    f, r, cc, g, dg = _lstu_state(x, xt, e, pf, pr, ACT)
+    x, xt, e, f, r, cc, g, dg = _lstu_state(x_ptr, xt_ptr, pre_ptr, e_ptr, xs_n, xs_c, ts_n, ts_c,
+                                            ps_n, ps_c, es_n, es_c, live, p, c, n, C, ACT, ACC)
     h = r * g + (1.0 - r) * x
     ty = h_ptr.dtype.element_ty
     dst = (n * C + c) * HW + p
@@ -81,12 +84,8 @@ def _lstu_bwd_kernel(gh_ptr, gc_ptr, x_ptr, xt_ptr, pre_ptr, e_ptr, gx_ptr, gxt_
     live, p, c, n = _index(total, C, HW, BLOCK)
     gh = tl.load(gh_ptr + n * hs_n + c * hs_c + p, mask=live, other=0.0).to(ACC)
     gc = tl.load(gc_ptr + n * cs_n + c * cs_c + p, mask=live, other=0.0).to(ACC)
-    x = tl.load(x_ptr + n * xs_n + c * xs_c + p, mask=live, other=0.0).to(ACC)
-    xt = tl.load(xt_ptr + n * ts_n + c * ts_c + p, mask=live, other=0.0).to(ACC)
-    pf = tl.load(pre_ptr + n * ps_n + c * ps_c + p, mask=live, other=0.0).to(ACC)
-    pr = tl.load(pre_ptr + n * ps_n + (c + C) * ps_c + p, mask=live, other=0.0).to(ACC)
-    e = tl.load(e_ptr + n * es_n + c * es_c + p, mask=live, other=0.0).to(ACC)
-    f, r, cc, g, dg = _lstu_state(x, xt, e, pf, pr, ACT)
+    x, xt, e, f, r, cc, g, dg = _lstu_state(x_ptr, xt_ptr, pre_ptr, e_ptr, xs_n, xs_c, ts_n, ts_c,
+                                            ps_n, ps_c, es_n, es_c, live, p, c, n, C, ACT, ACC)
     dc = gc + gh * r * dg
     ty = gx_ptr.dtype.element_ty
     dst = (n * C + c) * HW + p
@@ -182,7 +181,7 @@ def _empty(like, groups=1):
 
 def _planes_only(like_arg, grad_of=None):
     """The kernels walk NCHW planes: an op whose operand `like_arg` is
-    channels-last (hrops.ops.gates.channels_last_operands) runs on NCHW
+    channels-last (hrops.ops._gate_layout.channels_last_operands) runs on NCHW
     copies and returns channels-last outputs, as the C++ kernels do in place;
     grad_of = (output, arg): that output stays NCHW where that argument is an
     NCHW operand among channels-last ones (as the C++ kernels return it)."""
@@ -211,7 +210,7 @@ def lstu_gates(x_up, x_tilde, pre_gates, enc, activation):
 
 
 @_planes_only(2, grad_of=(3, 5))
-def lstu_gates_backward(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation):
+def _lstu_gates_backward(grad_h, grad_c, x_up, x_tilde, pre_gates, enc, activation):
     outs = (_empty(x_up), _empty(x_up), _empty(x_up, 2), _empty(x_up))
     _launch(_lstu_bwd_kernel, (grad_h, grad_c, x_up, x_tilde, pre_gates, enc), outs, x_up,
             ACT=activation)
@@ -226,7 +225,7 @@ def stu_reset(pre_r, s_hat):
 
 
 @_planes_only(2)
-def stu_reset_backward(grad, pre_r, s_hat):
+def _stu_reset_backward(grad, pre_r, s_hat):
     outs = (_empty(s_hat), _empty(s_hat))
     _launch(_stu_reset_bwd_kernel, (grad, pre_r, s_hat), outs, s_hat)
     return outs
@@ -240,7 +239,7 @@ def gru_update(pre_z, h, pre_q):
 
 
 @_planes_only(2)
-def gru_update_backward(grad, pre_z, h, pre_q):
+def _gru_update_backward(grad, pre_z, h, pre_q):
     outs = (_empty(h), _empty(h), _empty(h))
     _launch(_gru_update_bwd_kernel, (grad, pre_z, h, pre_q), outs, h)
     return outs

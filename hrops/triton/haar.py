@@ -97,3 +97,8 @@ def haar_idwt(low: torch.Tensor, high: torch.Tensor, out_h: int, out_w: int) -> 
             low, high, out, *low.stride(), *high.stride(), c, out_h, out_w, h, w, total,
             ACC=_acc(low.dtype), BLOCK=BLOCK)
     return out
+
+
+def haar_idwt_packed(y: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    c = y.shape[1] // 4
+    return haar_idwt(y[:, :c], y[:, c:].unflatten(1, (c, 3)), out_h, out_w)

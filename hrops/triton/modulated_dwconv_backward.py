@@ -172,7 +172,7 @@ def _block(channels, largest):
     return min(largest, max(16, triton.next_power_of_2(channels)))
 
 
-def modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw, demod, padding):
+def _modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw, demod, padding):
     n, cin, height, width = x.shape
     cout, k = weight_pw.shape[0], weight_dw.shape[-1]
     ho, wo = grad.shape[2:]
@@ -222,7 +222,7 @@ def modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw, demod
             BLOCK_P=BLOCK_P, **meta)
         g_eff = p_pw.sum(0)
     if demod is None:
-        return g_x, g_mod, g_wdw, g_eff.to(x.dtype).view_as(weight_pw), None
+        return g_x, g_mod, g_wdw, g_eff.to(x.dtype).view_as(weight_pw), x.new_empty(0)
     g_wpw = (g_eff * demod.to(acc)[:, None]).to(x.dtype).view_as(weight_pw)
     g_demod = (g_eff * weight_pw.reshape(cout, cin).to(acc)).sum(1).to(x.dtype)
     return g_x, g_mod, g_wdw, g_wpw, g_demod

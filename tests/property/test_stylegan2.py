@@ -17,7 +17,7 @@ from .harness import Rand, assert_close, at_threads, case, check_grads, layout, 
 from .strategies import dims, dtypes, layouts, seeds, size
 
 IMPLS = kernel_impls(("cpu", "cuda"))
-# tests/test_bias_act.py's tolerances: one rounding of one value.
+# tests/test_fused_bias_leaky_relu.py's tolerances: one rounding of one value.
 ACT_TOL = {torch.float32: dict(atol=1e-6, rtol=1e-6),
            torch.float64: dict(atol=1e-12, rtol=1e-12),
            torch.float16: dict(atol=2e-3, rtol=2e-3),
@@ -26,7 +26,7 @@ ACT_TOL = {torch.float32: dict(atol=1e-6, rtol=1e-6),
 FIR_TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-12, rtol=1e-12),
            torch.float16: dict(atol=4e-3, rtol=4e-3), torch.bfloat16: dict(atol=3e-2, rtol=3e-2)}
 # The ATen convolutions of the kernel path and the reference's grouped one
-# sum in different orders (tests/test_stylegan2_modconv.py: 1e-5 / 1e-4 in
+# sum in different orders (tests/test_modulated_conv2d.py: 1e-5 / 1e-4 in
 # float32); half types round the convolution inputs and outputs.
 CONV_TOL = {torch.float32: dict(atol=1e-5, rtol=1e-4), torch.float64: dict(atol=1e-10, rtol=1e-10),
             torch.float16: dict(atol=1e-2, rtol=1e-2), torch.bfloat16: dict(atol=6e-2, rtol=6e-2)}

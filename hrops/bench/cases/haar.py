@@ -1,6 +1,8 @@
 """Haar DWT/IDWT cases, fp32.
 
-Sizes from MobileStyleGAN (SEEDS.md section 8): its generator's IDWTs, the
+Sizes from MobileStyleGAN (bes-dev/MobileStyleGAN.pytorch:
+core/models/mobile_synthesis_network.py, core/loss/distiller_loss.py,
+configs/mobile_stylegan_ffhq.json, generate.py): its generator's IDWTs, the
 128 -> 32-channel feature upsampling to 512^2 and the final 12 -> 3-channel
 image to 1024^2, and the DWTs that invert them (the distillation loss).
 Peer: pytorch_wavelets, which MobileStyleGAN uses (DWTForward/DWTInverse, J=1,

@@ -1,11 +1,13 @@
-"""MobileStyleGAN cases, fp32, batch 2 unless noted (SEEDS.md sections 2, 8).
+"""MobileStyleGAN cases, fp32, batch 2 unless noted (bes-dev/MobileStyleGAN.pytorch:
+core/models/mobile_synthesis_network.py, core/models/modules/, and the
+training batch of configs/mobile_stylegan_ffhq.json).
 
 - modulated_dwconv2d at the student's big blocks: 64->64 @512^2, 128->128
   @256^2, 512->512 @64^2 (3x3, demodulated). Peer baseline: the original
   module's math (scale, grouped conv2d, 1x1 conv2d, demod), i.e. hrops.ref.
 - modulated_idwt_upsample: 128 -> 32 channels to 512^2, 512 -> 128 to 128^2.
-- the 1024^2 MobileSynthesisNetwork forward, batch 1 and 4: hrops layers vs
-  the same model on reference layers (set_impl(model, "ref")); no floor.
+
+The whole generator: benchmarks/model_cases/mobilestylegan.py.
 """
 import torch
 
@@ -17,13 +19,11 @@ from ..harness import Case, Impl, compiled, nbytes
 DWCONV = {"default": [(2, 64, 64, 512), (2, 128, 128, 256), (2, 512, 512, 64)],
           "quick": [(1, 8, 16, 32)]}
 IDWT_UP = {"default": [(2, 128, 256), (2, 512, 64)], "quick": [(1, 16, 16)]}
-GENERATOR = {"default": [1, 4], "quick": []}
 
 
 def cases(quick=False):
     key = "quick" if quick else "default"
-    return ([_dwconv_case(*s) for s in DWCONV[key]] + [_idwt_up_case(*s) for s in IDWT_UP[key]] +
-            [_generator_case(b) for b in GENERATOR[key]])
+    return [_dwconv_case(*s) for s in DWCONV[key]] + [_idwt_up_case(*s) for s in IDWT_UP[key]]
 
 
 def _seeded(*shapes, positive_last=False):
@@ -69,32 +69,3 @@ def _idwt_up_case(n, c4, hw):
         }
     return Case("modulated_idwt_upsample", f"B{n}xC{c4}x{hw}^2", _seeded((n, c4, hw, hw), (n, c4)),
                 impls, fwd_bytes=io, bwd_bytes=io, tolerance=dict(scaled_atol=2e-5, rtol=1e-4))
-
-
-def _generator_case(batch):
-    from python_models.mobilestylegan import MobileSynthesisNetwork, set_impl
-
-    models = {}
-
-    def model(device, impl):
-        if impl not in models:
-            torch.manual_seed(0)
-            m = MobileSynthesisNetwork().to(device).eval()
-            models[impl] = set_impl(m, impl)
-        return models[impl]
-
-    def make_inputs(device, dtype):
-        gen = torch.Generator(device).manual_seed(0)
-        return (0.3 * torch.randn(batch, 23, 512, generator=gen, device=device, dtype=dtype),)
-
-    def impls(device, dtype):
-        noise = model(device, "auto").make_noise(torch.Generator(device).manual_seed(0))
-
-        def run(impl):
-            @torch.no_grad()
-            def fn(style):
-                return model(device, impl)(style, noise=noise)["img"]
-            return Impl(fn)
-        return {"hrops": run("auto"), "ref": run("ref")}
-    return Case("mobilestylegan_1024", f"B{batch}", make_inputs, impls, fwd_bytes=None,
-                bwd_bytes=None, tolerance=dict(scaled_atol=1e-4, rtol=1e-4))

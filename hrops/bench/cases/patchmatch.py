@@ -1,5 +1,7 @@
 """CoCosNet v2 PatchMatch cases, fp32, batch 2, C = 32 unit features,
-K = 16 candidates (48 after propagation), temperature 0.01 (SEEDS.md 4, 8).
+K = 16 candidates (48 after propagation), temperature 0.01
+(microsoft/CoCosNet-v2: models/networks/patch_match.py,
+options/base_options.py, README.md).
 
 Peer "cocosnet_v2": CoCosNet v2's own formulation (PropagationFaster's
 zero-padded concatenation, Evaluate's Python loop over the 48 candidates

@@ -1,4 +1,6 @@
-"""SEAN region op cases, fp32 (SEEDS.md sections 3 and 8).
+"""SEAN region op cases, fp32 (ZPdesu/SEAN: models/networks/architecture.py,
+Zencoder; models/networks/normalization.py, ACE; models/networks/generator.py;
+README.md).
 
 Sizes: SEAN's style encoder pools (B, 512, 128, 128) codes of a 256^2 image
 over 19 CelebAMask-HQ regions; ACE broadcasts (B, 19, 512) codes to the
@@ -8,9 +10,7 @@ layouts (nested ellipses), piecewise constant like real parsings.
 
 ace_modulate: SEAN's ACE epilogue at up_2 (256 channels at 128^2).
 region_classes: the 3x3 neighbourhood classes of 256^2 label maps.
-spade: SEAN's SPADE branch at up_3 (128 channels, hidden 128, 256^2),
-hrops.nn.region.SPADE (over the classes) against SEAN's dense form
-(python_models.sean_reference.LoopSPADE on the one-hot map).
+SEAN's SPADE branch (against SEAN's own module): benchmarks/model_cases/region.py.
 
 Peers: SEAN's own Python loops (masked_select / masked_scatter_ per image
 and region), the one-hot bmm (that is "ref"), torch's scatter_reduce 'mean',
@@ -38,9 +38,9 @@ CONV_TOL = dict(rtol=1e-4, atol=1e-2)
 SIZES = {  # (N, C, H, W[, O])
     "default": {"pool": (2, 512, 128, 128), "broadcast": (2, 512, 128, 128),
                 "conv": (2, 512, 128, 128, 256), "ace": (1, 256, 128, 128),
-                "classes": (2, 256, 256), "spade": (1, 128, 256, 256)},
+                "classes": (2, 256, 256)},
     "quick": {"pool": (1, 16, 16, 16), "broadcast": (1, 16, 16, 16), "conv": (1, 8, 12, 12, 4),
-              "ace": (1, 4, 8, 8), "classes": (1, 16, 16), "spade": (1, 4, 16, 16)},
+              "ace": (1, 4, 8, 8), "classes": (1, 16, 16)},
 }
 
 
@@ -48,7 +48,7 @@ def cases(quick=False):
     sizes = SIZES["quick" if quick else "default"]
     return [_pool_case(sizes["pool"]), _broadcast_case(sizes["broadcast"]),
             _conv_case(sizes["conv"]), _ace_case(sizes["ace"]),
-            _classes_case(sizes["classes"]), _spade_case(sizes["spade"])]
+            _classes_case(sizes["classes"])]
 
 
 def face_labels(n, h, w, regions=REGIONS, seed=0):
@@ -67,13 +67,15 @@ def face_labels(n, h, w, regions=REGIONS, seed=0):
     return out
 
 
-def _onehot(labels, regions, dtype):
+def one_hot_map(labels, regions, dtype):
+    """(N, H, W) labels -> (N, regions, H, W) one-hot map."""
     return F.one_hot(labels, regions).permute(0, 3, 1, 2).to(dtype)
 
 
 def sean_loop_pool(feat, labels, regions=REGIONS):
-    """Zencoder.forward's loop (SEEDS.md 3.1) on the one-hot map."""
-    segmap = _onehot(labels, regions, feat.dtype)
+    """Zencoder.forward's loop (ZPdesu/SEAN, models/networks/architecture.py)
+    on the one-hot map."""
+    segmap = one_hot_map(labels, regions, feat.dtype)
     b, c = feat.shape[:2]
     out = feat.new_zeros(b, regions, c)
     for i in range(b):
@@ -85,9 +87,10 @@ def sean_loop_pool(feat, labels, regions=REGIONS):
 
 
 def sean_loop_broadcast(codes, labels):
-    """ACE.forward's masked_scatter_ loop (SEEDS.md 3.2), without fc_mu."""
+    """ACE.forward's masked_scatter_ loop (ZPdesu/SEAN,
+    models/networks/normalization.py), without fc_mu."""
     b, regions, c = codes.shape
-    segmap = _onehot(labels, regions, codes.dtype)
+    segmap = one_hot_map(labels, regions, codes.dtype)
     out = codes.new_zeros(b, c, *labels.shape[1:])
     for i in range(b):
         for j in range(regions):
@@ -222,39 +225,3 @@ def _classes_case(shape):
     io = 2 * nbytes(shape, torch.int64)  # labels in, classes out (the signatures are small)
     return Case("region_classes", f"B{n}x{h}^2xR{REGIONS}x3x3", make_inputs, impls,
                 fwd_bytes=io, bwd_bytes=None)
-
-
-def _spade_case(shape):
-    n, c, h, w = shape
-    modules = {}
-
-    def pair(device, dtype):
-        if (device, dtype) not in modules:
-            from python_models.sean_reference import LoopSPADE
-            torch.manual_seed(0)
-            dense = LoopSPADE(c, REGIONS).to(device, dtype)
-            ours = hrops.nn.region.SPADE(c, REGIONS).to(device, dtype)
-            ours.load_state_dict(dense.state_dict())
-            modules[(device, dtype)] = dense, ours
-        return modules[(device, dtype)]
-
-    def make_inputs(device, dtype):
-        _, ours = pair(device, dtype)
-        return (face_labels(n, h, w).to(device),
-                *(p.detach().clone() for p in ours.parameters()))
-
-    def impls(device, dtype):
-        dense, ours = pair(device, dtype)
-        names = [name for name, _ in ours.named_parameters()]
-
-        def with_weights(module, to_seg):
-            return lambda labels, *weights: torch.func.functional_call(
-                module, dict(zip(names, weights)), (to_seg(labels),))
-        dense_fn = with_weights(dense, lambda l: _onehot(l, REGIONS, dtype))
-        return {"hrops": Impl(with_weights(ours, lambda l: l)), "ref": Impl(dense_fn),
-                "compile(ref)": compiled(dense_fn)}
-    # hrops' floor: labels in, gamma and beta out (their grads in, backward).
-    out = 2 * nbytes((n, c, h, w))
-    return Case("spade", f"B{n}xC{c}x{h}^2xR{REGIONS}", make_inputs, impls,
-                fwd_bytes=out + nbytes((n, h, w), torch.int64), bwd_bytes=out,
-                tolerance=dict(scaled_atol=1e-4, rtol=1e-4))

@@ -1,5 +1,6 @@
 """upfirdn2d cases, fp32, StyleGAN2's blur [1, 3, 3, 1] at S2FGAN's sizes
-(SEEDS.md 6.1, 8; batch 4, 256^2 output, 64 channels at 256^2):
+(Yan98/S2FGAN model.py and train.py; batch 4, 256^2 output, 64 channels at
+256^2):
   up2    rosinality's Upsample (kernel * 4, pad (2, 1)): 128^2 -> 256^2
   down2  rosinality's Downsample (pad (1, 1)): 256^2 -> 128^2 (encoder)
   blur   the Blur after the 3x3 stride-2 transposed conv of an upsampling

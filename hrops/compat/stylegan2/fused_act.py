@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from ...ops.bias_act import fused_bias_leaky_relu
+from ...ops.fused_bias_leaky_relu import fused_bias_leaky_relu
 
 
 def fused_leaky_relu(input, bias=None, negative_slope=0.2, scale=2 ** 0.5):

@@ -1,12 +1,13 @@
-"""MobileStyleGAN's modulated convolutions in plain PyTorch (SEEDS.md 2.2, 2.4).
+"""MobileStyleGAN's modulated depthwise-separable convolution and its
+StyledConv2d epilogue in plain PyTorch (bes-dev/MobileStyleGAN.pytorch,
+core/models/modules/modulated_conv2d.py, ModulatedDWConv2d).
 
 The modulation scales the input activations (not the weights); demodulation
 is a per-output-channel factor that does not depend on the style.
 """
-import torch
 import torch.nn.functional as F
 
-from .haar import haar_idwt
+__all__ = ["modulated_dwconv2d", "styled_epilogue"]
 
 
 def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=1):
@@ -25,11 +26,3 @@ def styled_epilogue(y, bias=None, noise=None, noise_weight=None, negative_slope=
     if bias is not None:
         y = y + bias.reshape(1, -1, 1, 1)
     return y if negative_slope is None else F.leaky_relu(y, negative_slope)
-
-
-def modulated_idwt_upsample(x, modulation):
-    """x (N, 4C, h, w) packed [LL | LH, HL, HH per channel], modulation (N, 4C)
-    -> Haar IDWT of modulation * x, (N, C, 2h, 2w)."""
-    x = x * modulation[:, :, None, None]
-    c = x.shape[1] // 4
-    return haar_idwt(x[:, :c], x[:, c:].unflatten(1, (c, 3)), 2 * x.shape[2], 2 * x.shape[3])

@@ -1,4 +1,5 @@
-"""StyleGAN2's fused bias + leaky ReLU as custom ops (SEEDS.md 6.1).
+"""StyleGAN2's fused bias + leaky ReLU as custom ops (rosinality/stylegan2-pytorch
+op/fused_act.py, as copied in Yan98/S2FGAN op/fused_act.py).
 
 hrops::fused_bias_leaky_relu(x, bias, slope, scale) = leaky_relu(x + bias) * scale
 in one pass. Its backward saves only the output: with slope >= 0 and
@@ -14,7 +15,8 @@ gradients of every order work (StyleGAN2-ADA's bias_act does the same).
 import torch
 
 from .. import _backends, ref
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_tensor, check_vector
+from ._define import kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -27,28 +29,11 @@ def _layout_like_kernel(x):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("hrops::fused_bias_leaky_relu", mutates_args=())
-def _fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, negative_slope: float,
-                           scale: float, impl: str) -> torch.Tensor:
-    return torch.ops.hrops_C.fused_bias_leaky_relu(x, bias, negative_slope, scale)
-
-
-@_fused_bias_leaky_relu.register_fake
-def _(x, bias, negative_slope, scale, impl):
+def _fake(x, bias, negative_slope, scale, impl):
     return _layout_like_kernel(x)
 
 
-@torch.library.custom_op("hrops::_fused_bias_leaky_relu_backward", mutates_args=())
-def _fused_bias_leaky_relu_backward(grad: torch.Tensor, out: torch.Tensor,
-                                    shift: torch.Tensor | None, negative_slope: float,
-                                    scale: float, bias_grad: bool,
-                                    impl: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.ops.hrops_C.fused_bias_leaky_relu_backward(grad, out, shift, negative_slope,
-                                                            scale, bias_grad)
-
-
-@_fused_bias_leaky_relu_backward.register_fake
-def _(grad, out, shift, negative_slope, scale, bias_grad, impl):
+def _backward_fake(grad, out, shift, negative_slope, scale, bias_grad, impl):
     return _layout_like_kernel(out), out.new_empty((out.shape[1],) if bias_grad else (0,))
 
 
@@ -58,7 +43,7 @@ def _setup(ctx, inputs, output):
     ctx.save_for_backward(output)
 
 
-def _backward(ctx, grad):
+def _grad(ctx, grad):
     (out,) = ctx.saved_tensors
     grad_x, grad_bias = _fused_bias_leaky_relu_backward(grad, out, None, ctx.slope, ctx.scale,
                                                         ctx.has_bias, ctx.impl)
@@ -71,7 +56,7 @@ def _backward_setup(ctx, inputs, output):
     ctx.save_for_backward(out)
 
 
-def _double_backward(ctx, gg_x, gg_bias):
+def _backward_grad(ctx, gg_x, gg_bias):
     (out,) = ctx.saved_tensors
     shift = gg_bias if ctx.bias_grad else None
     g_grad, g_shift = _fused_bias_leaky_relu_backward(gg_x, out, shift, ctx.slope, ctx.scale,
@@ -80,8 +65,11 @@ def _double_backward(ctx, gg_x, gg_bias):
     return g_grad, None, (g_shift if ctx.has_shift else None), None, None, None, None
 
 
-_fused_bias_leaky_relu.register_autograd(_backward, setup_context=_setup)
-_fused_bias_leaky_relu_backward.register_autograd(_double_backward, setup_context=_backward_setup)
+_fused_bias_leaky_relu = kernel_op("fused_bias_leaky_relu", fake=_fake, backward=_grad,
+                                   setup=_setup)
+_fused_bias_leaky_relu_backward = kernel_op("_fused_bias_leaky_relu_backward",
+                                            fake=_backward_fake, backward=_backward_grad,
+                                            setup=_backward_setup)
 
 
 def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
@@ -97,11 +85,7 @@ def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, C, *), got shape {tuple(x.shape)}")
     if bias is not None:
-        check_tensor(bias, "bias", 1, "(C,)")
-        check_same_device_dtype(x, "x", bias, "bias")
-        if bias.shape[0] != x.shape[1]:
-            raise ValueError(f"bias must have shape (C,) = ({x.shape[1]},), got "
-                             f"{tuple(bias.shape)}")
+        check_vector(bias, "bias", x.shape[1], "C", x, "x")
     if not (negative_slope >= 0 and scale > 0):
         raise ValueError(f"negative_slope must be >= 0 and scale > 0, got {negative_slope} "
                          f"and {scale}")

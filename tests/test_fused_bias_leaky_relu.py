@@ -192,5 +192,5 @@ def test_raw_kernel_checks():
     with pytest.raises(RuntimeError, match="negative_slope must be >= 0"):
         torch.ops.hrops_C.fused_bias_leaky_relu(x, None, -1.0, 1.0)
     with pytest.raises(RuntimeError, match="grad must have the output's shape"):
-        torch.ops.hrops_C.fused_bias_leaky_relu_backward(torch.randn(2, 3), x, None, 0.2, 1.0,
+        torch.ops.hrops_C._fused_bias_leaky_relu_backward(torch.randn(2, 3), x, None, 0.2, 1.0,
                                                          True)

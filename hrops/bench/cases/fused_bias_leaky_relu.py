@@ -1,4 +1,5 @@
-"""Fused bias + leaky ReLU cases, fp32, at S2FGAN's sizes (SEEDS.md 6.1, 8):
+"""Fused bias + leaky ReLU cases, fp32, at S2FGAN's sizes (Yan98/S2FGAN model.py
+and train.py):
 batch 4, the 256^2 decoder's 64 channels at 256^2 and 128 at 128^2 (the
 FusedLeakyReLU after every StyledConv), and the (4, 512) EqualLinear output.
 

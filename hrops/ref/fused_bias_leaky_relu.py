@@ -1,7 +1,10 @@
-"""StyleGAN2's fused bias + leaky ReLU in plain PyTorch (SEEDS.md 6.1):
+"""StyleGAN2's fused bias + leaky ReLU in plain PyTorch (rosinality/stylegan2-pytorch
+op/fused_act.py, as copied in Yan98/S2FGAN op/fused_act.py):
 leaky_relu(x + bias, negative_slope) * scale, bias along dim 1."""
 import torch
 import torch.nn.functional as F
+
+__all__ = ["fused_bias_leaky_relu"]
 
 
 def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,

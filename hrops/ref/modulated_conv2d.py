@@ -1,5 +1,6 @@
-"""StyleGAN2's modulated convolution (rosinality's ModulatedConv2d; SEEDS.md
-6.1) in plain PyTorch, in its defining form: per-sample weights
+"""StyleGAN2's modulated convolution (rosinality's ModulatedConv2d, as in
+Yan98/S2FGAN model.py, ModulatedConv2d) in plain PyTorch, in its defining
+form: per-sample weights
 W'[n] = weight * style[n] (over input channels), demodulated per sample by
 rsqrt(sum W'^2 + eps), applied as one grouped convolution with the batch
 folded into the groups. up = 2: transposed conv (stride 2) then the blur;
@@ -8,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from .upfirdn2d import upfirdn2d
+
+__all__ = ["modulated_conv2d"]
 
 
 def blur_kernel_2d(blur_kernel, gain=1.0, dtype=torch.float32, device=None):

@@ -1,8 +1,9 @@
-"""StyleGAN2's modulated convolution (rosinality's ModulatedConv2d; SEEDS.md
-6.1) built on hrops.upfirdn2d and ATen convolutions.
+"""StyleGAN2's modulated convolution (rosinality's ModulatedConv2d, as in
+Yan98/S2FGAN model.py, ModulatedConv2d) built on hrops.upfirdn2d and ATen
+convolutions.
 
 Instead of materialising N per-sample weights and one grouped convolution
-(the definition, hrops.ref.stylegan2_modconv), the batch-shared form is used:
+(the definition, hrops.ref.modulated_conv2d), the batch-shared form is used:
   conv(x * style, weight) * demod,  demod[n, o] = rsqrt(sum_i style[n, i]^2 *
   sum_{kh, kw} weight[o, i]^2 + eps),
 which is the same function (per sample, scaling input channel i by s_i and
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _backends, ref
-from ..ref.stylegan2_modconv import blur_kernel_2d, modconv_blur_pads
+from ..ref.modulated_conv2d import blur_kernel_2d, modconv_blur_pads
 from ._checks import check_same_device_dtype, check_tensor
 from .upfirdn2d import upfirdn2d
 

@@ -1,4 +1,5 @@
-"""CoCosNet v2's SepConvGRU (RAFT's separable ConvGRU; SEEDS.md 4.4) on
+"""CoCosNet v2's SepConvGRU (RAFT's separable ConvGRU; microsoft/CoCosNet-v2,
+models/networks/convgru.py, SepConvGRU) on
 hrops.conv_gru_pass, with CoCosNet v2's parameter names (convz1, convr1,
 convq1 with 1x5 kernels, then convz2, convr2, convq2 with 5x1 kernels).
 

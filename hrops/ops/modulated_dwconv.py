@@ -1,4 +1,6 @@
-"""MobileStyleGAN's modulated convolutions as custom ops (SEEDS.md 2.2, 2.4).
+"""MobileStyleGAN's modulated depthwise-separable convolution as an op
+(bes-dev/MobileStyleGAN.pytorch, core/models/modules/modulated_conv2d.py,
+ModulatedDWConv2d).
 
 hrops::modulated_dwconv2d: y = demod * conv1x1(conv_dw(modulation * x)), one
 fused kernel, optionally with StyledConv2d's epilogue
@@ -7,61 +9,23 @@ in cache. Backward recomputes the depthwise output instead of saving it:
 only x, the modulation and the weights are saved (and the output, when the
 activation is fused: its sign gives the activation's gradient). Double
 backward is not supported (raises).
-
-hrops::modulated_idwt_upsample: y = haar_idwt(modulation * x) in one pass.
 """
-import importlib
-
 import torch
 
 from .. import _backends, ref
-from ._checks import check_integer, check_same_device_dtype, check_tensor
+from ._checks import check_integer, check_same_device_dtype, check_tensor, check_vector
+from ._define import kernel_op, no_double_backward
 
 _DWCONV_IMPLS = ("ref", "cpu", "triton")
 
-# --- modulated depthwise-separable conv ---------------------------------------------------
-
-
-@torch.library.custom_op("hrops::modulated_dwconv2d", mutates_args=())
-def _modulated_dwconv2d(x: torch.Tensor, modulation: torch.Tensor, weight_dw: torch.Tensor,
-                        weight_pw: torch.Tensor, demod: torch.Tensor | None, padding: int,
-                        bias: torch.Tensor | None, noise: torch.Tensor | None,
-                        noise_weight: torch.Tensor | None, negative_slope: float | None,
-                        impl: str) -> torch.Tensor:
-    if impl == "triton":
-        kernels = importlib.import_module("hrops.triton.modulated_dwconv")
-        return kernels.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding,
-                                          bias, noise, noise_weight, negative_slope)
-    return torch.ops.hrops_C.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding,
-                                                bias, noise, noise_weight, negative_slope)
-
-
-@_modulated_dwconv2d.register_fake
-def _(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise, noise_weight,
-      negative_slope, impl):
+def _dwconv_fake(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise, noise_weight,
+                 negative_slope, impl):
     k = weight_dw.shape[-1]
     return x.new_empty((x.shape[0], weight_pw.shape[0], x.shape[2] + 2 * padding - k + 1,
                         x.shape[3] + 2 * padding - k + 1))
 
 
-@torch.library.custom_op("hrops::_modulated_dwconv2d_backward", mutates_args=())
-def _modulated_dwconv2d_backward(
-        grad: torch.Tensor, x: torch.Tensor, modulation: torch.Tensor, weight_dw: torch.Tensor,
-        weight_pw: torch.Tensor, demod: torch.Tensor | None, padding: int, impl: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    if impl == "triton":
-        kernels = importlib.import_module("hrops.triton.modulated_dwconv_backward")
-        grads = kernels.modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw,
-                                                    demod, padding)
-    else:
-        grads = torch.ops.hrops_C.modulated_dwconv2d_backward(
-            grad, x, modulation, weight_dw, weight_pw, demod, padding)
-    g_x, g_mod, g_wdw, g_wpw, g_demod = grads
-    return g_x, g_mod, g_wdw, g_wpw, (g_demod if g_demod is not None else x.new_empty(0))
-
-
-@_modulated_dwconv2d_backward.register_fake
-def _(grad, x, modulation, weight_dw, weight_pw, demod, padding, impl):
+def _dwconv_backward_fake(grad, x, modulation, weight_dw, weight_pw, demod, padding, impl):
     g_demod = torch.empty_like(demod) if demod is not None else x.new_empty(0)
     return (torch.empty_like(x), torch.empty_like(modulation), torch.empty_like(weight_dw),
             torch.empty_like(weight_pw), g_demod)
@@ -96,14 +60,13 @@ def _dwconv_backward(ctx, grad):
             g_bias, g_noise, g_noise_weight, None, None)
 
 
-def _no_double_backward(ctx, *grads):
-    raise RuntimeError("hrops.modulated_dwconv2d does not support double backward; use "
-                       "impl='ref' where second derivatives are needed")
-
-
-_modulated_dwconv2d.register_autograd(_dwconv_backward, setup_context=_dwconv_setup)
-_modulated_dwconv2d_backward.register_autograd(_no_double_backward,
-                                               setup_context=lambda ctx, inputs, output: None)
+_modulated_dwconv2d = kernel_op("modulated_dwconv2d", fake=_dwconv_fake,
+                                backward=_dwconv_backward, setup=_dwconv_setup,
+                                triton="hrops.triton.modulated_dwconv")
+_modulated_dwconv2d_backward = kernel_op("_modulated_dwconv2d_backward",
+                                         fake=_dwconv_backward_fake,
+                                         backward=no_double_backward("modulated_dwconv2d"),
+                                         triton="hrops.triton.modulated_dwconv_backward")
 
 
 def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
@@ -125,11 +88,7 @@ def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
         raise ValueError(f"weight_pw must have shape (Cout, Cin, 1, 1) with Cin = {cin}, got "
                          f"{tuple(weight_pw.shape)}")
     if demod is not None:
-        check_tensor(demod, "demod", 1, "(Cout,)")
-        check_same_device_dtype(x, "x", demod, "demod")
-        if demod.shape[0] != weight_pw.shape[0]:
-            raise ValueError(f"demod must have shape (Cout,) = ({weight_pw.shape[0]},), got "
-                             f"{tuple(demod.shape)}")
+        check_vector(demod, "demod", weight_pw.shape[0], "Cout", x, "x")
     if padding < 0 or x.shape[2] + 2 * padding < k or x.shape[3] + 2 * padding < k:
         raise ValueError(f"padding {padding} with kernel {k} does not fit input of spatial size "
                          f"{tuple(x.shape[2:])}")
@@ -187,69 +146,3 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
     negative_slope = float(negative_slope) if negative_slope is not None else None
     return _modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise,
                                noise_weight, negative_slope, impl)
-
-
-# --- modulated IDWT upsampling ------------------------------------------------------------
-
-
-@torch.library.custom_op("hrops::modulated_idwt_upsample", mutates_args=())
-def _modulated_idwt_upsample(x: torch.Tensor, modulation: torch.Tensor, impl: str) -> torch.Tensor:
-    return torch.ops.hrops_C.modulated_idwt_upsample(x, modulation)
-
-
-@_modulated_idwt_upsample.register_fake
-def _(x, modulation, impl):
-    return x.new_empty((x.shape[0], x.shape[1] // 4, 2 * x.shape[2], 2 * x.shape[3]))
-
-
-@torch.library.custom_op("hrops::_modulated_idwt_upsample_backward", mutates_args=())
-def _modulated_idwt_upsample_backward(grad: torch.Tensor, x: torch.Tensor, modulation: torch.Tensor,
-                                      impl: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.ops.hrops_C.modulated_idwt_upsample_backward(grad, x, modulation)
-
-
-@_modulated_idwt_upsample_backward.register_fake
-def _(grad, x, modulation, impl):
-    return torch.empty_like(x), torch.empty_like(modulation)
-
-
-def _idwt_up_setup(ctx, inputs, output):
-    x, modulation, impl = inputs
-    ctx.save_for_backward(x, modulation)
-    ctx.impl = impl
-
-
-def _idwt_up_backward(ctx, grad):
-    x, modulation = ctx.saved_tensors
-    g_x, g_mod = _modulated_idwt_upsample_backward(grad, x, modulation, ctx.impl)
-    return g_x, g_mod, None
-
-
-def _idwt_up_double_backward(ctx, grad_gx, grad_gmod):
-    raise RuntimeError("hrops.modulated_idwt_upsample does not support double backward; use "
-                       "impl='ref' where second derivatives are needed")
-
-
-_modulated_idwt_upsample.register_autograd(_idwt_up_backward, setup_context=_idwt_up_setup)
-_modulated_idwt_upsample_backward.register_autograd(
-    _idwt_up_double_backward, setup_context=lambda ctx, inputs, output: None)
-
-
-def modulated_idwt_upsample(x, modulation, *, impl=None):
-    """MobileStyleGAN's IDWT upsampling: Haar IDWT of modulation * x in one pass.
-
-    x (N, 4C, h, w) packed [LL | LH, HL, HH per channel]; modulation (N, 4C)
-    (the layer passes Linear(style), no scale). Returns (N, C, 2h, 2w).
-    """
-    check_tensor(x, "x", 4, "(N, 4C, h, w)")
-    check_tensor(modulation, "modulation", 2, "(N, 4C)")
-    check_same_device_dtype(x, "x", modulation, "modulation")
-    if x.shape[1] % 4:
-        raise ValueError(f"x must have 4C channels (packed LL | LH, HL, HH), got {x.shape[1]}")
-    if tuple(modulation.shape) != tuple(x.shape[:2]):
-        raise ValueError(f"modulation must have shape (N, 4C) = {tuple(x.shape[:2])}, got "
-                         f"{tuple(modulation.shape)}")
-    impl = _backends.resolve("modulated_idwt_upsample", impl, x.device, ("ref", "cpu", "cuda"))
-    if impl == "ref":
-        return ref.modulated_idwt_upsample(x, modulation)
-    return _modulated_idwt_upsample(x, modulation, impl)

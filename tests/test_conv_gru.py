@@ -1,5 +1,6 @@
-"""hrops.nn.SepConvGRU against CoCosNet v2's SepConvGRU math (SEEDS.md 4.4)
-from the same state_dict, and its saved-for-backward memory."""
+"""hrops.nn.SepConvGRU against CoCosNet v2's SepConvGRU math
+(microsoft/CoCosNet-v2 models/networks/convgru.py, SepConvGRU) from the same
+state_dict, and its saved-for-backward memory."""
 import pytest
 import torch
 
