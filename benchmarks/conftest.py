@@ -1,6 +1,7 @@
 """pytest-benchmark suite setup: thread count, size set, and the
-parametrization of every test_bench_<op>.py over its op's registered cases
-(hrops.bench.cases.CASES[module.OP]): size x device x impl x mode.
+parametrization of test_bench.py over every family's cases (model_cases.CASES:
+hrops.bench.cases and benchmarks/model_cases): family x size x device x impl
+x mode. `-k <family>` selects a family.
 
 Environment:
   HROPS_BENCH_THREADS     torch.set_num_threads for the whole run (default 1)
@@ -11,13 +12,19 @@ Environment:
                           hrops/bench/allocator.py; by default freed memory is kept)
 """
 import os
+import pathlib
+import sys
 from time import perf_counter
 
 import pytest
 import torch
 
 from hrops.bench import allocator, harness
-from hrops.bench.cases import CASES
+
+HERE = str(pathlib.Path(__file__).resolve().parent)
+if HERE not in sys.path:  # pytest's prepend import mode adds it, importlib mode doesn't
+    sys.path.insert(0, HERE)
+from model_cases import CASES  # noqa: E402
 
 THREADS = int(os.environ.get("HROPS_BENCH_THREADS", "1"))
 NO_COMPILE = os.environ.get("HROPS_BENCH_NO_COMPILE") == "1"
@@ -37,7 +44,7 @@ def pytest_generate_tests(metafunc):
     quick = os.environ.get("HROPS_BENCH_QUICK",
                            "1" if metafunc.config.getoption("benchmark_disable") else "0") == "1"
     params = []
-    for case in CASES[metafunc.module.OP](quick=quick):
+    for case in (case for make in CASES.values() for case in make(quick=quick)):
         for device in DEVICES:
             for name, impl in case.impls(torch.device(device), case.dtype).items():
                 marks = [pytest.mark.compile] if impl.compiled else []

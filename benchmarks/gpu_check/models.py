@@ -1,5 +1,5 @@
 """The models end to end on one device: every whole-model case of
-hrops.bench.cases (MobileStyleGAN, SEAN, S2FGAN, CoCosNet v2, the recurrent
+benchmarks/model_cases (MobileStyleGAN, SEAN, S2FGAN, CoCosNet v2, the recurrent
 cells) with hrops' layers against the same model built from reference
 layers ("ref"), in each of the case's modes: agreement with the case's
 tolerance, the largest difference of the outputs relative to the
@@ -10,17 +10,21 @@ status 1 if a model disagrees or fails.
 """
 import argparse
 import json
+import pathlib
 import sys
 import time
 
 import torch
 
 from hrops.bench import harness
-from hrops.bench.cases import CASES
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/model_cases
+from model_cases import MODEL_CASES  # noqa: E402
 
 
 def model_cases(quick):
-    return [case for make in CASES.values() for case in make(quick=quick) if case.fwd_bytes is None]
+    return [case for make in MODEL_CASES.values() for case in make(quick=quick)
+            if case.fwd_bytes is None]
 
 
 def _flat(out):
@@ -71,8 +75,11 @@ def main(argv=None):
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device available")
     device = torch.device(args.device)
+    cases = model_cases(args.quick)
+    if not cases:
+        p.error("no model case found in benchmarks/model_cases")
     records = []
-    for case in model_cases(args.quick):
+    for case in cases:
         for mode in case.modes:
             start = time.perf_counter()
             records.append(measure(case, device, mode, args.budget))

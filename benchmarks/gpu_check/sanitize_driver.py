@@ -56,7 +56,7 @@ def haar(d):
     d.run(hrops.haar_dwt, d.randn(2, 3, 7, 5).transpose(2, 3))  # strided input
 
 
-def bias_act(d):
+def fused_bias_leaky_relu(d):
     for dtype in DTYPES:
         for shape in ((2, 3, 5, 7), (1, 1, 1, 1), (3, 5), (0, 3, 4, 4), (2, 3, 0, 5)):
             x = d.randn(*shape, dtype=dtype, grad=True)
@@ -144,7 +144,7 @@ def patchmatch(d):
             d.run(hrops.patchmatch_warp, a, b, ref_img, offsets, cocosnet_truncation=trunc)
 
 
-FAMILIES = {"haar": haar, "bias_act": bias_act, "upfirdn2d": upfirdn2d, "region": region,
+FAMILIES = {"haar": haar, "fused_bias_leaky_relu": fused_bias_leaky_relu, "upfirdn2d": upfirdn2d, "region": region,
             "ace": ace, "gates": gates, "modulated_idwt": modulated_idwt,
             "patchmatch": patchmatch}
 
