@@ -24,6 +24,8 @@
 // template): inlines everything below it, which the target-less templates
 // it calls would not be otherwise.
 #define HROPS_FLATTEN __attribute__((flatten))
+// HROPS_INLINE for a lambda: [&](...) HROPS_INLINE_LAMBDA { ... }.
+#define HROPS_INLINE_LAMBDA __attribute__((always_inline))
 
 namespace hrops {
 

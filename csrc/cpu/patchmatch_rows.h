@@ -35,22 +35,23 @@ HROPS_INLINE Block pixel_block(int64_t index, int64_t HW) {
 // The pixel blocks of all images.
 inline int64_t blocks(const PmDims& d) { return d.N * ((d.H * d.W + kBlock - 1) / kBlock); }
 
-// buf[i * C + ch] = planar[ch * P + p0 + i] for i < count, by 8x8 register
-// blocks where Ops (the candidate kernels' ISA, patchmatch_candidates.h) has
-// AVX2.
+// buf[i * C + ch] = planar[ch * P + p0 + i] for i < count, by 8x8 blocks
+// (in registers where Ops, the candidate kernels' ISA in
+// patchmatch_candidates.h, has AVX2).
 template <typename Ops, typename A>
 HROPS_INLINE void block_to_last(const Block& blk, int64_t C, int64_t P, const A* planar, A* buf) {
-  transpose_block(planar + blk.p0, P, 1, buf, C, C, blk.count, Ops::kAvx2);
+  transpose_block(planar + blk.p0, P, 1, buf, C, C, blk.count, Ops::kAvx2,
+                  /*src_rows_outer=*/true, /*scalar_blocks=*/true);
 }
 
 // planar[ch * P + p0 + i] = buf[i * C + ch] for i < count: a whole block
-// with streaming stores where Ops can, else plane by plane.
+// with streaming stores where Ops can, else by 8x8 blocks, plane by plane.
 template <typename Ops, typename A>
 HROPS_INLINE void block_to_planar(const Block& blk, int64_t C, int64_t P, const A* buf, A* planar) {
   static_assert(kBlock == kPlaneTile, "a block is one transposed tile");
   if (blk.count == kBlock && Ops::block_to_planes(buf, planar + blk.p0, C, P)) return;
   transpose_block(buf, C, 1, planar + blk.p0, P, blk.count, C, Ops::kAvx2,
-                  /*src_rows_outer=*/false);
+                  /*src_rows_outer=*/false, /*scalar_blocks=*/true);
 }
 
 // (N, C, H, W) -> contiguous rows (N, H, W, L), L >= C, in `acc` (float, or

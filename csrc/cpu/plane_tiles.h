@@ -65,8 +65,39 @@ inline bool streams_to_planes(int64_t C, int64_t P, const float* planes) {
 }
 #endif
 
-// dst[c * ld + r] = src[r * ls + c * sc] for r < rows, c < cols: 8x8 blocks
-// in registers where they fit (float, unit column stride, avx2), the rest
+// transpose8x8_avx2 element by element, for any type (the fixed-size loops
+// unroll).
+template <typename T>
+HROPS_INLINE void transpose8x8(const T* src, int64_t ls, T* dst, int64_t ld) {
+  for (int i = 0; i < 8; ++i) {
+    for (int j = 0; j < 8; ++j) dst[j * ld + i] = src[i * ls + j];
+  }
+}
+
+// The whole 8x8 blocks [0, rv) x [0, cv) of transpose_block.
+template <bool kAvx2, typename T>
+HROPS_INLINE void transpose_blocks8(const T* src, int64_t ls, T* dst, int64_t ld, int64_t rv,
+                                    int64_t cv, bool src_rows_outer) {
+  auto block = [&](int64_t r, int64_t c) HROPS_INLINE_LAMBDA {
+#if HROPS_X86
+    if constexpr (kAvx2) return transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
+#endif
+    transpose8x8(src + r * ls + c, ls, dst + c * ld + r, ld);
+  };
+  if (src_rows_outer) {
+    for (int64_t r = 0; r < rv; r += 8) {
+      for (int64_t c = 0; c < cv; c += 8) block(r, c);
+    }
+  } else {
+    for (int64_t c = 0; c < cv; c += 8) {
+      for (int64_t r = 0; r < rv; r += 8) block(r, c);
+    }
+  }
+}
+
+// dst[c * ld + r] = src[r * ls + c * sc] for r < rows, c < cols: whole 8x8
+// blocks in AVX2 registers where they fit (float, unit column stride,
+// avx2), else (unit column stride, scalar_blocks) by transpose8x8; the rest
 // element by element. src_rows_outer: the loops run over src's rows outside
 // (else over dst's). Put the planar side's rows (planes HW apart, often in
 // one cache set) outside, so that a plane's lines are used up before the
@@ -75,36 +106,29 @@ inline bool streams_to_planes(int64_t C, int64_t P, const float* planes) {
 template <typename T>
 HROPS_INLINE void transpose_block(const T* src, int64_t ls, int64_t sc, T* dst, int64_t ld,
                                   int64_t rows, int64_t cols, [[maybe_unused]] bool avx2,
-                                  bool src_rows_outer = true) {
-  int64_t rv = 0, cv = 0;  // the vectorised block [0, rv) x [0, cv)
+                                  bool src_rows_outer = true, bool scalar_blocks = false) {
+  const int64_t rv = rows / 8 * 8, cv = cols / 8 * 8;  // the whole blocks
+  bool blocked = false;
 #if HROPS_X86
   if constexpr (std::is_same_v<T, float>) {
     if (avx2 && sc == 1) {
-      rv = rows / 8 * 8;
-      cv = cols / 8 * 8;
-      if (src_rows_outer) {
-        for (int64_t r = 0; r < rv; r += 8) {
-          for (int64_t c = 0; c < cv; c += 8) {
-            transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
-          }
-        }
-      } else {
-        for (int64_t c = 0; c < cv; c += 8) {
-          for (int64_t r = 0; r < rv; r += 8) {
-            transpose8x8_avx2(src + r * ls + c, ls, dst + c * ld + r, ld);
-          }
-        }
-      }
+      transpose_blocks8<true>(src, ls, dst, ld, rv, cv, src_rows_outer);
+      blocked = true;
     }
   }
 #endif
+  if (!blocked && scalar_blocks && sc == 1) {
+    transpose_blocks8<false>(src, ls, dst, ld, rv, cv, src_rows_outer);
+    blocked = true;
+  }
+  const int64_t rb = blocked ? rv : 0, cb = blocked ? cv : 0;  // done: [0, rb) x [0, cb)
   if (src_rows_outer) {
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = r < rv ? cv : 0; c < cols; ++c) dst[c * ld + r] = src[r * ls + c * sc];
+      for (int64_t c = r < rb ? cb : 0; c < cols; ++c) dst[c * ld + r] = src[r * ls + c * sc];
     }
   } else {
     for (int64_t c = 0; c < cols; ++c) {
-      for (int64_t r = c < cv ? rv : 0; r < rows; ++r) dst[c * ld + r] = src[r * ls + c * sc];
+      for (int64_t r = c < cb ? rb : 0; r < rows; ++r) dst[c * ld + r] = src[r * ls + c * sc];
     }
   }
 }

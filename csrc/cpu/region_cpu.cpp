@@ -132,8 +132,6 @@ IdMap id_map(const int64_t* ids, int64_t HW) {
   return m;
 }
 
-#define HROPS_INLINE_LAMBDA __attribute__((always_inline))
-
 typedef float float8 __attribute__((vector_size(32)));
 typedef int32_t int8x32 __attribute__((vector_size(32)));
 

@@ -49,7 +49,7 @@ def _warp_fake(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncatio
         return out, out.new_empty(0), out.new_empty(0)
     n, c, h, w = feat_a.shape
     acc = _acc_dtype(feat_a)
-    # csrc/cpu/patchmatch_cpu.cpp, b_rows_are_copied
+    # csrc/cpu/patchmatch_warp_cpu.cpp, b_rows_are_copied
     own_rows = feat_b.dtype == acc and feat_b.permute(0, 2, 3, 1).is_contiguous()
     b_rows = feat_b.new_empty((0 if own_rows else n, *feat_b.shape[2:], c), dtype=acc)
     return out, feat_a.new_empty((n, offsets.shape[2], h, w), dtype=acc), b_rows
