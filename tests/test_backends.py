@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import hrops
@@ -15,6 +16,16 @@ def test_build_info_reports_what_was_built():
     assert info["cpu_kernels"] is True  # the CPU extension is always built
     if info["cuda_kernels"]:
         assert info["cuda_version"] and info["cuda_arch_list"]
+
+
+def test_a_cuda_build_imports_its_cuda_kernels():
+    """With CUDA kernels built, hrops._C_cuda must load, GPU or not: an undefined
+    symbol (a launch_* declared in <op>_cuda.cpp with another signature than its
+    definition in <op>_kernels.cu) fails here instead of silently falling back."""
+    from hrops import _build_config
+    if not _build_config.WITH_CUDA:
+        pytest.skip("built without CUDA kernels")
+    assert hrops._backends.HAS_CUDA_KERNELS, hrops._backends.CUDA_IMPORT_ERROR
 
 
 def test_auto_picks_the_cpu_kernel_for_cpu_tensors():

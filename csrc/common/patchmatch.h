@@ -14,6 +14,12 @@ namespace hrops {
 
 constexpr int kPatchMatchMaxCandidates = 96;
 
+// Sizes the CUDA launchers take: features a (N, H, W, C), b and ref
+// (N, Hb, Wb, C|Cr) channels-last float32; offsets (N, 2, K, H, W).
+struct PatchMatchDims {
+  int64_t N, C, H, W, Hb, Wb, K;
+};
+
 HROPS_HD float pm_clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // row * width + col in float32 with the two roundings of CoCosNet's torch

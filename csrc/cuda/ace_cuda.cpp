@@ -11,6 +11,16 @@
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// SEAN's ACE epilogue over n contiguous elements; gamma_avg, beta_avg and
+// alpha (2 values of the accumulation type: float, double for double) are
+// all null for the SPADE-only form.
+cudaError_t launch_ace_modulate(DType dtype, const void* x, const void* gamma_spade,
+                                const void* beta_spade, const void* gamma_avg,
+                                const void* beta_avg, const void* alpha, void* out, int64_t n,
+                                cudaStream_t stream);
+
 namespace {
 
 at::Tensor ace_modulate_cuda(const at::Tensor& x, const at::Tensor& gamma_spade,

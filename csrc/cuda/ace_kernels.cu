@@ -4,7 +4,7 @@
 
 #include "common/ace.h"
 #include "cuda/convert.cuh"
-#include "cuda/launch.h"
+#include "cuda/launch_dtype.h"
 #include "cuda/launch_config.cuh"
 
 namespace hrops {

@@ -3,7 +3,7 @@
 #include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 
-#include "cuda/launch.h"
+#include "cuda/launch_dtype.h"
 
 namespace hrops {
 

@@ -10,6 +10,14 @@
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// Gating kernel `kernel` (csrc/common/gates.h) over N*C planes of HW elements
+// whose locations `planes` gives; activation: gates::kTanh or kRelu (LSTU).
+cudaError_t launch_gates(gates::Kernel kernel, int64_t activation, DType dtype,
+                         const gates::Planes& planes, int64_t N, int64_t C, int64_t HW,
+                         cudaStream_t stream);
+
 namespace {
 
 struct Cuda {

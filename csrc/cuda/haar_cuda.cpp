@@ -10,6 +10,18 @@
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// x: (N, C, H, W) with strides xs; out: contiguous (N, 4C, ceil(H/2), ceil(W/2)).
+cudaError_t launch_haar_dwt(DType dtype, const void* x, const int64_t xs[4], void* out, int64_t N,
+                            int64_t C, int64_t H, int64_t W, cudaStream_t stream);
+
+// low: (N, C, h, w) strides ls; high: (N, C, 3, h, w) strides hs;
+// out: contiguous (N, C, H, W) with h = ceil(H/2), w = ceil(W/2).
+cudaError_t launch_haar_idwt(DType dtype, const void* low, const int64_t ls[4], const void* high,
+                             const int64_t hs[5], void* out, int64_t N, int64_t C, int64_t H,
+                             int64_t W, cudaStream_t stream);
+
 namespace {
 
 at::Tensor haar_dwt_cuda(const at::Tensor& x) {

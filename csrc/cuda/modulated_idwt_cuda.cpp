@@ -10,6 +10,22 @@
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// x: (N, 4C, h, w) with strides xs; mod: contiguous (N, 4C);
+// out: contiguous (N, C, 2h, 2w).
+cudaError_t launch_modulated_idwt(DType dtype, const void* x, const int64_t xs[4], const void* mod,
+                                  void* out, int64_t N, int64_t C, int64_t h, int64_t w,
+                                  cudaStream_t stream);
+
+// grad: contiguous (N, C, 2h, 2w); x: contiguous (N, 4C, h, w); mod: contiguous
+// (N, 4C). grad_x: contiguous like x; grad_mod: contiguous (N, 4C) in float
+// (double for double inputs).
+cudaError_t launch_modulated_idwt_backward(DType dtype, const void* grad, const void* x,
+                                           const void* mod, void* grad_x, void* grad_mod,
+                                           int64_t N, int64_t C, int64_t h, int64_t w,
+                                           cudaStream_t stream);
+
 namespace {
 
 at::Tensor modulated_idwt_upsample_cuda(const at::Tensor& x, const at::Tensor& mod_in) {

@@ -5,7 +5,7 @@
 
 #include "common/haar.h"
 #include "cuda/convert.cuh"
-#include "cuda/launch.h"
+#include "cuda/launch_dtype.h"
 #include "cuda/launch_config.cuh"
 
 namespace hrops {

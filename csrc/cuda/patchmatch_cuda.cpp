@@ -8,9 +8,33 @@
 #include <torch/library.h>
 
 #include "common/patchmatch_shapes.h"
-#include "cuda/launch.h"
+#include "common/patchmatch.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// new_offsets (N, 2, topk, H, W), probs (N, topk, H, W).
+// random_offsets: contiguous (N, 2, R, H, W) random-search candidates (null when R = 0).
+cudaError_t launch_patchmatch_step(const PatchMatchDims& d, const float* a, const float* b,
+                                   const float* offsets, int direction, float inv_temperature,
+                                   int topk, bool cocosnet_truncation,
+                                   const float* random_offsets, int64_t R, float* new_offsets,
+                                   float* probs, cudaStream_t stream);
+
+// out: (N, Cr, H, W), zero-initialised by the caller.
+cudaError_t launch_patchmatch_warp(const PatchMatchDims& d, const float* a, const float* b,
+                                   const float* ref, int64_t Cr, const float* offsets,
+                                   float inv_temperature, bool cocosnet_truncation, float* out,
+                                   cudaStream_t stream);
+
+// grad: channels-last (N, H, W, Cr); ga (N, H, W, C), gb (N, Hb, Wb, C),
+// gref (N, Hb, Wb, Cr) zero-initialised; gb and gref accumulate with atomics.
+cudaError_t launch_patchmatch_warp_backward(const PatchMatchDims& d, const float* grad,
+                                            const float* a, const float* b, const float* ref,
+                                            int64_t Cr, const float* offsets,
+                                            float inv_temperature, bool cocosnet_truncation,
+                                            float* ga, float* gb, float* gref, cudaStream_t stream);
+
 namespace {
 
 at::Tensor channels_last_f32(const at::Tensor& t) {

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "common/patchmatch.h"
-#include "cuda/launch.h"
+#include "cuda/launch_dtype.h"
 #include "cuda/launch_config.cuh"
 
 namespace hrops {

@@ -20,6 +20,36 @@
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// Region ops (labels: contiguous int64 (N, H, W), ids in [0, R) or -1).
+// Per-region, per-tap sums: for every pixel (y, x) of src (N, C, Ho, Wo,
+// contiguous) and tap t of a k x k kernel with zero padding pad, src is added
+// to bin (region under the tap, t). out: contiguous (N, R, k*k, C); bins are
+// scaled by scale[n * R + r] (Acc = float, double for double) if scale is not
+// null. k = 1, pad = 0 gives plain region sums (N, R, C). Deterministic.
+cudaError_t launch_region_tap_sum(DType dtype, const void* src, const int64_t* labels,
+                                  const void* scale, void* out, int64_t N, int64_t C, int64_t Ho,
+                                  int64_t Wo, int64_t H, int64_t W, int64_t R, int64_t k,
+                                  int64_t pad, cudaStream_t stream);
+
+// codes: contiguous (N, R, C); scale as above or null; out: contiguous (N, C, H, W).
+cudaError_t launch_region_fill(DType dtype, const void* codes, const int64_t* labels,
+                               const void* scale, void* out, int64_t N, int64_t R, int64_t C,
+                               int64_t H, int64_t W, cudaStream_t stream);
+
+// proj: contiguous (N, R, k*k, O); bias: (O) or null; out: contiguous (N, O, Ho, Wo).
+cudaError_t launch_region_conv_gather(DType dtype, const void* proj, const int64_t* labels,
+                                      const void* bias, void* out, int64_t N, int64_t R, int64_t O,
+                                      int64_t H, int64_t W, int64_t k, int64_t pad,
+                                      cudaStream_t stream);
+
+// out: contiguous (N, Ho, Wo, k*k), the label under each tap of each output
+// pixel (region_tap_label).
+cudaError_t launch_region_tap_labels(const int64_t* labels, int64_t* out, int64_t N, int64_t H,
+                                     int64_t W, int64_t R, int64_t k, int64_t pad, int64_t Ho,
+                                     int64_t Wo, cudaStream_t stream);
+
 namespace {
 
 // Labels: int64 (N, H, W), every id in [-1, R) (see region_shapes.h): one

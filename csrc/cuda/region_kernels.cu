@@ -10,7 +10,7 @@
 
 #include "common/region.h"
 #include "cuda/convert.cuh"
-#include "cuda/launch.h"
+#include "cuda/launch_dtype.h"
 #include "cuda/launch_config.cuh"
 
 namespace hrops {

@@ -9,6 +9,16 @@
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// upfirdn2d: x (N, C, in_h, in_w) with strides xs; kernel: contiguous kh x kw
+// in float (double for double x) on the device; out: contiguous
+// (N, C, out_h, out_w). Geometry in the order of UpFirDn2dGeom: in_h, in_w,
+// out_h, out_w, kh, kw, up_x, up_y, down_x, down_y, pad_x0, pad_y0.
+cudaError_t launch_upfirdn2d(DType dtype, const void* x, const int64_t xs[4], const void* kernel,
+                             void* out, int64_t N, int64_t C, const int64_t geom[12],
+                             cudaStream_t stream);
+
 namespace {
 
 at::Tensor upfirdn2d_cuda(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x,

@@ -10,21 +10,36 @@
 
 #include <vector>
 
-#include "common/bias_act_shapes.h"
+#include "common/fused_bias_leaky_relu_shapes.h"
 #include "cuda/dtype_map.h"
 
 namespace hrops {
+
+// Raw-pointer launchers, defined in the .cu file next to the kernels.
+// Fused bias + leaky ReLU over a tensor walked as contiguous (outer, C, inner);
+// bias: contiguous (C,) or null. out: same layout as x.
+cudaError_t launch_fused_bias_leaky_relu(DType dtype, const void* x, const void* bias, void* out,
+                                         int64_t outer, int64_t C, int64_t inner, double slope,
+                                         double scale, cudaStream_t stream);
+
+// grad_x = (grad + shift[c]) * (out > 0 ? 1 : slope) * scale; grad, out and
+// grad_x in the same (outer, C, inner) layout, shift contiguous (C,) or null.
+cudaError_t launch_fused_bias_leaky_relu_backward(DType dtype, const void* grad, const void* out,
+                                                  const void* shift, void* grad_x, int64_t outer,
+                                                  int64_t C, int64_t inner, double slope,
+                                                  double scale, cudaStream_t stream);
+
 namespace {
 
 at::Tensor fused_bias_leaky_relu_cuda(const at::Tensor& x_in,
                                       const c10::optional<at::Tensor>& bias, double slope,
                                       double scale) {
-  check_bias_act_args(x_in, bias, "x", slope, scale);
+  check_fused_bias_leaky_relu_args(x_in, bias, "x", slope, scale);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const at::Tensor x = bias_act_layout(x_in);
+  const at::Tensor x = fused_bias_leaky_relu_layout(x_in);
   at::Tensor out = at::empty_like(x);
   if (out.numel() == 0) return out;
-  const BiasActDims d = bias_act_dims(x);
+  const FusedBiasLeakyReluDims d = fused_bias_leaky_relu_dims(x);
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   C10_CUDA_CHECK(launch_fused_bias_leaky_relu(
       to_launch_dtype(x.scalar_type()), x.const_data_ptr(), b.defined() ? b.const_data_ptr() : nullptr,
@@ -36,14 +51,14 @@ at::Tensor fused_bias_leaky_relu_cuda(const at::Tensor& x_in,
 std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cuda(
     const at::Tensor& grad_in, const at::Tensor& out_in, const c10::optional<at::Tensor>& shift,
     double slope, double scale, bool bias_grad) {
-  check_bias_act_args(out_in, shift, "out", slope, scale);
+  check_fused_bias_leaky_relu_args(out_in, shift, "out", slope, scale);
   check_grad(grad_in, out_in, "out", out_in.sizes());
   const c10::cuda::CUDAGuard guard(out_in.device());
-  const at::Tensor out = bias_act_layout(out_in);
-  const at::Tensor grad = bias_act_layout_like(grad_in, out);
+  const at::Tensor out = fused_bias_leaky_relu_layout(out_in);
+  const at::Tensor grad = fused_bias_leaky_relu_layout_like(grad_in, out);
   const at::Tensor sh = shift.has_value() ? shift->contiguous() : at::Tensor();
   at::Tensor grad_x = at::empty_like(out);
-  const BiasActDims d = bias_act_dims(out);
+  const FusedBiasLeakyReluDims d = fused_bias_leaky_relu_dims(out);
   C10_CUDA_CHECK(launch_fused_bias_leaky_relu_backward(
       to_launch_dtype(out.scalar_type()), grad.const_data_ptr(), out.const_data_ptr(),
       sh.defined() ? sh.const_data_ptr() : nullptr, grad_x.mutable_data_ptr(), d.outer, d.C,

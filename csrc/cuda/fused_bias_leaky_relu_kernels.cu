@@ -1,17 +1,17 @@
 // Fused bias + leaky ReLU, CUDA kernels (elementwise, grid-stride). Per-element
-// math: csrc/common/bias_act.h, shared with the CPU kernels.
+// math: csrc/common/fused_bias_leaky_relu.h, shared with the CPU kernels.
 #include <algorithm>
 
-#include "common/bias_act.h"
+#include "common/fused_bias_leaky_relu.h"
 #include "cuda/convert.cuh"
-#include "cuda/launch.h"
+#include "cuda/launch_dtype.h"
 #include "cuda/launch_config.cuh"
 
 namespace hrops {
 namespace {
 
 template <typename T>
-__global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ bias,
+__global__ void fused_bias_leaky_relu_kernel(const T* __restrict__ x, const T* __restrict__ bias,
                                 T* __restrict__ out, int64_t total, int64_t C, int64_t inner,
                                 typename AccOf<T>::type slope, typename AccOf<T>::type scale) {
   using Acc = typename AccOf<T>::type;
@@ -24,7 +24,7 @@ __global__ void bias_act_kernel(const T* __restrict__ x, const T* __restrict__ b
 }
 
 template <typename T>
-__global__ void bias_act_backward_kernel(const T* __restrict__ grad, const T* __restrict__ out,
+__global__ void fused_bias_leaky_relu_backward_kernel(const T* __restrict__ grad, const T* __restrict__ out,
                                          const T* __restrict__ shift, T* __restrict__ grad_x,
                                          int64_t total, int64_t C, int64_t inner,
                                          typename AccOf<T>::type slope,
@@ -44,7 +44,7 @@ cudaError_t forward(const void* x, const void* bias, void* out, int64_t outer, i
   using Acc = typename AccOf<T>::type;
   const int64_t total = outer * C * inner;
   if (total == 0) return cudaSuccess;
-  bias_act_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
+  fused_bias_leaky_relu_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
       static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(out), total, C, inner,
       Acc(slope), Acc(scale));
   return cudaGetLastError();
@@ -57,7 +57,7 @@ cudaError_t backward(const void* grad, const void* out, const void* shift, void*
   using Acc = typename AccOf<T>::type;
   const int64_t total = outer * C * inner;
   if (total == 0) return cudaSuccess;
-  bias_act_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
+  fused_bias_leaky_relu_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
       static_cast<const T*>(grad), static_cast<const T*>(out), static_cast<const T*>(shift),
       static_cast<T*>(grad_x), total, C, inner, Acc(slope), Acc(scale));
   return cudaGetLastError();

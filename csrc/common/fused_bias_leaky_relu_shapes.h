@@ -9,35 +9,35 @@
 
 namespace hrops {
 
-struct BiasActDims {
+struct FusedBiasLeakyReluDims {
   int64_t outer, C, inner;
 };
 
 // True where the kernels walk t in channels_last order (not also contiguous).
-inline bool bias_act_channels_last(const at::Tensor& t) {
+inline bool fused_bias_leaky_relu_channels_last(const at::Tensor& t) {
   return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 // t in a layout the kernels walk: itself when contiguous or channels_last.
-inline at::Tensor bias_act_layout(const at::Tensor& t) {
-  return (t.is_contiguous() || bias_act_channels_last(t)) ? t : t.contiguous();
+inline at::Tensor fused_bias_leaky_relu_layout(const at::Tensor& t) {
+  return (t.is_contiguous() || fused_bias_leaky_relu_channels_last(t)) ? t : t.contiguous();
 }
 
-// `t` converted to the layout of `like` (which bias_act_layout produced).
-inline at::Tensor bias_act_layout_like(const at::Tensor& t, const at::Tensor& like) {
-  return t.contiguous(bias_act_channels_last(like) ? at::MemoryFormat::ChannelsLast
+// `t` converted to the layout of `like` (which fused_bias_leaky_relu_layout produced).
+inline at::Tensor fused_bias_leaky_relu_layout_like(const at::Tensor& t, const at::Tensor& like) {
+  return t.contiguous(fused_bias_leaky_relu_channels_last(like) ? at::MemoryFormat::ChannelsLast
                                                    : at::MemoryFormat::Contiguous);
 }
 
-inline BiasActDims bias_act_dims(const at::Tensor& t) {
+inline FusedBiasLeakyReluDims fused_bias_leaky_relu_dims(const at::Tensor& t) {
   const int64_t C = t.size(1);
   int64_t plane = 1;
   for (int64_t d = 2; d < t.dim(); ++d) plane *= t.size(d);
-  if (bias_act_channels_last(t)) return {t.size(0) * plane, C, 1};
+  if (fused_bias_leaky_relu_channels_last(t)) return {t.size(0) * plane, C, 1};
   return {t.size(0), C, plane};
 }
 
-inline void check_bias_act_args(const at::Tensor& x, const c10::optional<at::Tensor>& bias,
+inline void check_fused_bias_leaky_relu_args(const at::Tensor& x, const c10::optional<at::Tensor>& bias,
                                 const char* x_name, double slope, double scale) {
   check_floating(x, x_name);
   TORCH_CHECK(x.dim() >= 2, x_name, " must have shape (N, C, *), got shape ", x.sizes());

@@ -1,6 +1,6 @@
 // Fused bias + leaky ReLU on the CPU: one pass forward; one pass backward
 // that also reduces the bias gradient (no second read of grad_x). Per-element
-// math: csrc/common/bias_act.h. The compare-and-select loops vectorise
+// math: csrc/common/fused_bias_leaky_relu.h. The compare-and-select loops vectorise
 // because setup.py compiles with -fno-trapping-math.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -11,8 +11,8 @@
 
 #include <vector>
 
-#include "common/bias_act.h"
-#include "common/bias_act_shapes.h"
+#include "common/fused_bias_leaky_relu.h"
+#include "common/fused_bias_leaky_relu_shapes.h"
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
 
@@ -22,7 +22,7 @@ namespace {
 constexpr int kLanes = 16;  // independent partial sums: lets the reductions vectorise
 
 at::Tensor alloc_like_layout(const at::Tensor& t) {
-  if (bias_act_channels_last(t)) {
+  if (fused_bias_leaky_relu_channels_last(t)) {
     return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::ChannelsLast));
   }
   return empty_output(t.sizes(), t.options());
@@ -30,7 +30,7 @@ at::Tensor alloc_like_layout(const at::Tensor& t) {
 
 template <typename scalar_t>
 HROPS_INLINE void forward_rows(const scalar_t* x, const scalar_t* bias, scalar_t* out,
-                               const BiasActDims& d, double slope_f, double scale_f, int64_t begin,
+                               const FusedBiasLeakyReluDims& d, double slope_f, double scale_f, int64_t begin,
                                int64_t end) {
   using acc_t = at::opmath_type<scalar_t>;
   const acc_t slope = acc_t(slope_f), scale = acc_t(scale_f);
@@ -62,7 +62,7 @@ HROPS_INLINE void forward_rows(const scalar_t* x, const scalar_t* bias, scalar_t
 
 template <typename scalar_t>
 HROPS_TARGET_AVX2 void forward_rows_avx2(const scalar_t* x, const scalar_t* bias, scalar_t* out,
-                                         const BiasActDims& d, double slope, double scale,
+                                         const FusedBiasLeakyReluDims& d, double slope, double scale,
                                          int64_t begin, int64_t end) {
   forward_rows<scalar_t>(x, bias, out, d, slope, scale, begin, end);
 }
@@ -73,13 +73,14 @@ int64_t grain_rows(int64_t row_len) {
 
 at::Tensor fused_bias_leaky_relu_cpu(const at::Tensor& x_in, const c10::optional<at::Tensor>& bias,
                                      double slope, double scale) {
-  check_bias_act_args(x_in, bias, "x", slope, scale);
-  const at::Tensor x = bias_act_layout(x_in);
+  check_fused_bias_leaky_relu_args(x_in, bias, "x", slope, scale);
+  const at::Tensor x = fused_bias_leaky_relu_layout(x_in);
   at::Tensor out = alloc_like_layout(x);
   if (out.numel() == 0) return out;
-  const BiasActDims d = bias_act_dims(x);
+  const FusedBiasLeakyReluDims d = fused_bias_leaky_relu_dims(x);
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fused_bias_leaky_relu_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+                                  "fused_bias_leaky_relu_cpu", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
@@ -127,7 +128,7 @@ HROPS_INLINE double backward_row(const scalar_t* g, const scalar_t* out, scalar_
 template <typename scalar_t>
 HROPS_INLINE void backward_planes(const scalar_t* g, const scalar_t* out, const scalar_t* shift,
                                   scalar_t* gx, double* row_sums,
-                                  const BiasActDims& d, double slope_f, double scale_f,
+                                  const FusedBiasLeakyReluDims& d, double slope_f, double scale_f,
                                   int64_t begin, int64_t end) {
   using acc_t = at::opmath_type<scalar_t>;
   for (int64_t r = begin; r < end; ++r) {
@@ -143,7 +144,7 @@ template <typename scalar_t>
 HROPS_TARGET_AVX2 void backward_planes_avx2(const scalar_t* g, const scalar_t* out,
                                             const scalar_t* shift, scalar_t* gx,
                                             double* row_sums,
-                                            const BiasActDims& d, double slope, double scale,
+                                            const FusedBiasLeakyReluDims& d, double slope, double scale,
                                             int64_t begin, int64_t end) {
   backward_planes<scalar_t>(g, out, shift, gx, row_sums, d, slope, scale, begin, end);
 }
@@ -152,7 +153,7 @@ HROPS_TARGET_AVX2 void backward_planes_avx2(const scalar_t* g, const scalar_t* o
 // its bias-gradient sums need no merging (deterministic).
 template <typename scalar_t>
 void backward_channels(const scalar_t* g, const scalar_t* out, const scalar_t* shift,
-                       scalar_t* gx, double* bias_sums, const BiasActDims& d,
+                       scalar_t* gx, double* bias_sums, const FusedBiasLeakyReluDims& d,
                        double slope_f, double scale_f, int64_t c0, int64_t c1) {
   using acc_t = at::opmath_type<scalar_t>;
   const acc_t slope = acc_t(slope_f), scale = acc_t(scale_f);
@@ -175,19 +176,20 @@ void backward_channels(const scalar_t* g, const scalar_t* out, const scalar_t* s
 std::tuple<at::Tensor, at::Tensor> fused_bias_leaky_relu_backward_cpu(
     const at::Tensor& grad_in, const at::Tensor& out_in, const c10::optional<at::Tensor>& shift,
     double slope, double scale, bool bias_grad) {
-  check_bias_act_args(out_in, shift, "out", slope, scale);
+  check_fused_bias_leaky_relu_args(out_in, shift, "out", slope, scale);
   check_grad(grad_in, out_in, "out", out_in.sizes());
-  const at::Tensor out = bias_act_layout(out_in);
-  const at::Tensor grad = bias_act_layout_like(grad_in, out);
+  const at::Tensor out = fused_bias_leaky_relu_layout(out_in);
+  const at::Tensor grad = fused_bias_leaky_relu_layout_like(grad_in, out);
   const at::Tensor sh = shift.has_value() ? shift->contiguous() : at::Tensor();
   at::Tensor grad_x = alloc_like_layout(out);
-  const BiasActDims d = bias_act_dims(out);
+  const FusedBiasLeakyReluDims d = fused_bias_leaky_relu_dims(out);
   at::Tensor grad_bias = bias_grad ? at::zeros({d.C}, out.options().dtype(at::kDouble))
                                    : at::empty({0}, out.options());
   if (out.numel() == 0) {
     return {grad_x, bias_grad ? grad_bias.to(out.scalar_type()) : grad_bias};
   }
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "fused_bias_leaky_relu_backward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(),
+                                  "fused_bias_leaky_relu_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     const scalar_t* op = out.const_data_ptr<scalar_t>();

@@ -9,7 +9,7 @@
 // matching torch's leaky_relu (whose gradient at 0 is the slope). The
 // backward kernel also adds an optional per-channel `shift` to the incoming
 // gradient, which makes it its own adjoint (double backward; see
-// hrops/ops/bias_act.py).
+// hrops/ops/fused_bias_leaky_relu.py).
 #pragma once
 #include "hd.h"
 
