@@ -5,6 +5,9 @@ import operator
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# The dtypes an autocast region mixes (half activations, float32 parameters);
+# each op's autocast rule (hrops.ops._define) casts them to one.
+AUTOCAST_MIXABLE = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def check_tensor(t, name, ndim=None, shape_doc=None):
@@ -21,14 +24,15 @@ def check_same_device_dtype(a, a_name, b, b_name):
     if a.device != b.device:
         raise ValueError(f"{a_name} and {b_name} must be on the same device, "
                          f"got {a.device} and {b.device}")
-    if a.dtype != b.dtype:
-        raise ValueError(f"{a_name} and {b_name} must have the same dtype, "
-                         f"got {a.dtype} and {b.dtype}")
+    if a.dtype != b.dtype and not (torch.is_autocast_enabled(a.device.type)
+                                   and a.dtype in AUTOCAST_MIXABLE and b.dtype in AUTOCAST_MIXABLE):
+        raise ValueError(f"{a_name} and {b_name} must have the same dtype (inside torch.autocast: "
+                         f"any of float32, float16, bfloat16), got {a.dtype} and {b.dtype}")
 
 
 def check_vector(t, name, size, size_doc, like, like_name):
     """t: a 1-D tensor of `size` elements (`size_doc`, e.g. "C") on like's
-    device with like's dtype."""
+    device with like's dtype (see check_same_device_dtype)."""
     check_tensor(t, name, 1, f"({size_doc},)")
     check_same_device_dtype(like, like_name, t, name)
     if t.shape[0] != size:

@@ -14,7 +14,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
-from ._define import kernel_op
+from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -42,7 +42,8 @@ def _backward(ctx, grad):
             a_b * grad, grad_alpha, None)
 
 
-_ace_modulate = kernel_op("ace_modulate", fake=_fake, backward=_backward, setup=_setup)
+_ace_modulate = kernel_op("ace_modulate", fake=_fake, backward=_backward, setup=_setup,
+                          autocast="lower_precision")
 
 
 def ace_modulate(x, gamma_spade, beta_spade, gamma_avg=None, beta_avg=None, alpha=None, *,
@@ -70,5 +71,6 @@ def ace_modulate(x, gamma_spade, beta_spade, gamma_avg=None, beta_avg=None, alph
             raise ValueError(f"alpha must have shape (2,), got {tuple(alpha.shape)}")
     impl = _backends.resolve("ace_modulate", impl, x.device, _IMPLS)
     if impl == "ref":
-        return ref.ace_modulate(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha)
+        return call_ref("ace_modulate", ref.ace_modulate, x, gamma_spade, beta_spade, gamma_avg,
+                        beta_avg, alpha)
     return _ace_modulate(x, gamma_spade, beta_spade, gamma_avg, beta_avg, alpha, impl)

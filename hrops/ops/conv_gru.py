@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
-from ._define import composite_op
+from ._define import call_ref, composite_op
 from .gates import _gru_update, _gru_update_backward, _stu_reset, _stu_reset_backward
 
 _conv_backward = torch.ops.aten.convolution_backward
@@ -71,7 +71,7 @@ def _grad(ctx, grad, *_):
 
 
 _conv_gru_pass = composite_op("conv_gru_pass", _conv_gru_pass_body, backward=_grad,
-                              setup=_setup)
+                              setup=_setup, autocast="lower_precision")
 
 
 def _padding_pair(padding):
@@ -91,16 +91,10 @@ def _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
     others = {"x": (x, 4, "(N, Cx, H, W)"), "weight_zr": (weight_zr, 4, "(2C, C + Cx, kh, kw)"),
               "bias_zr": (bias_zr, 1, "(2C,)"), "weight_q": (weight_q, 4, "(C, C + Cx, kh, kw)"),
               "bias_q": (bias_q, 1, "(C,)")}
-    autocast = torch.is_autocast_enabled(h.device.type)  # the convolutions cast the dtypes
     for name, (t, ndim, doc) in others.items():
-        if t is None:
-            continue
-        check_tensor(t, name, ndim, doc)
-        if not autocast:
+        if t is not None:
+            check_tensor(t, name, ndim, doc)
             check_same_device_dtype(h, "h", t, name)
-        elif t.device != h.device:
-            raise ValueError(f"h and {name} must be on the same device, got {h.device} and "
-                             f"{t.device}")
     if h.shape[0] != x.shape[0] or h.shape[2:] != x.shape[2:]:
         raise ValueError(f"conv_gru_pass: h and x must be (N, C, H, W) and (N, Cx, H, W) with the "
                          f"same N, H, W, got {tuple(h.shape)} and {tuple(x.shape)}")
@@ -123,7 +117,8 @@ def _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
 def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, *, impl=None):
     """h (N, C, H, W), x (N, Cx, H, W); weight_zr (2C, C + Cx, kh, kw) = the z
     and r convolutions stacked, weight_q (C, C + Cx, kh, kw), biases (2C,) /
-    (C,) or None, all on h's device and, outside autocast, of h's dtype;
+    (C,) or None, all on h's device and of h's dtype (inside autocast, see
+    hrops.ops._define.AUTOCAST_RULES);
     stride 1, `padding` an int or (ph, pw) that keeps the (H, W) size (odd
     kernels, ph = (kh - 1) / 2). Returns h'. impl "ref" runs the plain
     PyTorch pass (eager autograd)."""
@@ -131,5 +126,6 @@ def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, *, impl=N
     _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding)
     impl = _backends.resolve("conv_gru_pass", impl, h.device)
     if impl == "ref":
-        return ref.conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding)
+        return call_ref("conv_gru_pass", ref.conv_gru_pass, h, x, weight_zr, bias_zr, weight_q,
+                        bias_q, padding)
     return _conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, list(padding), impl)[0]

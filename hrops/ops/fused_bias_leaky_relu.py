@@ -16,7 +16,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_tensor, check_vector
-from ._define import kernel_op
+from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -66,10 +66,10 @@ def _backward_grad(ctx, gg_x, gg_bias):
 
 
 _fused_bias_leaky_relu = kernel_op("fused_bias_leaky_relu", fake=_fake, backward=_grad,
-                                   setup=_setup)
+                                   setup=_setup, autocast="lower_precision")
 _fused_bias_leaky_relu_backward = kernel_op("_fused_bias_leaky_relu_backward",
                                             fake=_backward_fake, backward=_backward_grad,
-                                            setup=_backward_setup)
+                                            setup=_backward_setup, autocast=None)
 
 
 def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
@@ -91,5 +91,6 @@ def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
                          f"and {scale}")
     impl = _backends.resolve("fused_bias_leaky_relu", impl, x.device, _IMPLS)
     if impl == "ref":
-        return ref.fused_bias_leaky_relu(x, bias, negative_slope, scale)
+        return call_ref("fused_bias_leaky_relu", ref.fused_bias_leaky_relu, x, bias,
+                        negative_slope, scale)
     return _fused_bias_leaky_relu(x, bias, float(negative_slope), float(scale), impl)

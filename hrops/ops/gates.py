@@ -21,7 +21,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
-from ._define import kernel_op, no_double_backward
+from ._define import call_ref, kernel_op, no_double_backward
 from ._gate_layout import _like, planar_among_channels_last
 
 ACTIVATIONS = {"tanh": 0, "relu": 1}  # the enum of csrc/common/gates.h
@@ -62,20 +62,25 @@ def _gru_update_grad(ctx, grad):
 
 _TRITON = "hrops.triton.gates"
 _lstu_gates = kernel_op("lstu_gates", fake=_lstu_fake, backward=_lstu_grad, setup=_lstu_setup,
-                        triton=_TRITON)
+                        triton=_TRITON, autocast="lower_precision")
 _lstu_gates_backward = kernel_op("_lstu_gates_backward", fake=_lstu_backward_fake,
-                                 backward=no_double_backward("lstu_gates"), triton=_TRITON)
+                                 backward=no_double_backward("lstu_gates"), triton=_TRITON,
+                                 autocast=None)
 _stu_reset = kernel_op("stu_reset", fake=lambda pre_r, s_hat, impl: _like(s_hat),
-                       backward=_stu_reset_grad, setup=_save_inputs, triton=_TRITON)
+                       backward=_stu_reset_grad, setup=_save_inputs, triton=_TRITON,
+                       autocast="lower_precision")
 _stu_reset_backward = kernel_op("_stu_reset_backward",
                                 fake=lambda grad, pre_r, s_hat, impl: (_like(s_hat), _like(s_hat)),
-                                backward=no_double_backward("stu_reset"), triton=_TRITON)
+                                backward=no_double_backward("stu_reset"), triton=_TRITON,
+                                autocast=None)
 _gru_update = kernel_op("gru_update", fake=lambda pre_z, h, pre_q, impl: _like(h),
-                        backward=_gru_update_grad, setup=_save_inputs, triton=_TRITON)
+                        backward=_gru_update_grad, setup=_save_inputs, triton=_TRITON,
+                        autocast="lower_precision")
 _gru_update_backward = kernel_op("_gru_update_backward",
                                  fake=lambda grad, pre_z, h, pre_q, impl: (_like(h),
                                                                            _like(h), _like(h)),
-                                 backward=no_double_backward("gru_update"), triton=_TRITON)
+                                 backward=no_double_backward("gru_update"), triton=_TRITON,
+                                 autocast=None)
 
 
 def _check_operands(op, named, like_name, groups=None):
@@ -113,7 +118,7 @@ def lstu_gates(x_up: torch.Tensor, x_tilde: torch.Tensor, pre_gates: torch.Tenso
                     "x_up", groups={"pre_gates": 2})
     impl = _backends.resolve("lstu_gates", impl, x_up.device)
     if impl == "ref":
-        return ref.lstu_gates(x_up, x_tilde, pre_gates, enc, activation)
+        return call_ref("lstu_gates", ref.lstu_gates, x_up, x_tilde, pre_gates, enc, activation)
     return _lstu_gates(x_up, x_tilde, pre_gates, enc, ACTIVATIONS[activation], impl)
 
 
@@ -123,7 +128,7 @@ def stu_reset(pre_r: torch.Tensor, s_hat: torch.Tensor, *, impl: str | None = No
     _check_operands("stu_reset", dict(pre_r=pre_r, s_hat=s_hat), "s_hat")
     impl = _backends.resolve("stu_reset", impl, s_hat.device)
     if impl == "ref":
-        return ref.stu_reset(pre_r, s_hat)
+        return call_ref("stu_reset", ref.stu_reset, pre_r, s_hat)
     return _stu_reset(pre_r, s_hat, impl)
 
 
@@ -135,7 +140,7 @@ def gru_update(pre_z: torch.Tensor, h: torch.Tensor, pre_q: torch.Tensor, *,
     _check_operands("gru_update", dict(pre_z=pre_z, h=h, pre_q=pre_q), "h")
     impl = _backends.resolve("gru_update", impl, h.device)
     if impl == "ref":
-        return ref.gru_update(pre_z, h, pre_q)
+        return call_ref("gru_update", ref.gru_update, pre_z, h, pre_q)
     return _gru_update(pre_z, h, pre_q, impl)
 
 

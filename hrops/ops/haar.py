@@ -18,7 +18,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
-from ._define import kernel_op
+from ._define import call_ref, kernel_op
 
 
 def _split_packed(y):
@@ -65,11 +65,12 @@ def _idwt_backward(ctx, grad):
 
 _TRITON = "hrops.triton.haar"
 _haar_dwt = kernel_op("haar_dwt", fake=_dwt_fake, backward=_dwt_backward, setup=_dwt_setup,
-                      triton=_TRITON)
+                      triton=_TRITON, autocast="lower_precision")
 _haar_idwt_packed = kernel_op("haar_idwt_packed", fake=_idwt_packed_fake,
-                              backward=_idwt_packed_backward, setup=_idwt_setup, triton=_TRITON)
+                              backward=_idwt_packed_backward, setup=_idwt_setup, triton=_TRITON,
+                              autocast="lower_precision")
 _haar_idwt = kernel_op("haar_idwt", fake=_idwt_fake, backward=_idwt_backward, setup=_idwt_setup,
-                       triton=_TRITON)
+                       triton=_TRITON, autocast="lower_precision")
 
 
 def haar_dwt(x: torch.Tensor, *, impl: str | None = None) -> torch.Tensor:
@@ -82,7 +83,7 @@ def haar_dwt(x: torch.Tensor, *, impl: str | None = None) -> torch.Tensor:
     check_tensor(x, "x", 4, "(N, C, H, W)")
     impl = _backends.resolve("haar_dwt", impl, x.device)
     if impl == "ref":
-        return ref.haar_dwt(x)
+        return call_ref("haar_dwt", ref.haar_dwt, x)
     return _haar_dwt(x, impl)
 
 
@@ -111,7 +112,7 @@ def haar_idwt_bands(low: torch.Tensor, high: torch.Tensor, output_size=None, *,
     out_h, out_w = _output_size(output_size, h, w)
     impl = _backends.resolve("haar_idwt", impl, low.device)
     if impl == "ref":
-        return ref.haar_idwt(low, high, out_h, out_w)
+        return call_ref("haar_idwt", ref.haar_idwt, low, high, out_h, out_w)
     return _haar_idwt(low, high, out_h, out_w, impl)
 
 
@@ -124,5 +125,5 @@ def haar_idwt(y: torch.Tensor, output_size=None, *, impl: str | None = None) -> 
     out_h, out_w = _output_size(output_size, y.shape[2], y.shape[3])
     impl = _backends.resolve("haar_idwt", impl, y.device)
     if impl == "ref":
-        return ref.haar_idwt(*_split_packed(y), out_h, out_w)
+        return call_ref("haar_idwt_packed", ref.haar_idwt, *_split_packed(y), out_h, out_w)
     return _haar_idwt_packed(y, out_h, out_w, impl)

@@ -14,7 +14,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_integer, check_same_device_dtype, check_tensor, check_vector
-from ._define import kernel_op, no_double_backward
+from ._define import call_ref, kernel_op, no_double_backward
 
 _DWCONV_IMPLS = ("ref", "cpu", "triton")
 
@@ -62,11 +62,18 @@ def _dwconv_backward(ctx, grad):
 
 _modulated_dwconv2d = kernel_op("modulated_dwconv2d", fake=_dwconv_fake,
                                 backward=_dwconv_backward, setup=_dwconv_setup,
-                                triton="hrops.triton.modulated_dwconv")
+                                triton="hrops.triton.modulated_dwconv", autocast="lower_precision")
 _modulated_dwconv2d_backward = kernel_op("_modulated_dwconv2d_backward",
                                          fake=_dwconv_backward_fake,
                                          backward=no_double_backward("modulated_dwconv2d"),
-                                         triton="hrops.triton.modulated_dwconv_backward")
+                                         triton="hrops.triton.modulated_dwconv_backward",
+                                         autocast=None)
+
+
+def _ref_styled_dwconv(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise,
+                       noise_weight, negative_slope):
+    y = ref.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
+    return ref.styled_epilogue(y, bias, noise, noise_weight, negative_slope)
 
 
 def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
@@ -140,8 +147,8 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
         noise_weight = None
     impl = _backends.resolve("modulated_dwconv2d", impl, x.device, _DWCONV_IMPLS)
     if impl == "ref":
-        y = ref.modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding)
-        return ref.styled_epilogue(y, bias, noise, noise_weight, negative_slope)
+        return call_ref("modulated_dwconv2d", _ref_styled_dwconv, x, modulation, weight_dw,
+                        weight_pw, demod, padding, bias, noise, noise_weight, negative_slope)
     bias = bias.reshape(-1) if bias is not None else None
     negative_slope = float(negative_slope) if negative_slope is not None else None
     return _modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise,

@@ -9,7 +9,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_same_device_dtype, check_tensor
-from ._define import kernel_op, no_double_backward
+from ._define import call_ref, kernel_op, no_double_backward
 
 
 def _idwt_up_fake(x, modulation, impl):
@@ -33,10 +33,11 @@ def _idwt_up_backward(ctx, grad):
 
 
 _modulated_idwt_upsample = kernel_op("modulated_idwt_upsample", fake=_idwt_up_fake,
-                                     backward=_idwt_up_backward, setup=_idwt_up_setup)
+                                     backward=_idwt_up_backward, setup=_idwt_up_setup,
+                                     autocast="lower_precision")
 _modulated_idwt_upsample_backward = kernel_op(
     "_modulated_idwt_upsample_backward", fake=_idwt_up_backward_fake,
-    backward=no_double_backward("modulated_idwt_upsample"))
+    backward=no_double_backward("modulated_idwt_upsample"), autocast=None)
 
 
 def modulated_idwt_upsample(x, modulation, *, impl=None):
@@ -55,5 +56,5 @@ def modulated_idwt_upsample(x, modulation, *, impl=None):
                          f"{tuple(modulation.shape)}")
     impl = _backends.resolve("modulated_idwt_upsample", impl, x.device, ("ref", "cpu", "cuda"))
     if impl == "ref":
-        return ref.modulated_idwt_upsample(x, modulation)
+        return call_ref("modulated_idwt_upsample", ref.modulated_idwt_upsample, x, modulation)
     return _modulated_idwt_upsample(x, modulation, impl)

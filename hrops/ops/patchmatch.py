@@ -21,7 +21,7 @@ import torch
 from .. import _backends, ref
 from ..ref.patchmatch import DIRECTIONS
 from ._checks import check_integer, check_same_device_dtype, check_tensor
-from ._define import kernel_op, no_double_backward
+from ._define import call_ref, kernel_op, no_double_backward
 from .patchmatch_random_search import random_search_offsets, random_search_radii
 
 _IMPLS = ("ref", "cpu", "cuda")
@@ -73,11 +73,11 @@ def _warp_grad(ctx, grad, _grad_weights, _grad_b_rows):
 
 
 # patchmatch_step is a search: its outputs carry no gradient.
-_patchmatch_step = kernel_op("patchmatch_step", fake=_step_fake)
+_patchmatch_step = kernel_op("patchmatch_step", fake=_step_fake, autocast="float32")
 _patchmatch_warp = kernel_op("patchmatch_warp", fake=_warp_fake, backward=_warp_grad,
-                             setup=_warp_setup)
+                             setup=_warp_setup, autocast="float32")
 _patchmatch_warp_backward = kernel_op("_patchmatch_warp_backward", fake=_warp_backward_fake,
-                                      backward=no_double_backward("patchmatch_warp"))
+                                      backward=no_double_backward("patchmatch_warp"), autocast=None)
 
 
 def _check(feat_a, feat_b, offsets, temperature):
@@ -204,8 +204,8 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
         rand = random_search_offsets(offsets, *feat_b.shape[2:], radii, generator,
                                      cocosnet_truncation)
     if impl == "ref":
-        return ref.patchmatch_step(feat_a, feat_b, offsets, direction, temperature, topk,
-                                   cocosnet_truncation, rand)
+        return call_ref("patchmatch_step", ref.patchmatch_step, feat_a, feat_b, offsets,
+                        direction, temperature, topk, cocosnet_truncation, rand)
     return _patchmatch_step(feat_a, feat_b, offsets, DIRECTIONS[direction], float(temperature),
                             topk, cocosnet_truncation, rand, impl)
 
@@ -232,8 +232,8 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     offsets = offsets.detach()
     impl = _backends.resolve("patchmatch_warp", impl, feat_a.device, _IMPLS)
     if impl == "ref":
-        return ref.patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
-                                   cocosnet_truncation)
+        return call_ref("patchmatch_warp", ref.patchmatch_warp, feat_a, feat_b, ref_img,
+                        offsets, temperature, cocosnet_truncation)
     needs_grad = torch.is_grad_enabled() and (feat_a.requires_grad or feat_b.requires_grad or
                                               ref_img.requires_grad)
     return _patchmatch_warp(feat_a, feat_b, ref_img, offsets, float(temperature),

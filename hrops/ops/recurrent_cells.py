@@ -254,5 +254,7 @@ def _stu_grad(ctx, grad_out, grad_s_new, *_):
     return g_enc, g_state, g_attr, gw_up, gb_up, gw_g, gb_g, gw_i, gb_i, None, None
 
 
-_lstu_cell = composite_op("lstu_cell", _lstu_cell_body, backward=_lstu_grad, setup=_lstu_setup)
-_stu_cell = composite_op("stu_cell", _stu_cell_body, backward=_stu_grad, setup=_stu_setup)
+_lstu_cell = composite_op("lstu_cell", _lstu_cell_body, backward=_lstu_grad, setup=_lstu_setup,
+                          autocast="lower_precision")
+_stu_cell = composite_op("stu_cell", _stu_cell_body, backward=_stu_grad, setup=_stu_setup,
+                         autocast="lower_precision")

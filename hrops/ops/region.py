@@ -35,7 +35,7 @@ from torch.fx.experimental.symbolic_shapes import guard_or_false, guard_or_true
 
 from .. import _backends, ref
 from ._checks import check_integer, check_same_device_dtype, check_tensor, check_vector
-from ._define import kernel_op
+from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -137,13 +137,15 @@ def _broadcast_backward_grad(ctx, grad):
 
 
 _region_avg_pool = kernel_op("region_avg_pool", fake=_pool_fake, backward=_avg_pool_grad,
-                             setup=_save_labels)
+                             setup=_save_labels, autocast="float32")
 _region_avg_pool_backward = kernel_op("_region_avg_pool_backward", fake=_broadcast_fake,
-                                      backward=_avg_pool_backward_grad, setup=_save_labels)
+                                      backward=_avg_pool_backward_grad, setup=_save_labels,
+                                      autocast=None)
 _region_broadcast = kernel_op("region_broadcast", fake=_broadcast_fake, backward=_broadcast_grad,
-                              setup=_save_labels)
+                              setup=_save_labels, autocast="lower_precision")
 _region_broadcast_backward = kernel_op("_region_broadcast_backward", fake=_pool_fake,
-                                       backward=_broadcast_backward_grad, setup=_save_labels)
+                                       backward=_broadcast_backward_grad, setup=_save_labels,
+                                       autocast=None)
 
 
 def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | None = None, *,
@@ -160,10 +162,10 @@ def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | No
     if seg.is_floating_point() and not torch.compiler.is_compiling():
         masks = seg.flatten(2) != 0
         if bool((masks.sum(1) > 1).any()):  # overlapping one-hot: SEAN's masked means
-            return ref.masked_avg_pool(feat, masks.to(feat.dtype))
+            return call_ref("region_avg_pool", ref.masked_avg_pool, feat, masks.to(feat.dtype))
     impl = _backends.resolve("region_avg_pool", impl, feat.device, _IMPLS)
     if impl == "ref":
-        return ref.region_avg_pool(feat, labels, num_regions)
+        return call_ref("region_avg_pool", ref.region_avg_pool, feat, labels, num_regions)
     return _region_avg_pool(feat, labels, num_regions, impl)
 
 
@@ -178,7 +180,7 @@ def region_broadcast(codes: torch.Tensor, seg: torch.Tensor, *,
     labels, _ = _labels(seg, codes.shape[0], size, codes.shape[1], "codes")
     impl = _backends.resolve("region_broadcast", impl, codes.device, _IMPLS)
     if impl == "ref":
-        return ref.region_broadcast(codes, labels)
+        return call_ref("region_broadcast", ref.region_broadcast, codes, labels)
     return _region_broadcast(codes, labels, impl)
 
 
@@ -222,11 +224,11 @@ def _gather_backward_grad(ctx, grad_grad_proj):
 
 
 _region_conv_gather = kernel_op("region_conv_gather", fake=_gather_fake, backward=_gather_grad,
-                                setup=_gather_setup)
+                                setup=_gather_setup, autocast="lower_precision")
 _region_conv_gather_backward = kernel_op("_region_conv_gather_backward",
                                          fake=_gather_backward_fake,
                                          backward=_gather_backward_grad,
-                                         setup=_gather_backward_setup)
+                                         setup=_gather_backward_setup, autocast=None)
 
 
 def region_projection(codes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -280,5 +282,6 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
                          f"{tuple(size)}")
     impl = _backends.resolve("region_conv2d", impl, codes.device, _IMPLS)
     if impl == "ref":
-        return ref.region_conv2d(codes, labels, weight, bias, padding)
+        return call_ref("region_conv_gather", ref.region_conv2d, codes, labels, weight, bias,
+                        padding)
     return _region_conv_gather(region_projection(codes, weight), labels, bias, k, padding, impl)

@@ -44,7 +44,8 @@ def _fake(labels, num_regions, kernel_size, padding, impl):
     return classes, labels.new_empty((n, count, kernel_size * kernel_size))
 
 
-_region_classes = kernel_op("region_classes", fake=_fake, overrides={"cuda": _classes_cuda})
+_region_classes = kernel_op("region_classes", fake=_fake, overrides={"cuda": _classes_cuda},
+                            autocast=None)
 
 
 def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_size: int = 3,

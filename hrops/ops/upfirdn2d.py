@@ -15,7 +15,7 @@ import torch
 
 from .. import _backends, ref
 from ._checks import check_tensor
-from ._define import kernel_op
+from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
 
@@ -56,7 +56,8 @@ def _backward(ctx, grad):
     return grad_x, None, None, None, None, None, None, None, None, None, None
 
 
-_upfirdn2d = kernel_op("upfirdn2d", fake=_fake, backward=_backward, setup=_setup)
+_upfirdn2d = kernel_op("upfirdn2d", fake=_fake, backward=_backward, setup=_setup,
+                       autocast="lower_precision")
 
 
 def _pair(value, name):
@@ -103,5 +104,5 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *
     impl = _backends.resolve("upfirdn2d", impl, x.device, _IMPLS)
     args = (up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1)
     if impl == "ref":
-        return ref.upfirdn2d(x, kernel, *args)
+        return call_ref("upfirdn2d", ref.upfirdn2d, x, kernel, *args)
     return _upfirdn2d(x, kernel, *args, impl)
