@@ -214,14 +214,22 @@ class PatchMatchGRU(nn.Module):
     def search(self, theta, phi, offsets, generator=None):
         """The iterations on (N, 2, K, H, W) offsets: final (fractional) offsets."""
         step = dict(temperature=self.temperature, cocosnet_truncation=True, impl=self.impl)
+
+        def propagate(first, second):
+            def steps(theta, phi, offsets):
+                offsets, _ = hrops.patchmatch_step(theta, phi, offsets, first, **step)
+                return hrops.patchmatch_step(theta, phi, offsets, second, **step)
+            return steps
+
         with torch.no_grad():
             hidden = self.initial_layer(torch.cat((theta, phi), dim=1))
             for _ in range(self.iterations):
-                order = ("horizontal", "vertical")
-                if torch.rand((), generator=generator) >= 0.5:
-                    order = order[::-1]
-                offsets, _ = hrops.patchmatch_step(theta, phi, offsets, order[0], **step)
-                offsets, corr = hrops.patchmatch_step(theta, phi, offsets, order[1], **step)
+                # A coin flip orders the two propagations; torch.cond keeps the
+                # branch in one graph under torch.compile and torch.export.
+                offsets, corr = torch.cond(torch.rand((), generator=generator) >= 0.5,
+                                           propagate("vertical", "horizontal"),
+                                           propagate("horizontal", "vertical"),
+                                           (theta, phi, offsets))
                 hidden, delta = self.refine_net(hidden, corr, offsets.flatten(1, 2))
                 offsets = offsets + delta.view_as(offsets)
         return offsets

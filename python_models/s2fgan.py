@@ -188,16 +188,18 @@ class ToRGB(nn.Module):
 
 
 class Generator(nn.Module):
-    """The 256^2 decoder: one style vector (N, 512) drives every layer."""
+    """The 256^2 decoder: one style vector (N, style_dim) drives every layer.
+    channels: the width at 4^2, 8^2, ... (S2FGAN's by default; a shorter list
+    makes a smaller output, 4 * 2^(len - 1) pixels square)."""
 
-    def __init__(self, style_dim=512, channel_multiplier=1, blur_kernel=BLUR):
+    def __init__(self, style_dim=512, channel_multiplier=1, blur_kernel=BLUR, channels=None):
         super().__init__()
         cm = channel_multiplier
-        chans = [512, 512, 512, 512, 256 * cm, 128 * cm, 64 * cm]  # 4, 8, ..., 256
-        self.input = ConstantInput(512)
-        self.conv1 = ModulatedConv2d(512, 512, 3, style_dim, blur_kernel=blur_kernel)
-        self.activate1 = FusedLeakyReLU(512)
-        self.to_rgb1 = ToRGB(512, style_dim, upsample=False)
+        chans = channels or [512, 512, 512, 512, 256 * cm, 128 * cm, 64 * cm]  # 4, 8, ..., 256
+        self.input = ConstantInput(chans[0])
+        self.conv1 = ModulatedConv2d(chans[0], chans[0], 3, style_dim, blur_kernel=blur_kernel)
+        self.activate1 = FusedLeakyReLU(chans[0])
+        self.to_rgb1 = ToRGB(chans[0], style_dim, upsample=False)
         self.convs = nn.ModuleList(StyledConv(cin, cout, 3, style_dim, blur_kernel)
                                    for cin, cout in zip(chans[:-1], chans[1:]))
         self.to_rgbs = nn.ModuleList(ToRGB(c, style_dim) for c in chans[1:])

@@ -45,11 +45,12 @@ class Zencoder(nn.Module):
             model += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
                       nn.InstanceNorm2d(ngf * mult * 2), nn.LeakyReLU(0.2, False)]
         mult = 2 ** n_downsampling
-        # SEAN normalises the 2*ngf*mult channels with InstanceNorm2d(ngf*mult/2): without
-        # affine parameters or running stats the channel count is never used (kept as is).
+        # SEAN declares InstanceNorm2d(ngf*mult/2) for these 2*ngf*mult channels. Without
+        # affine parameters or running stats the count is only checked, with a warning
+        # (a graph break under torch.compile): the true count computes the same.
         model += [nn.ConvTranspose2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1,
                                      output_padding=1),
-                  nn.InstanceNorm2d(ngf * mult // 2), nn.LeakyReLU(0.2, False),
+                  nn.InstanceNorm2d(ngf * mult * 2), nn.LeakyReLU(0.2, False),
                   nn.ReflectionPad2d(1), nn.Conv2d(ngf * mult * 2, output_nc, 3, padding=0),
                   nn.Tanh()]
         self.model = nn.Sequential(*model)
