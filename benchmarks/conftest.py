@@ -90,7 +90,7 @@ def run_case(benchmark):
             impl=name, threads=THREADS, dtype=str(case.dtype), floor_ms=floor,
             ideal_bytes=case.ideal_bytes(mode),
             saved_bytes=harness.saved_bytes(bench) if mode == "fwdbwd" else None,
-            peak_bytes=harness.peak_bytes(bench))
+            peak_bytes=harness.peak_bytes(bench) if impl.memory_measured else None)
         if benchmark.stats is not None and floor:  # stats: None under --benchmark-disable
             benchmark.extra_info["x_floor"] = benchmark.stats.stats.min * 1e3 / floor
     return run

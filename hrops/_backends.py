@@ -9,7 +9,10 @@ Implementations of every op:
 `impl=None` means the process default: the HROPS_IMPL environment variable
 (read at import) or "auto". "auto" picks the fastest available for the
 tensor's device; an explicit choice that is not available raises.
+Inside `every_op_uses("ref")` every call runs the reference whatever its
+impl (hrops.export traces models so).
 """
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -45,6 +48,21 @@ def _default_impl():
 
 
 DEFAULT_IMPL = _default_impl()
+_forced_impl = None  # set by every_op_uses
+
+
+@contextlib.contextmanager
+def every_op_uses(impl):
+    """Within the block, every hrops call runs `impl` (only "ref" is
+    supported: the one implementation every op has), whatever it asks for."""
+    global _forced_impl
+    if impl != "ref":
+        raise ValueError(f"every_op_uses: only 'ref' can be forced, got {impl!r}")
+    previous, _forced_impl = _forced_impl, impl
+    try:
+        yield
+    finally:
+        _forced_impl = previous
 
 
 def available(impl, device):
@@ -80,6 +98,8 @@ def _why_unavailable(impl, device):
 
 def resolve(op, impl, device, supported=("ref", "cpu", "cuda", "triton")):
     """The concrete implementation `op` uses for `impl` on `device`."""
+    if _forced_impl is not None:
+        return _forced_impl
     impl = DEFAULT_IMPL if impl is None else impl
     if impl not in IMPLS:
         raise ValueError(f"{op}: impl must be one of {IMPLS}, got {impl!r}")

@@ -3,10 +3,13 @@ batch 4, one style vector for every layer; Yan98/S2FGAN model.py, train.py),
 on hrops against
 the same decoder on the fallback ops its code base runs on CPU (impl="ref":
 unfused bias + leaky ReLU, upfirdn2d as pad + conv2d, grouped modulated conv
-with per-sample weights). No memory floor: a whole network."""
+with per-sample weights), each also under torch.compile, and the hrops decoder
+exported to ONNX in onnxruntime. No memory floor: a whole network."""
 import torch
 
-from hrops.bench.harness import Case, Impl
+from hrops.bench.harness import Case, Impl, compiled
+
+from .onnxruntime_impl import onnxruntime_impl
 
 SIZES = {"default": [4], "quick": [1]}
 
@@ -26,7 +29,8 @@ def _case(batch):
         fast = Generator().to(device, dtype).eval().requires_grad_(False)
         slow = use_impl(Generator().to(device, dtype).eval().requires_grad_(False), "ref")
         slow.load_state_dict(fast.state_dict())
-        return {"hrops": Impl(fast), "ref": Impl(slow)}
+        return {"hrops": Impl(fast), "ref": Impl(slow), "compile(hrops)": compiled(fast),
+                "compile(ref)": compiled(slow), "onnxruntime": onnxruntime_impl(fast, device)}
 
     return Case("s2fgan_decoder_256", f"B{batch}", make_inputs, impls, fwd_bytes=None,
                 bwd_bytes=None, tolerance=dict(scaled_atol=1e-4, rtol=1e-4))

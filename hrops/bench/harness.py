@@ -36,6 +36,7 @@ class Impl:
     # check only, so a peer is timed in its own layout.
     to_ref: Callable | None = None
     compiled: bool = False  # a torch.compile impl (skipped by --no-compile)
+    memory_measured: bool = True  # False: memory outside PyTorch's view (peak not reported)
 
     @classmethod
     def missing(cls, reason):
@@ -377,7 +378,8 @@ def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print, o
                         rows.append(Row(
                             case.op, case.size, mode, name, str(device), dtype, n_threads,
                             best, median, runs, floor, best / floor if floor else None,
-                            saved_bytes(bench) if mode == "fwdbwd" else None, peak_bytes(bench),
+                            saved_bytes(bench) if mode == "fwdbwd" else None,
+                            peak_bytes(bench) if impl.memory_measured else None,
                             case.flops / (best * 1e6) if case.flops and mode == "fwd" else None))
                         vs_floor = f" ({best / floor:.2f}x floor)" if floor else ""
                         log(f"{' '.join(where)} threads={n_threads}: best {best:.3f} ms"
