@@ -7,7 +7,7 @@ import torch
 
 import hrops.export
 from hrops import _backends
-from model_cases import MODELS
+from pipeline_models import MODELS
 
 pytestmark = pytest.mark.skipif(not _backends.HAS_CPU_KERNELS, reason="hrops._C not built")
 

@@ -5,7 +5,7 @@ MobileStyleGAN synthesis network and the S2FGAN decoder under autocast."""
 import pytest
 import torch
 
-from model_cases import MODELS, mobilestylegan_synthesis, s2fgan_decoder
+from pipeline_models import MODELS, mobilestylegan_synthesis, s2fgan_decoder
 
 # (mean, 99th percentile) of |autocast - float32| / std(float32); measured
 # at a third to a half of these with these weights. SEAN's InstanceNorms over

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hrops import _backends
-from model_cases import MODELS, mobilestylegan_synthesis, s2fgan_decoder
+from pipeline_models import MODELS, mobilestylegan_synthesis, s2fgan_decoder
 
 pytestmark = [pytest.mark.compile,
               pytest.mark.skipif(not _backends.HAS_CPU_KERNELS, reason="hrops._C not built")]
