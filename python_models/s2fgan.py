@@ -368,10 +368,23 @@ class S2FGAN(nn.Module):
 TRAINING_ONLY = ("img_discriminator.", "domain_discriminator.", "vgg.")
 
 
+def checkpoint_weights(checkpoint):
+    """(state_dict, which) from what S2FGAN's train.py saves, {"model": ...,
+    "model_ema": ...} (Yan98/S2FGAN train.py, train): the moving average
+    "model_ema", the weights S2FGAN samples with, else "model"; or a bare
+    Model state_dict ("state_dict")."""
+    for part in ("model_ema", "model"):
+        if isinstance(checkpoint.get(part), dict):
+            return checkpoint[part], part
+    return checkpoint, "state_dict"
+
+
 def load_s2fgan_state_dict(model, state_dict):
-    """Loads S2FGAN's Model state_dict (DataParallel 'module.' prefixes
-    stripped; discriminators and VGG skipped); every inference weight must be
-    present."""
+    """Loads S2FGAN's Model weights: a checkpoint as train.py saves it (its
+    model_ema, see checkpoint_weights) or a Model state_dict (DataParallel
+    'module.' prefixes stripped; discriminators and VGG skipped); every
+    inference weight must be present."""
+    state_dict, _ = checkpoint_weights(state_dict)
     clean = {}
     for key, value in state_dict.items():
         key = key.removeprefix("module.")
@@ -395,7 +408,8 @@ def main(argv=None):
     from .png import write_png
     from .png_read import read_png
     p = argparse.ArgumentParser(description="S2FGAN: sketch + attribute shifts -> face (PNG)")
-    p.add_argument("--checkpoint", required=True, help="S2FGAN Model state_dict (torch.save)")
+    p.add_argument("--checkpoint", required=True,
+                   help="S2FGAN checkpoint (train.py's, model_ema used) or Model state_dict")
     p.add_argument("--sketch", required=True, help="sketch PNG, 256x256 (white lines on black)")
     p.add_argument("--shift", action="append", default=[], help="Attribute=value, e.g. Smiling=2")
     p.add_argument("--model-type", type=int, default=1, help="0: S2F-DIS, 1: S2F-DEC")
@@ -405,8 +419,9 @@ def main(argv=None):
     p.add_argument("--impl", default=None, help="hrops impl: auto, ref, cpu, cuda")
     args = p.parse_args(argv)
     model = S2FGAN(model_type=args.model_type)
-    load_s2fgan_state_dict(model, torch.load(args.checkpoint, map_location="cpu",
-                                             weights_only=True))
+    checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    load_s2fgan_state_dict(model, checkpoint)
+    print(f"{args.checkpoint}: loaded {checkpoint_weights(checkpoint)[1]}")
     use_impl(model.eval(), args.impl)
     sketch = read_png(args.sketch).mean(0, keepdim=True)[None] * 2 - 1
     shifts = _parse_shifts(args.shift, model.classifier.c_dim)

@@ -117,6 +117,19 @@ def test_load_checkpoint_with_training_parts(model):
         s2fgan.load_s2fgan_state_dict(other, sd)
 
 
+def test_load_a_train_py_checkpoint_prefers_model_ema(model, tmp_path):
+    ema = {"module." + k: v.clone() for k, v in model.state_dict().items()}
+    raw = {k: torch.zeros_like(v) for k, v in ema.items()}
+    path = tmp_path / "010000.pt"  # train.py's layout, through torch.save / weights_only load
+    torch.save({"model": raw, "model_ema": ema}, path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert s2fgan.checkpoint_weights(checkpoint)[1] == "model_ema"
+    other = s2fgan.load_s2fgan_state_dict(s2fgan.S2FGAN(), checkpoint)
+    torch.testing.assert_close(other.generator.conv1.weight, model.generator.conv1.weight)
+    assert s2fgan.checkpoint_weights({"model": raw})[1] == "model"
+    assert s2fgan.checkpoint_weights(ema)[1] == "state_dict"
+
+
 def test_png_round_trip(tmp_path):
     img = torch.rand(3, 5, 7)
     write_png(tmp_path / "a.png", img)
