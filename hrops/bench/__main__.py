@@ -4,7 +4,7 @@ In a checkout, `python benchmarks/run.py` takes the same options and adds
 the model cases (benchmarks/model_cases).
 
   hrops-bench [--ops haar] [--threads 1,2] [--device cpu|cuda|all]
-              [--modes fwd,fwdbwd] [--quick] [--budget 1.0] [--no-compile]
+              [--modes fwd,fwdbwd] [--quick] [--budget 1.0] [--no-compile] [--impls hrops,ref]
               [--default-malloc] [--json bench_results/hrops-bench-<timestamp>.json]
 
 Exit status 1 if an implementation disagreed with ref or failed. The JSON
@@ -40,6 +40,9 @@ def _parse(argv, cases, prog):
     p.add_argument("--budget", type=float, default=1.0,
                    help="seconds of timed runs per measurement (default 1.0)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile impls")
+    p.add_argument("--impls", type=_csv, default=None,
+                   help="comma-separated impl names to time, e.g. hrops,ref,onnxruntime "
+                        "(default: all; ref still runs as the oracle)")
     p.add_argument("--default-malloc", action="store_true",
                    help="keep glibc's defaults, which return freed memory to the kernel "
                         "(see hrops/bench/allocator.py)")
@@ -74,7 +77,8 @@ def main(argv=None, cases=None, prog="hrops-bench"):
     rows, skips = harness.run(
         selected, devices, args.threads, args.modes, args.budget, use_compile=not args.no_compile,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
-        on_case=lambda rows, skips: report.write_json(path, machine, vars(args), rows, skips))
+        on_case=lambda rows, skips: report.write_json(path, machine, vars(args), rows, skips),
+        only_impls=args.impls)
     report.add_speedups(rows)
     print()
     print(report.format_table(rows))

@@ -346,11 +346,13 @@ class Skip:
     failed: bool = False  # wrong results or an error, not merely unavailable
 
 
-def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print, on_case=None):
+def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print, on_case=None,
+        only_impls=None):
     """Measures every available impl of every case: (rows, skips). CUDA runs
     use only the first thread count, which doesn't change GPU kernels.
     on_case(rows, skips), if given, is called after each case with the
-    results so far."""
+    results so far. only_impls: the impl names to time (None: all); "ref"
+    still runs once per case as the oracle."""
     rows, skips = [], []
     for case in cases:
         dtype = str(case.dtype).removeprefix("torch.")
@@ -363,6 +365,8 @@ def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print, o
                     torch.set_num_threads(n_threads)
                     floor = floor_ms(case, mode, device)
                     for name, impl in impls.items():
+                        if only_impls is not None and name not in only_impls:
+                            continue
                         where = (case.op, case.size, str(device), mode, name)
                         if impl.fn is None or (impl.compiled and not use_compile):
                             skips.append(Skip(*where, impl.why_unavailable or "--no-compile"))
