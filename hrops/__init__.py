@@ -4,7 +4,13 @@ Every op has a pure-PyTorch reference (hrops.ref), a C++ CPU kernel and a GPU
 kernel (CUDA C++ and/or Triton), selected per call with `impl=` or the
 HROPS_IMPL environment variable; see hrops._backends. The ops are listed
 once, in hrops.ops.
+
+torch._dynamo is imported here because the first call of any torch.library
+custom op imports it (custom ops run under torch._disable_dynamo): 1-1.5 s
+that would otherwise land on a model's first forward.
 """
+import torch._dynamo  # noqa: F401 (see below)
+
 from . import nn, ops
 from ._backends import build_info
 from .convert import convert
