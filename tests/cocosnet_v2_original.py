@@ -8,6 +8,9 @@ z, r, q convolutions, and the loop warp. Square maps only, as the original.
 
 Index arithmetic runs in float32 (CoCosNet v2 runs in fp32) even when the
 oracle's tensors are float64, so a float64 comparison is exact on indices.
+
+Also its translation generator (generator.py, SPADEGenerator; architecture.py,
+SPADEResnetBlock; normalization.py, SPADE) with its 512x512 sizes.
 """
 import torch
 import torch.nn.functional as F
@@ -127,3 +130,100 @@ def multi_scale_match(pm, thetas, phis, ref_img, temperature, generator):
         pre, warp = patch_match_gru(pm, theta, phi, ref, off_x, off_y, generator)
         warps.append(warp)
     return warps, pre
+
+
+# --- the translation generator (models/networks/generator.py, architecture.py, normalization.py)
+
+def _positional_norm_2d(x, epsilon=1e-8):
+    mean = x.mean(dim=1, keepdim=True)
+    std = x.var(dim=1, keepdim=True).add(epsilon).sqrt()
+    return (x - mean) / std
+
+
+class OriginalSPADE(torch.nn.Module):
+    """SPADE('spadesyncbatch3x3', norm_nc, label_nc, PONO): reflection-padded
+    3x3 convs, 128 hidden; PONO replaces the synchronized BatchNorm."""
+
+    def __init__(self, norm_nc, label_nc, pono):
+        super().__init__()
+        nn = torch.nn
+        self.param_free_norm = _positional_norm_2d if pono else nn.BatchNorm2d(norm_nc, affine=True)
+        self.mlp_shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(label_nc, 128, 3, padding=0),
+                                        nn.ReLU())
+        self.pad = nn.ReflectionPad2d(1)
+        self.mlp_gamma = nn.Conv2d(128, norm_nc, 3, padding=0)
+        self.mlp_beta = nn.Conv2d(128, norm_nc, 3, padding=0)
+
+    def forward(self, x, segmap):
+        normalized = self.param_free_norm(x)
+        segmap = F.interpolate(segmap, size=x.size()[2:], mode="nearest")
+        actv = self.mlp_shared(segmap)
+        gamma = self.mlp_gamma(self.pad(actv))
+        beta = self.mlp_beta(self.pad(actv))
+        return normalized * (1 + gamma) + beta
+
+
+class OriginalSPADEResnetBlock(torch.nn.Module):
+    """SPADEResnetBlock with norm_G 'spectralspadesyncbatch3x3' (pad_type 'nozero')."""
+
+    def __init__(self, fin, fout, ic, pono):
+        super().__init__()
+        nn, sn = torch.nn, torch.nn.utils.spectral_norm
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv_0 = sn(nn.Conv2d(fin, fmiddle, kernel_size=3, padding=0))
+        self.conv_1 = sn(nn.Conv2d(fmiddle, fout, kernel_size=3, padding=0))
+        if self.learned_shortcut:
+            self.conv_s = sn(nn.Conv2d(fin, fout, kernel_size=1, bias=False))
+        self.norm_0 = OriginalSPADE(fin, ic, pono)
+        self.norm_1 = OriginalSPADE(fmiddle, ic, pono)
+        if self.learned_shortcut:
+            self.norm_s = OriginalSPADE(fin, ic, pono)
+
+    def forward(self, x, seg1):
+        x_s = self.conv_s(self.norm_s(x, seg1)) if self.learned_shortcut else x
+        dx = self.conv_0(self.pad(F.leaky_relu(self.norm_0(x, seg1), 2e-1)))
+        dx = self.conv_1(self.pad(F.leaky_relu(self.norm_1(dx, seg1), 2e-1)))
+        return x_s + dx
+
+
+class OriginalSPADEGenerator(torch.nn.Module):
+    """SPADEGenerator with crop_size 512, aspect_ratio 1: the warps resized to
+    512x512 and the latent map to 16x16, as the official forward hard-codes."""
+
+    def __init__(self, label_nc, ngf, pono):
+        super().__init__()
+        nf, ic = ngf, 4 * 3 + label_nc
+        self.sw = self.sh = 512 // 2 ** 5
+        self.fc = torch.nn.Conv2d(ic, 8 * nf, 3, padding=1)
+        self.head_0 = OriginalSPADEResnetBlock(8 * nf, 8 * nf, ic, pono)
+        self.G_middle_0 = OriginalSPADEResnetBlock(8 * nf, 8 * nf, ic, pono)
+        self.G_middle_1 = OriginalSPADEResnetBlock(8 * nf, 8 * nf, ic, pono)
+        self.up_0 = OriginalSPADEResnetBlock(8 * nf, 8 * nf, ic, pono)
+        self.up_1 = OriginalSPADEResnetBlock(8 * nf, 4 * nf, ic, pono)
+        self.up_2 = OriginalSPADEResnetBlock(4 * nf, 2 * nf, ic, pono)
+        self.up_3 = OriginalSPADEResnetBlock(2 * nf, 1 * nf, ic, pono)
+        self.conv_img = torch.nn.Conv2d(nf, 3, 3, padding=1)
+        self.up = torch.nn.Upsample(scale_factor=2)
+
+    def forward(self, input, warp_out):
+        seg = torch.cat((F.interpolate(warp_out[0], size=(512, 512)),
+                         F.interpolate(warp_out[1], size=(512, 512)),
+                         F.interpolate(warp_out[2], size=(512, 512)), warp_out[3], input), dim=1)
+        x = F.interpolate(seg, size=(self.sh, self.sw))
+        x = self.fc(x)
+        x = self.head_0(x, seg)
+        x = self.up(x)
+        x = self.G_middle_0(x, seg)
+        x = self.G_middle_1(x, seg)
+        x = self.up(x)
+        x = self.up_0(x, seg)
+        x = self.up(x)
+        x = self.up_1(x, seg)
+        x = self.up(x)
+        x = self.up_2(x, seg)
+        x = self.up(x)
+        x = self.up_3(x, seg)
+        x = self.conv_img(F.leaky_relu(x, 2e-1))
+        return torch.tanh(x)
