@@ -24,10 +24,11 @@ warps' softmax weights; the refined offsets become indices, so no loss
 reaches initial_layer or refine_net. hrops runs that refinement without
 autograd (it would only store activations nobody uses).
 
-Entry point (label maps + exemplar in, warped exemplar and flow picture out):
-  python -m python_models.cocosnet_v2 --checkpoint latest_net_Corr.pth \\
-      --seg seg.png --exemplar ref.png --exemplar-seg ref_seg.png \\
-      --out warp.png --flow flow.png
+Entry point (label maps + exemplar in; the translated image with --gen, the
+warped exemplar without; warp and flow pictures on request):
+  python -m python_models.cocosnet_v2 --corr latest_net_Corr.pth \\
+      --gen latest_net_G.pth --seg seg.png --exemplar ref.png \\
+      --exemplar-seg ref_seg.png --out out.png [--warp warp.png] [--flow flow.png]
 """
 import argparse
 import math
@@ -361,32 +362,48 @@ def label_map(path, semantic_nc):
 
 
 def main(argv=None):
+    from .cocosnet_v2_generator import CoCosNetV2
     from .png import write_png
     from .png_read import read_png
-    p = argparse.ArgumentParser(description="CoCosNet v2 correspondence: warp an exemplar onto "
-                                            "a label map (PNG in, warp and flow PNG out)")
-    p.add_argument("--checkpoint", help="netCorr state_dict (latest_net_Corr.pth); without it "
-                                        "the weights are random (for timing only)")
+    p = argparse.ArgumentParser(description="CoCosNet v2: translate a label map in the style of "
+                                            "an exemplar (PNG in, image / warp / flow PNG out)")
+    p.add_argument("--corr", "--checkpoint", dest="corr",
+                   help="netCorr state_dict (latest_net_Corr.pth); without it the weights are "
+                        "random (for timing only)")
+    p.add_argument("--gen", help="netG state_dict (latest_net_G.pth): --out is then the "
+                                 "translated image, else the warped exemplar")
     p.add_argument("--seg", required=True, help="label map PNG of the target (class id as gray)")
     p.add_argument("--exemplar", required=True, help="exemplar RGB PNG, same size")
     p.add_argument("--exemplar-seg", required=True, help="label map PNG of the exemplar")
     p.add_argument("--semantic-nc", type=int, default=20)
-    p.add_argument("--out", default="warp.png")
+    p.add_argument("--ngf", type=int, default=64, help="the generator's width (its --ngf)")
+    p.add_argument("--out", default="out.png")
+    p.add_argument("--warp", help="also write the finest warped exemplar")
     p.add_argument("--flow", help="also write the finest level's best offsets as a flow PNG")
     p.add_argument("--seed", type=int, default=0, help="seeds the propagation order")
     p.add_argument("--impl", default=None, help="hrops impl: auto, ref, cpu, cuda")
     args = p.parse_args(argv)
-    model = NoVGGHPMCorrespondence(args.semantic_nc)
-    if args.checkpoint:
-        load_correspondence_state_dict(model, torch.load(args.checkpoint, map_location="cpu",
-                                                         weights_only=True))
+    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)  # noqa: E731
+    model = (CoCosNetV2(args.semantic_nc, ngf=args.ngf) if args.gen
+             else NoVGGHPMCorrespondence(args.semantic_nc))
+    if args.gen:
+        model.load_state_dicts(corr=load(args.corr) if args.corr else None, gen=load(args.gen))
+    elif args.corr:
+        load_correspondence_state_dict(model, load(args.corr))
     use_impl(model.eval(), args.impl)
     ref_img = read_png(args.exemplar)[:3][None] * 2 - 1
     seg, ref_seg = label_map(args.seg, args.semantic_nc), label_map(args.exemplar_seg,
                                                                       args.semantic_nc)
+    seed = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
-        out = model(ref_img, seg, ref_seg, torch.Generator().manual_seed(args.seed))
-    write_png(args.out, (out.warps[-1][0] + 1) / 2)
+        if args.gen:
+            image, out = model(seg, ref_img, ref_seg, seed)
+            write_png(args.out, (image[0] + 1) / 2)
+        else:
+            out = model(ref_img, seg, ref_seg, seed)
+            write_png(args.out, (out.warps[-1][0] + 1) / 2)
+    if args.warp:
+        write_png(args.warp, (out.warps[-1][0] + 1) / 2)
     if args.flow:
         write_png(args.flow, flow_to_rgb(out.offsets[-1][0, :, 0]))
 

@@ -10,12 +10,17 @@ published DeepFashionHD configuration: ngf 64, 20 labels, norm_G
 synchronized BatchNorms are not built). The official forward resizes the
 warps to 512x512 and the latent map to crop_size / 32; here both follow the
 label map's size, so any H, W divisible by 32 work.
+
+CoCosNetV2 chains the correspondence network and the generator: label map +
+exemplar + exemplar label map -> image (python -m python_models.cocosnet_v2
+--gen latest_net_G.pth ...).
 """
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cocosnet_v2 import SPADEResnetBlock, leaky
+from .cocosnet_v2 import (NoVGGHPMCorrespondence, SPADEResnetBlock, leaky,
+                          load_correspondence_state_dict)
 
 
 class SPADEGenerator(nn.Module):
@@ -60,3 +65,32 @@ def load_generator_state_dict(model, state_dict):
     stripped); every weight must be present."""
     model.load_state_dict({k.removeprefix("module."): v for k, v in state_dict.items()}, strict=True)
     return model
+
+
+class CoCosNetV2(nn.Module):
+    """The whole translation: the correspondence network warps the exemplar
+    onto the label map at four levels, the generator turns the label map and
+    the warps into the image (CoCosNet v2's Pix2PixModel inference:
+    netCorr, then netG on its warp_out)."""
+
+    def __init__(self, label_nc=20, nef=32, ngf=64, pono=True):
+        super().__init__()
+        self.corr = NoVGGHPMCorrespondence(label_nc, nef)
+        self.gen = SPADEGenerator(label_nc, ngf, pono)
+
+    def load_state_dicts(self, corr=None, gen=None):
+        """latest_net_Corr.pth's and latest_net_G.pth's state_dicts (either may
+        be left out)."""
+        if corr is not None:
+            load_correspondence_state_dict(self.corr, corr)
+        if gen is not None:
+            load_generator_state_dict(self.gen, gen)
+        return self
+
+    def forward(self, seg_map, ref_img, ref_seg_map, generator=None):
+        """seg_map / ref_seg_map (N, label_nc, H, W) one-hot, ref_img (N, 3, H,
+        W) in [-1, 1], H and W divisible by 32. Returns (image, the
+        Correspondence: warps, offsets, indices). generator seeds the
+        propagation order."""
+        correspondence = self.corr(ref_img, seg_map, ref_seg_map, generator)
+        return self.gen(seg_map, correspondence.warps), correspondence
