@@ -9,8 +9,8 @@ Implementations of every op:
 `impl=None` means the process default: the HROPS_IMPL environment variable
 (read at import) or "auto". "auto" picks the fastest available for the
 tensor's device; an explicit choice that is not available raises.
-Inside `every_op_uses("ref")` every call runs the reference whatever its
-impl (hrops.export traces models so).
+Inside `reference_only()` every call runs the reference whatever its impl
+(hrops.export traces models so).
 """
 import contextlib
 import importlib
@@ -48,21 +48,19 @@ def _default_impl():
 
 
 DEFAULT_IMPL = _default_impl()
-_forced_impl = None  # set by every_op_uses
+_reference_only = False  # set by reference_only()
 
 
 @contextlib.contextmanager
-def every_op_uses(impl):
-    """Within the block, every hrops call runs `impl` (only "ref" is
-    supported: the one implementation every op has), whatever it asks for."""
-    global _forced_impl
-    if impl != "ref":
-        raise ValueError(f"every_op_uses: only 'ref' can be forced, got {impl!r}")
-    previous, _forced_impl = _forced_impl, impl
+def reference_only():
+    """Within the block, every hrops call runs its reference ("ref", the one
+    implementation every op has), whatever impl it asks for."""
+    global _reference_only
+    previous, _reference_only = _reference_only, True
     try:
         yield
     finally:
-        _forced_impl = previous
+        _reference_only = previous
 
 
 def available(impl, device):
@@ -98,8 +96,8 @@ def _why_unavailable(impl, device):
 
 def resolve(op, impl, device, supported=("ref", "cpu", "cuda", "triton")):
     """The concrete implementation `op` uses for `impl` on `device`."""
-    if _forced_impl is not None:
-        return _forced_impl
+    if _reference_only:
+        return "ref"
     impl = DEFAULT_IMPL if impl is None else impl
     if impl not in IMPLS:
         raise ValueError(f"{op}: impl must be one of {IMPLS}, got {impl!r}")

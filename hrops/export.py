@@ -37,7 +37,7 @@ def export_reference(model, example_inputs, *, dynamic_shapes=None):
     """torch.export.export of `model` with every hrops op running its
     reference: an ExportedProgram of ATen operators only (a ValueError names
     any other operator left, e.g. another library's custom op)."""
-    with _backends.every_op_uses("ref"):
+    with _backends.reference_only():
         program = torch.export.export(model, tuple(example_inputs),
                                       dynamic_shapes=dynamic_shapes)
     program = program.run_decompositions()
