@@ -9,7 +9,7 @@ published DeepFashionHD configuration: ngf 64, 20 labels, norm_G
 'spectralspadesyncbatch3x3' with --PONO (SPADE normalises with PONO, so the
 synchronized BatchNorms are not built). The official forward resizes the
 warps to 512x512 and the latent map to crop_size / 32; here both follow the
-label map's size, so any H, W divisible by 32 work.
+label map's size, so any H, W divisible by 32 (and at least 64) work.
 
 CoCosNetV2 chains the correspondence network and the generator: label map +
 exemplar + exemplar label map -> image (python -m python_models.cocosnet_v2
@@ -39,12 +39,16 @@ class SPADEGenerator(nn.Module):
         self.up = nn.Upsample(scale_factor=2)
 
     def forward(self, seg_map, warps):
-        """seg_map (N, label_nc, H, W) one-hot, H and W divisible by 32;
+        """seg_map (N, label_nc, H, W) one-hot, H and W divisible by 32 and
+        at least 64;
         warps: the correspondence's four warped exemplars, (N, 3, H/8, W/8)
         ... (N, 3, H, W). Returns the image (N, 3, H, W) in [-1, 1]."""
-        if seg_map.dim() != 4 or seg_map.shape[2] % 32 or seg_map.shape[3] % 32:
-            raise ValueError(f"seg_map must be (N, label_nc, H, W) with H and W divisible by 32, "
-                             f"got {tuple(seg_map.shape)}")
+        # The first block runs at H/32 x W/32, and its reflection padding
+        # needs at least 2 pixels on each side.
+        if (seg_map.dim() != 4 or seg_map.shape[2] % 32 or seg_map.shape[3] % 32
+                or min(seg_map.shape[2:]) < 64):
+            raise ValueError(f"seg_map must be (N, label_nc, H, W) with H and W divisible by 32 "
+                             f"and at least 64, got {tuple(seg_map.shape)}")
         if len(warps) != 4:
             raise ValueError(f"warps must hold the 4 levels' warped exemplars, got {len(warps)}")
         h, w = seg_map.shape[2:]
@@ -89,7 +93,7 @@ class CoCosNetV2(nn.Module):
 
     def forward(self, seg_map, ref_img, ref_seg_map, generator=None):
         """seg_map / ref_seg_map (N, label_nc, H, W) one-hot, ref_img (N, 3, H,
-        W) in [-1, 1], H and W divisible by 32. Returns (image, the
+        W) in [-1, 1], H and W divisible by 32, at least 64. Returns (image, the
         Correspondence: warps, offsets, indices). generator seeds the
         propagation order."""
         correspondence = self.corr(ref_img, seg_map, ref_seg_map, generator)

@@ -59,6 +59,8 @@ def test_bad_inputs_raise():
     seg, warps = _inputs(96, 160, torch.float32)
     with pytest.raises(ValueError, match="divisible by 32"):
         model(seg[..., :80], warps)
+    with pytest.raises(ValueError, match="at least 64"):
+        model(seg[..., :32, :], [w[..., :w.shape[-2] // 3, :] for w in warps])
     with pytest.raises(ValueError, match="4 levels"):
         model(seg, warps[:3])
     with pytest.raises(RuntimeError, match="Missing key"):
