@@ -48,6 +48,13 @@ def _default_impl():
 
 
 DEFAULT_IMPL = _default_impl()
+
+# The C++ kernels' ISA cap (csrc/cpu/isa.h), checked here so that a bad value
+# fails at import rather than at some kernel's first call.
+CPU_ISA_LEVELS = ("avx512", "avx2", "baseline")
+if os.environ.get("HROPS_CPU_ISA", "") not in ("",) + CPU_ISA_LEVELS:
+    raise ValueError(f"HROPS_CPU_ISA must be avx512, avx2 or baseline, got "
+                     f"{os.environ['HROPS_CPU_ISA']!r}")
 _reference_only = False  # set by reference_only()
 
 

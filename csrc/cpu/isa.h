@@ -5,6 +5,10 @@
 // not dispatch calls from other translation units, hence the explicit pair.)
 #pragma once
 
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HROPS_X86 1
 #define HROPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -29,9 +33,29 @@
 
 namespace hrops {
 
+// The highest ISA level the dispatch may use: the CPU's, capped by the
+// environment variable HROPS_CPU_ISA ("avx512", "avx2" or "baseline", read
+// once), so one machine can run the lower paths (tests, comparisons), as
+// torch's ATEN_CPU_CAPABILITY does for ATen's kernels.
+enum class IsaLevel { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
+
+inline IsaLevel isa_cap() {
+  static const IsaLevel cap = [] {
+    const char* env = std::getenv("HROPS_CPU_ISA");
+    const std::string value = env ? env : "";
+    if (value.empty() || value == "avx512") return IsaLevel::kAvx512;
+    if (value == "avx2") return IsaLevel::kAvx2;
+    if (value == "baseline") return IsaLevel::kBaseline;
+    throw std::invalid_argument("HROPS_CPU_ISA must be avx512, avx2 or baseline, got '" + value +
+                                "'");
+  }();
+  return cap;
+}
+
 inline bool cpu_has_avx2_fma() {
 #if HROPS_X86
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          isa_cap() >= IsaLevel::kAvx2;
   return has;
 #else
   return false;
@@ -40,7 +64,8 @@ inline bool cpu_has_avx2_fma() {
 
 inline bool cpu_has_avx512f() {
 #if HROPS_X86
-  static const bool has = __builtin_cpu_supports("avx512f") && cpu_has_avx2_fma();
+  static const bool has = __builtin_cpu_supports("avx512f") && cpu_has_avx2_fma() &&
+                          isa_cap() >= IsaLevel::kAvx512;
   return has;
 #else
   return false;

@@ -112,10 +112,12 @@ struct IdMap {
   std::vector<LaneMask> masks;       // one per id present in a chunk (uniform chunks: one)
 };
 
-IdMap id_map(const int64_t* ids, int64_t HW) {
+// with_masks = false: runs only (for fills).
+IdMap id_map(const int64_t* ids, int64_t HW, bool with_masks = true) {
   IdMap m;
   m.ids = ids;
   m.runs = runs_of(ids, HW);
+  if (!with_masks) return m;
   const int64_t chunks = HW / kLanes;
   m.chunk_begin.resize(chunks + 1);
   for (int64_t c = 0; c < chunks; ++c) {
@@ -250,10 +252,55 @@ void sum_planes(const scalar_t* x, int64_t count, const IdMap& m, int64_t HW, in
 }
 
 template <typename scalar_t>
-void fill_runs(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* value_of_id) {
+void fill_runs_generic(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* value_of_id) {
   for (const Run& run : runs) {
     std::fill_n(plane + run.start, run.len, run.id < 0 ? scalar_t(0) : value_of_id[run.id]);
   }
+}
+
+// Float runs as vector stores, the tail of each as one masked store: label
+// maps have many short runs (face maps ~25 per 128-pixel row of classes),
+// where a fill loop's per-run cost dominates. (Whole-vector stores that spill
+// into the next run, overwritten by it, measured slower.)
+#if HROPS_X86
+HROPS_TARGET_AVX512 void fill_runs_avx512(float* plane, const std::vector<Run>& runs,
+                                          const float* value_of_id) {
+  for (const Run& run : runs) {
+    const __m512 v = _mm512_set1_ps(run.id < 0 ? 0.f : value_of_id[run.id]);
+    float* p = plane + run.start;
+    int64_t len = run.len;
+    for (; len >= 16; len -= 16, p += 16) _mm512_storeu_ps(p, v);
+    if (len > 0) _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << len) - 1), v);
+  }
+}
+
+HROPS_TARGET_AVX2 void fill_runs_avx2(float* plane, const std::vector<Run>& runs,
+                                      const float* value_of_id) {
+  // Lanes [8 - len, 16 - len) of this window are the mask of a len-lane tail.
+  alignas(32) static const int32_t window[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                 0, 0, 0, 0, 0, 0, 0, 0};
+  for (const Run& run : runs) {
+    const __m256 v = _mm256_set1_ps(run.id < 0 ? 0.f : value_of_id[run.id]);
+    float* p = plane + run.start;
+    int64_t len = run.len;
+    for (; len >= 8; len -= 8, p += 8) _mm256_storeu_ps(p, v);
+    if (len > 0) {
+      const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(window + 8 - len));
+      _mm256_maskstore_ps(p, mask, v);
+    }
+  }
+}
+#endif
+
+template <typename scalar_t>
+void fill_runs(scalar_t* plane, const std::vector<Run>& runs, const scalar_t* value_of_id) {
+#if HROPS_X86
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (cpu_has_avx512f()) return fill_runs_avx512(plane, runs, value_of_id);
+    if (cpu_has_avx2_fma()) return fill_runs_avx2(plane, runs, value_of_id);
+  }
+#endif
+  fill_runs_generic(plane, runs, value_of_id);
 }
 
 // Float fills with at most kTableIds - 1 regions look each pixel's value up
@@ -398,34 +445,87 @@ at::Tensor region_fill_cpu(const at::Tensor& codes_in, const at::Tensor& labels_
 // the k*k taps).
 struct Classes {
   std::vector<int64_t> class_map;  // (Ho * Wo) class per output pixel
-  IdMap map;                       // of class_map
+  IdMap map;                       // of class_map (runs; lane masks only where sums need them)
   std::vector<int64_t> signature;  // (U, k*k) tap labels per class
   int64_t classes = 0;
   int64_t size() const { return classes; }
 };
 
+// Signature -> class id: open addressing over the classes' stored
+// signatures (a tree of vectors cost ~1 us per lookup: most of the op).
+class SignatureIds {
+ public:
+  explicit SignatureIds(int64_t taps) : taps_(taps), slots_(256, -1) {}
+
+  // The class of sig; a new signature becomes class cl.classes.
+  int64_t find_or_add(const int64_t* sig, Classes& cl) {
+    if (2 * (cl.classes + 1) > static_cast<int64_t>(slots_.size())) grow(cl);
+    const uint64_t mask = slots_.size() - 1;
+    for (uint64_t s = hash(sig) & mask;; s = (s + 1) & mask) {
+      const int64_t id = slots_[s];
+      if (id < 0) {
+        slots_[s] = cl.classes;
+        cl.signature.insert(cl.signature.end(), sig, sig + taps_);
+        return cl.classes++;
+      }
+      if (std::equal(sig, sig + taps_, cl.signature.data() + id * taps_)) return id;
+    }
+  }
+
+ private:
+  uint64_t hash(const int64_t* sig) const {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int64_t t = 0; t < taps_; ++t) h = (h ^ static_cast<uint64_t>(sig[t] + 1)) * 0x100000001B3ull;
+    return h ^ (h >> 29);
+  }
+  void grow(const Classes& cl) {
+    slots_.assign(2 * slots_.size(), -1);
+    const uint64_t mask = slots_.size() - 1;
+    for (int64_t id = 0; id < cl.classes; ++id) {
+      uint64_t s = hash(cl.signature.data() + id * taps_) & mask;
+      while (slots_[s] >= 0) s = (s + 1) & mask;
+      slots_[s] = id;
+    }
+  }
+
+  int64_t taps_;
+  std::vector<int64_t> slots_;
+};
+
+// Classes numbered in raster order of first appearance. Along a row an
+// output pixel's signature equals its left neighbour's unless some tap row
+// changes label between two of the k + 1 input columns they span, so each
+// row first marks the columns where one of its k tap rows changes label and
+// looks signatures up only near a mark.
 Classes classes_of(const int64_t* labels, int64_t H, int64_t W, int64_t R, int64_t k, int64_t pad,
                    int64_t Ho, int64_t Wo) {
   const int64_t taps = k * k;
   Classes cl;
-  std::map<std::vector<int64_t>, int64_t> ids;
-  std::vector<int64_t> sig(taps), prev;
-  std::vector<int64_t>& class_map = cl.class_map;
-  class_map.resize(Ho * Wo);
-  int64_t prev_id = -1;
+  SignatureIds ids(taps);
+  std::vector<int64_t> sig(taps);
+  cl.class_map.resize(Ho * Wo);
+  // changed[j]: some tap row's label differs between input columns j - pad - 1
+  // and j - pad. Output x's taps span columns x - pad .. x - pad + k - 1, so
+  // it has x - 1's signature unless one of changed[x .. x + k - 1] is set.
+  std::vector<uint8_t> changed(Wo + k - 1);
   for (int64_t y = 0; y < Ho; ++y) {
-    for (int64_t x = 0; x < Wo; ++x) {
-      for (int64_t t = 0; t < taps; ++t) sig[t] = region_tap_label(labels, H, W, R, k, pad, y, x, t);
-      if (prev_id < 0 || sig != prev) {  // signatures repeat along runs: skip the lookup
-        auto [it, inserted] = ids.try_emplace(sig, cl.size());
-        if (inserted) {
-          ++cl.classes;
-          cl.signature.insert(cl.signature.end(), sig.begin(), sig.end());
-        }
-        prev_id = it->second;
-        prev = sig;
+    std::fill(changed.begin(), changed.end(), 0);
+    for (int64_t dy = 0; dy < k; ++dy) {
+      for (int64_t j = 0; j < Wo + k - 1; ++j) {
+        const int64_t x = j - pad;
+        changed[j] |= region_label_at(labels, H, W, R, y + dy - pad, x) !=
+                      region_label_at(labels, H, W, R, y + dy - pad, x - 1);
       }
-      class_map[y * Wo + x] = prev_id;
+    }
+    int64_t id = -1;
+    for (int64_t x = 0; x < Wo; ++x) {
+      bool same = id >= 0;
+      for (int64_t j = x; j < x + k && same; ++j) same = !changed[j];
+      if (!same) {
+        for (int64_t t = 0; t < taps; ++t) sig[t] = region_tap_label(labels, H, W, R, k, pad, y, x, t);
+        id = ids.find_or_add(sig.data(), cl);
+      }
+      cl.class_map[y * Wo + x] = id;
     }
   }
   return cl;
@@ -442,13 +542,20 @@ ConvGeometry conv_geometry(const at::Tensor& labels, int64_t R, int64_t O, int64
   return {labels.size(0), R, k * k, O, labels.size(1), labels.size(2), k, pad, Ho, Wo};
 }
 
-std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g) {
+// What a kernel needs of the class map: nothing, its runs (fills) or runs
+// and lane masks (sums).
+enum class ClassMap { kNone, kRuns, kRunsAndMasks };
+
+std::vector<Classes> all_classes(const at::Tensor& labels, const ConvGeometry& g, ClassMap need) {
   std::vector<Classes> cls(g.N);
   const int64_t* l = labels.const_data_ptr<int64_t>();
   parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       cls[n] = classes_of(l + n * g.H * g.W, g.H, g.W, g.R, g.k, g.pad, g.Ho, g.Wo);
-      cls[n].map = id_map(cls[n].class_map.data(), g.Ho * g.Wo);  // after the move: stable pointer
+      if (need != ClassMap::kNone) {  // after the move: a stable pointer
+        cls[n].map = id_map(cls[n].class_map.data(), g.Ho * g.Wo,
+                            need == ClassMap::kRunsAndMasks);
+      }
     }
   });
   return cls;
@@ -465,22 +572,24 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
   const at::Tensor bias = region_conv_bias(proj, bias_in, g.O);
   at::Tensor out = empty_output({g.N, g.O, g.Ho, g.Wo}, proj.options());
   if (out.numel() == 0) return out;
-  const std::vector<Classes> cls = all_classes(labels, g);
+  const std::vector<Classes> cls = all_classes(labels, g, ClassMap::kRuns);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, proj.scalar_type(), "region_conv_gather_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* P = proj.const_data_ptr<scalar_t>();
     const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t plane = g.Ho * g.Wo;
-    // Per image, the value table (U, O) of the classes.
+    // Per image, the value table (O, U) of the classes: a plane's values
+    // are contiguous.
     std::vector<std::vector<scalar_t>> values(g.N);
     for (int64_t n = 0; n < g.N; ++n) {
       const Classes& cl = cls[n];
+      const int64_t U = cl.size();
       const scalar_t* Pn = P + n * g.R * g.taps * g.O;
-      values[n].resize(cl.size() * g.O);
+      values[n].resize(U * g.O);
       // region_conv_value's sum (bias, then taps in order), vectorised over
       // the output channels: a class's taps are rows of Pn.
-      parallel_for(0, cl.size(), std::max<int64_t>(1, 4096 / (g.O * g.taps)), [&](int64_t u0, int64_t u1) {
+      parallel_for(0, U, std::max<int64_t>(1, 4096 / (g.O * g.taps)), [&](int64_t u0, int64_t u1) {
         std::vector<acc_t> acc(g.O);
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t* sig = cl.signature.data() + u * g.taps;
@@ -490,20 +599,14 @@ at::Tensor region_conv_gather_cpu(const at::Tensor& proj_in, const at::Tensor& l
               acc[oc] += region_tap_value<acc_t>(Pn, sig[t], t, g.taps, g.O, oc);
             }
           }
-          for (int64_t oc = 0; oc < g.O; ++oc) {
-            values[n][u * g.O + oc] = static_cast<scalar_t>(acc[oc]);
-          }
+          for (int64_t oc = 0; oc < g.O; ++oc) values[n][oc * U + u] = static_cast<scalar_t>(acc[oc]);
         }
       });
     }
     parallel_for(0, g.N * g.O, grain(plane), [&](int64_t begin, int64_t end) {
       for (int64_t no = begin; no < end; ++no) {
         const int64_t n = no / g.O, oc = no % g.O;
-        scalar_t* dst = o + no * plane;
-        const scalar_t* v = values[n].data() + oc;
-        for (const Run& run : cls[n].map.runs) {
-          std::fill_n(dst + run.start, run.len, v[run.id * g.O]);  // every pixel has a class
-        }
+        fill_runs(o + no * plane, cls[n].map.runs, values[n].data() + oc * cls[n].size());
       }
     });
   });
@@ -523,7 +626,7 @@ std::tuple<at::Tensor, at::Tensor> region_classes_cpu(const at::Tensor& labels_i
   const ConvGeometry g = conv_geometry(labels, R, 0, k, pad);
   at::Tensor classes = at::empty({g.N, g.Ho, g.Wo}, labels.options());
   if (classes.numel() == 0) return {classes, at::empty({g.N, 0, g.taps}, labels.options())};
-  const std::vector<Classes> cls = all_classes(labels, g);
+  const std::vector<Classes> cls = all_classes(labels, g, ClassMap::kNone);
   int64_t U = 0;
   for (const Classes& cl : cls) U = std::max(U, cl.size());
   at::Tensor signatures = at::full({g.N, U, g.taps}, -1, labels.options());
@@ -572,7 +675,7 @@ at::Tensor region_conv_gather_backward_cpu(const at::Tensor& grad_in, const at::
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor out = at::empty({g.N, R, g.taps, g.O}, grad.options());
   if (out.numel() == 0) return out;
-  const std::vector<Classes> cls = all_classes(labels, g);
+  const std::vector<Classes> cls = all_classes(labels, g, ClassMap::kRunsAndMasks);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "region_conv_gather_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
