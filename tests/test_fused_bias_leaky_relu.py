@@ -129,6 +129,24 @@ def test_only_the_output_is_saved(impl, device):
     assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == y.untyped_storage().data_ptr()
 
 
+def test_auto_takes_the_reference_for_small_cpu_tensors():
+    """Below the break-even size "auto" runs the reference (plain autograd
+    nodes), above it and with impl="cpu" the kernel (the custom op's node)."""
+    def node(x, b, impl="auto"):
+        return type(hrops.fused_bias_leaky_relu(x, b, impl=impl).grad_fn).__name__
+
+    b = torch.randn(512, requires_grad=True)
+    small, large = torch.randn(4, 512), torch.randn(4, 512, 8, 8)
+    assert node(small, b) == "MulBackward0" and node(small, b, "cpu") != "MulBackward0"
+    assert node(large, b) != "MulBackward0"
+    with torch.no_grad():  # without autograd the kernel wins from 16384 elements
+        mid = torch.randn(4, 512, 4, 2)
+        got = hrops.fused_bias_leaky_relu(mid, b)
+    torch.testing.assert_close(got, ref.fused_bias_leaky_relu(mid, b.detach(), 0.2, 2 ** 0.5))
+    torch.testing.assert_close(hrops.fused_bias_leaky_relu(small, b),
+                               ref.fused_bias_leaky_relu(small, b, 0.2, 2 ** 0.5))
+
+
 @pytest.mark.parametrize("impl,device", IMPLS)
 def test_opcheck(impl, device):
     op = torch.ops.hrops.fused_bias_leaky_relu.default
