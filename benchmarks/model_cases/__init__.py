@@ -9,7 +9,7 @@ import sys
 from hrops.bench.cases import CASES as OP_CASES
 from hrops.bench.cases import merged
 
-from . import cocosnet, coogan, mobilestylegan, recurrent, region, s2fgan, sean
+from . import cocosnet, coogan, mobilestylegan, recurrent, region, s2fgan, sean, stgan
 
 # python_models from this checkout where it is not installed; appended, so an
 # installed hrops still comes first.
@@ -25,6 +25,7 @@ MODEL_CASES = {
     "s2fgan": s2fgan.cases,
     "recurrent": recurrent.cases,
     "coogan": coogan.cases,
+    "stgan": stgan.cases,
 }
 
 CASES = merged(OP_CASES, MODEL_CASES)

@@ -24,8 +24,13 @@ info_norm); `load_bluestyle97_stu` maps its state_dict names onto this layout.
 
 Memory: with the default (no norm) the whole cell is one op
 (hrops::lstu_cell, hrops::stu_cell; hrops/ops/recurrent_cells.py says what
-it saves: no sigmoid/tanh output). `impl="ref"` runs the plain module graph
-(the original cells' eager computation) instead.
+it saves: no sigmoid/tanh output). With norm="batch" in eval (running
+statistics) the BatchNorms are folded into the gate convolutions and the
+cell is hrops::stu_cell too; without autograd on CPU float32 it runs on
+oneDNN-prepacked weights instead (hrops.nn._onednn). norm="batch" in
+training runs the module graph: the batch statistics sit between each gate
+convolution and its gating. `impl="ref"` runs the plain module graph (the
+original cells' eager computation) instead.
 
 Layout: `conv_layout="auto"` convolves channels-last on CUDA and on CPUs with
 AVX-512 and NCHW on other CPUs, whichever oneDNN runs faster there (see
@@ -38,6 +43,7 @@ from torch import nn
 from .. import _backends
 from ..ops import gates as gate_ops
 from ..ops import recurrent_cells as cells
+from . import _onednn
 
 
 def tile_attributes(state, attr):
@@ -162,6 +168,14 @@ class STU(nn.Module):
                                   self.gates.weight, self.gates.bias, self.info.weight,
                                   self.info.bias, conv_channels_last(self.conv_layout, enc.device),
                                   impl)[:2]
+        if impl != "ref" and _batch_norms_frozen(self):
+            if _onednn.available(enc, (state, attr, *self.parameters())):
+                return self._packed_forward(enc, state, attr, impl)
+            w_g, b_g = _onednn.fold_batch_norm(self.gates.weight, self.gates_norm)
+            w_i, b_i = _onednn.fold_batch_norm(self.info.weight, self.info_norm)
+            b_up = self.upsample.weight.new_zeros(self.out_dim)
+            return cells._stu_cell(enc, state, attr, self.upsample.weight, b_up, w_g, b_g, w_i,
+                                  b_i, conv_channels_last(self.conv_layout, enc.device), impl)[:2]
         d = self.out_dim
         s_hat = self.upsample(tile_attributes(state, attr))
         pre = self.gates(torch.cat([enc, s_hat], 1))
@@ -173,28 +187,85 @@ class STU(nn.Module):
             pre_info = self.info_norm(pre_info)
         return gate_ops.stu_update(pre[:, d:], s_hat, pre_info, impl=impl), s_new
 
+    def _packed_forward(self, enc, state, attr, impl):
+        """The eval cell without autograd on oneDNN-prepacked convolutions
+        (hrops.nn._onednn), BatchNorms folded in, and the gating kernels."""
+        d, packed, p = self.out_dim, self._packed_convs(), self.gates.padding[0]
+        channels_last = conv_channels_last(self.conv_layout, enc.device)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        enc, state = enc.contiguous(memory_format=layout), state.contiguous(memory_format=layout)
+        s_hat = packed("upsample", tile_attributes(state, attr), (self.upsample.weight,),
+                       lambda: (self.upsample.weight, None), transposed=True, stride=2, padding=1)
+        pre = packed("gates", torch.cat([enc, s_hat], 1), _bn_sources(self.gates, self.gates_norm),
+                     lambda: _onednn.fold_batch_norm(self.gates.weight, self.gates_norm),
+                     padding=p)
+        s_new = gate_ops.stu_reset(pre[:, :d], s_hat, impl=impl)
+        pre_info = packed("info", torch.cat([enc, s_new], 1),
+                          _bn_sources(self.info, self.info_norm),
+                          lambda: _onednn.fold_batch_norm(self.info.weight, self.info_norm),
+                          padding=p)
+        return gate_ops.stu_update(pre[:, d:], s_hat, pre_info, impl=impl), s_new
+
+    def _packed_convs(self):
+        if "_packed" not in self.__dict__:
+            self.__dict__["_packed"] = _onednn.PackedConvs()
+        return self.__dict__["_packed"]
+
+
+def _bn_sources(conv, bn):
+    return conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var
+
+
+def _batch_norms_frozen(cell):
+    """Whether an STU(norm="batch") normalizes with running statistics."""
+    return (cell.norm == "batch" and _onednn.batch_norm_statistics_frozen(cell.gates_norm)
+            and _onednn.batch_norm_statistics_frozen(cell.info_norm))
+
 
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")
+_BLUESTYLE97_GATES = ("reset_gate", "update_gate")
+
+
+def stu_state_from_bluestyle97(sd):
+    """One bluestyle97/STGAN-pytorch `ConvGRUCell`'s state_dict (models/
+    stgan.py: upsample.weight, {reset_gate,update_gate,hidden}.{0,1}.*) in
+    STU(norm="batch")'s names; the reset and update convolutions and norms
+    are concatenated in that order ([r | u]). The two gate norms count the
+    same batches; the reset gate's counter is kept. A missing key raises
+    KeyError naming it."""
+    new = {"upsample.weight": sd["upsample.weight"],
+           "gates.weight": torch.cat([sd[f"{g}.0.weight"] for g in _BLUESTYLE97_GATES]),
+           "info.weight": sd["hidden.0.weight"]}
+    for key in _BN_KEYS:
+        new[f"gates_norm.{key}"] = torch.cat([sd[f"{g}.1.{key}"] for g in _BLUESTYLE97_GATES])
+        new[f"info_norm.{key}"] = sd[f"hidden.1.{key}"]
+    for name, src in (("gates_norm", "reset_gate"), ("info_norm", "hidden")):
+        if f"{src}.1.num_batches_tracked" in sd:
+            new[f"{name}.num_batches_tracked"] = sd[f"{src}.1.num_batches_tracked"]
+    return new
+
+
+def stu_state_to_bluestyle97(sd):
+    """The inverse of stu_state_from_bluestyle97: an STU(norm="batch")'s
+    state_dict in `ConvGRUCell`'s names."""
+    d = sd["info.weight"].shape[0]
+    new = {"upsample.weight": sd["upsample.weight"]}
+    parts = [(g, "gates", slice(i * d, (i + 1) * d)) for i, g in enumerate(_BLUESTYLE97_GATES)]
+    for g, src, rows in parts + [("hidden", "info", slice(None))]:
+        new[f"{g}.0.weight"] = sd[f"{src}.weight"][rows]
+        for key in _BN_KEYS:
+            new[f"{g}.1.{key}"] = sd[f"{src}_norm.{key}"][rows]
+        if f"{src}_norm.num_batches_tracked" in sd:
+            new[f"{g}.1.num_batches_tracked"] = sd[f"{src}_norm.num_batches_tracked"]
+    return new
 
 
 def load_bluestyle97_stu(cell, state_dict, prefix=""):
     """Loads one bluestyle97/STGAN-pytorch `ConvGRUCell` (keys `prefix` +
-    upsample.weight, reset_gate.{0,1}.*, update_gate.{0,1}.*, hidden.{0,1}.*)
-    into an STU(norm="batch"); the reset and update convolutions and norms
-    are concatenated in that order ([r | u])."""
+    its names, see stu_state_from_bluestyle97) into an STU(norm="batch"),
+    strictly."""
     if cell.norm != "batch":
         raise ValueError("bluestyle97 STU cells use BatchNorm: build the STU with norm='batch'")
     sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    new = {"upsample.weight": sd["upsample.weight"],
-           "gates.weight": torch.cat([sd["reset_gate.0.weight"], sd["update_gate.0.weight"]]),
-           "info.weight": sd["hidden.0.weight"]}
-    for key in _BN_KEYS:
-        new[f"gates_norm.{key}"] = torch.cat([sd[f"reset_gate.1.{key}"],
-                                              sd[f"update_gate.1.{key}"]])
-        new[f"info_norm.{key}"] = sd[f"hidden.1.{key}"]
-    for name in ("gates_norm", "info_norm"):
-        src = "reset_gate" if name == "gates_norm" else "hidden"
-        if f"{src}.1.num_batches_tracked" in sd:
-            new[f"{name}.num_batches_tracked"] = sd[f"{src}.1.num_batches_tracked"]
-    cell.load_state_dict(new, strict=True)
+    cell.load_state_dict(stu_state_from_bluestyle97(sd), strict=True)
     return cell
