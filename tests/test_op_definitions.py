@@ -20,7 +20,7 @@ ROOT = pathlib.Path(hrops.__file__).parent
 # Kernels that are not an op of their own: the CPU output cache's controls, the
 # CUDA build's version, and the tap labels that region_classes' CUDA path groups.
 KERNEL_ONLY = {"empty_cache", "cached_bytes", "cuda_runtime_version", "region_tap_labels"}
-COMPOSITE = {"conv_gru_pass", "lstu_cell", "stu_cell"}
+COMPOSITE = {"conv_gru_pass", "lstu_cell", "stu_bn_cell", "stu_cell"}
 
 
 def _names(namespace):

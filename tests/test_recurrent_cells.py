@@ -2,12 +2,17 @@
 csmliu/STGAN models.py, ConvGRUCell, and neuralchen/CooGAN
 components/STU/SRU_modify.py / SRU_modify_relu.py in
 python_models.original_cells), parameter counts against those of the original
-cells' convolution shapes, memory saved for backward, the bluestyle97 loader."""
+cells' convolution shapes, memory saved for backward, the bluestyle97 loader; STU(norm="batch") in
+training (hrops::stu_bn_cell) against its module graph."""
+import copy
+
 import pytest
 import torch
 from torch import nn
 
+from hrops import _backends
 from hrops.nn import LSTU, STU, load_bluestyle97_stu
+from hrops.ops import recurrent_cells as cells
 from impls import kernel_impls
 from python_models.original_cells import OriginalLSTU, OriginalSTU, tile_attributes
 
@@ -184,3 +189,160 @@ def test_compile_fullgraph(conv_layout):
     want = torch.autograd.grad((h2.sum() + c2.square().sum()), inputs)
     torch.testing.assert_close((h, c), (h2, c2))
     torch.testing.assert_close(got, want)
+
+
+needs_kernels = pytest.mark.skipif(not _backends.HAS_CPU_KERNELS, reason="hrops._C not built")
+
+
+def _bn_stu(d=6, state_dim=8, dtype=torch.float32, **kw):
+    """STU(norm="batch") with non-trivial affine parameters and running
+    statistics, and its impl="ref" twin (the module graph)."""
+    cell = STU(d, state_dim, norm="batch", **kw)
+    for bn in (cell.gates_norm, cell.info_norm):
+        bn.weight.data.uniform_(0.5, 1.5), bn.bias.data.uniform_(-0.5, 0.5)
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2)
+    cell = cell.to(dtype)
+    twin = copy.deepcopy(cell)
+    twin.impl = "ref"
+    return cell, twin
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("conv_layout", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_training_matches_module_graph(dtype, tol, conv_layout, momentum):
+    """The fused training cell (hrops::stu_bn_cell) against the module graph
+    over two steps: outputs, gradients of inputs and parameters, and the
+    BatchNorms' running statistics and counters (momentum None: the
+    cumulative average)."""
+    ours, graph = _bn_stu(dtype=dtype, conv_layout=conv_layout)
+    for cell in (ours, graph):
+        cell.gates_norm.momentum = cell.info_norm.momentum = momentum
+    inputs = _inputs(dtype=dtype)
+    for _ in range(2):
+        got, got_grads = _outputs_and_grads(ours, inputs)
+        want, want_grads = _outputs_and_grads(graph, inputs)
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol)
+        torch.testing.assert_close(got_grads, want_grads, atol=10 * tol, rtol=10 * tol)
+    got_buffers, want_buffers = dict(ours.named_buffers()), dict(graph.named_buffers())
+    assert got_buffers["gates_norm.num_batches_tracked"] == 2
+    torch.testing.assert_close(got_buffers, want_buffers, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("used", [0, 1])
+def test_batch_norm_training_one_output_used(used):
+    """Gradients when the loss reads only out or only s_new (the other
+    output's gradient is not materialized)."""
+    ours, graph = _bn_stu()
+    inputs = _inputs()
+    got, want = (torch.autograd.grad(cell(*inputs)[used].sin().sum(), [*inputs, *cell.parameters()],
+                                     allow_unused=True, materialize_grads=True)
+                 for cell in (ours, graph))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_batch_norm_training_empty_batch():
+    """An empty batch in training: empty outputs and gradients, the running
+    statistics as the module graph leaves them (only the counter moves)."""
+    ours, graph = _bn_stu()
+    inputs = _inputs(n=0)
+    got, got_grads = _outputs_and_grads(ours, inputs)
+    want, want_grads = _outputs_and_grads(graph, inputs)
+    assert [t.shape for t in got] == [t.shape for t in want] == [(0, 6, 8, 8)] * 2
+    torch.testing.assert_close(got_grads, want_grads)
+    torch.testing.assert_close(dict(ours.named_buffers()), dict(graph.named_buffers()))
+
+
+def test_batch_norm_without_running_statistics():
+    """BatchNorms built with track_running_stats=False normalize with batch
+    statistics in eval too: the fused cell there as well, nothing to update."""
+    ours, graph = _bn_stu()
+    for cell in (ours, graph):
+        for name in ("gates_norm", "info_norm"):
+            bn = getattr(cell, name)
+            fresh = nn.BatchNorm2d(bn.num_features, track_running_stats=False)
+            fresh.load_state_dict({"weight": bn.weight, "bias": bn.bias})
+            setattr(cell, name, fresh)
+    inputs = _inputs()
+    for train in (True, False):
+        ours.train(train), graph.train(train)
+        got, got_grads = _outputs_and_grads(ours, inputs)
+        want, want_grads = _outputs_and_grads(graph, inputs)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got_grads, want_grads, atol=1e-4, rtol=1e-4)
+
+
+def _stu_bn_args(channels_last, h=4, w=6):
+    """hrops::stu_bn_cell's arguments in float64, the two norms' eps apart."""
+    g = torch.Generator().manual_seed(3)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def gamma(c):
+        return (torch.rand(c, generator=g, dtype=torch.float64) + 0.5).requires_grad_()
+    e, d, c_prev, a = 3, 2, 3, 2
+    return (r(2, e, h, w), r(2, c_prev, h // 2, w // 2), r(2, a), r(c_prev + a, d, 4, 4),
+            r(2 * d, e + d, 3, 3), gamma(2 * d), r(2 * d), r(d, e + d, 3, 3), gamma(d), r(d),
+            1e-5, 1e-3, channels_last, "cpu")
+
+
+@needs_kernels
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("h,w", [(4, 6), (2, 2)])
+def test_gradcheck_stu_bn_cell(channels_last, h, w):
+    """Float64 gradients of every tensor input of hrops::stu_bn_cell through
+    out and s_new (the batch statistics are not differentiable outputs)."""
+    args = _stu_bn_args(channels_last, h, w)
+    tensors = args[:10]
+
+    def outputs(*ts):
+        return cells._stu_bn_cell(*ts, *args[10:])[:2]
+    assert torch.autograd.gradcheck(outputs, tensors)
+
+
+@needs_kernels
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_stu_bn_cell_opcheck(channels_last):
+    torch.library.opcheck(cells._stu_bn_cell, _stu_bn_args(channels_last))
+
+
+@needs_kernels
+def test_batch_norm_training_saves_less_than_the_module_graph():
+    """In float32 with in_dim = d = 8 at 16^2, batch 2: [enc, s_hat] and both
+    maps before normalization (in_dim + 4d channels per pixel) besides the
+    inputs; the module graph keeps more than twice that."""
+    ours, graph = _bn_stu(d=8, state_dim=11, conv_layout="contiguous")
+    inputs = _inputs(d=8, c_prev=8, attrs=3, hw=16)
+    leaves = [*inputs, *ours.parameters(), *graph.parameters()]
+    ours_bytes = _saved_bytes(lambda: ours(*inputs), leaves)
+    graph_bytes = _saved_bytes(lambda: graph(*inputs), leaves)
+    assert ours_bytes == 4 * 2 * 16 * 16 * (8 + 4 * 8)
+    assert ours_bytes < graph_bytes / 2
+
+
+def test_batch_norm_training_under_autocast():
+    """The fused training cell under CPU autocast: bfloat16 outputs like the
+    module graph's, float32 running statistics close to its."""
+    ours, graph = _bn_stu()
+    inputs = [t.detach() for t in _inputs()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = ours(*inputs), graph(*inputs)
+    assert [t.dtype for t in got] == [t.dtype for t in want] == [torch.bfloat16] * 2
+    torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)
+    for name, buffer in graph.named_buffers():
+        assert ours.get_buffer(name).dtype == buffer.dtype
+        torch.testing.assert_close(ours.get_buffer(name), buffer, atol=0.02, rtol=0.02, msg=name)
+
+
+@pytest.mark.compile
+def test_batch_norm_training_compile_fullgraph():
+    torch._dynamo.reset()
+    ours, graph = _bn_stu()
+    inputs = _inputs()
+    compiled = torch.compile(ours, fullgraph=True, backend="aot_eager", dynamic=False)
+    got, got_grads = _outputs_and_grads(compiled, inputs)
+    want, want_grads = _outputs_and_grads(graph, inputs)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_grads, want_grads, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(dict(ours.named_buffers()), dict(graph.named_buffers()))

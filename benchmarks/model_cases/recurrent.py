@@ -1,6 +1,7 @@
 """LSTU and STU cells, fp32, at CooGAN-256's last level (neuralchen/CooGAN,
 components/STU/SRU_modify_relu.py and train_config/train_256.yaml):
-batch 8, encoder feature 32 ch @128^2, state 64 ch @64^2 plus 13 attributes;
+batch 8, encoder feature 32 ch @128^2, state 64 ch @64^2 plus 13 attributes
+(also the STU with BatchNorms in training, `stu_bn_cell`, at that size);
 and CoCosNet v2's SepConvGRU (hidden 32, input 64, batch 2 at 128^2 and
 256^2; microsoft/CoCosNet-v2 models/networks/convgru.py, SepConvGRU), whose
 "saved" column is the issue's memory target.
@@ -29,7 +30,38 @@ GRU_SIZES = {"default": [128, 256], "quick": [16]}
 def cases(quick=False):
     key = "quick" if quick else "default"
     return ([_case(kind, *s) for s in SIZES[key] for kind in ("lstu", "stu")]
+            + [_bn_case(*s) for s in SIZES[key]]
             + [_gru_case(hw) for hw in GRU_SIZES[key]])
+
+
+def _bn_case(n, d, c_prev, hw, attrs):
+    """bluestyle97/STGAN-pytorch's STU (models/stgan.py, ConvGRUCell: BatchNorm
+    after each gate convolution) in training, batch statistics: hrops'
+    ConvGRUCell (hrops::stu_bn_cell) against the original module."""
+    from python_models.stgan_pytorch import ConvGRUCell
+    from python_models.stgan_pytorch_original import ConvGRUCell as OriginalConvGRUCell
+
+    modules = {}
+
+    def impls(device, dtype):
+        if device not in modules:
+            torch.manual_seed(0)
+            original = OriginalConvGRUCell(attrs, d, d).to(device, dtype).train()
+            ours = ConvGRUCell(attrs, d, d).to(device, dtype).train()
+            ours.load_state_dict(original.state_dict())
+            modules[device] = original, ours
+        original, ours = modules[device]
+        return {"hrops": Impl(ours), "ref": Impl(original), "compile(ref)": compiled(original)}
+
+    def make_inputs(device, dtype):
+        gen = torch.Generator(device).manual_seed(0)
+        return (torch.randn(n, d, hw, hw, generator=gen, device=device, dtype=dtype),
+                torch.randn(n, 2 * d, hw // 2, hw // 2, generator=gen, device=device,
+                            dtype=dtype),
+                torch.randint(-1, 2, (n, attrs), generator=gen, device=device).to(dtype))
+
+    return Case("stu_bn_cell", f"B{n}x{d}@{hw}^2,state{2 * d}+{attrs},train", make_inputs, impls,
+                fwd_bytes=None, bwd_bytes=0, tolerance=dict(scaled_atol=2e-5, rtol=1e-4))
 
 
 def _gru_case(hw, n=2, hidden=32, inp=64):

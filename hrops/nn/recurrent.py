@@ -28,9 +28,10 @@ it saves: no sigmoid/tanh output). With norm="batch" in eval (running
 statistics) the BatchNorms are folded into the gate convolutions and the
 cell is hrops::stu_cell too; without autograd on CPU float32 it runs on
 oneDNN-prepacked weights instead (hrops.nn._onednn). norm="batch" in
-training runs the module graph: the batch statistics sit between each gate
-convolution and its gating. `impl="ref"` runs the plain module graph (the
-original cells' eager computation) instead.
+training (batch statistics) is the one op hrops::stu_bn_cell, which returns
+the batch statistics, and the layer updates the BatchNorms' running
+statistics from them as nn.BatchNorm2d does. `impl="ref"` runs the plain
+module graph (the original cells' eager computation) instead.
 
 Layout: `conv_layout="auto"` convolves channels-last on CUDA and on CPUs with
 AVX-512 and NCHW on other CPUs, whichever oneDNN runs faster there (see
@@ -168,6 +169,9 @@ class STU(nn.Module):
                                   self.gates.weight, self.gates.bias, self.info.weight,
                                   self.info.bias, conv_channels_last(self.conv_layout, enc.device),
                                   impl)[:2]
+        # an empty batch has no statistics: the module graph leaves the running ones
+        if impl != "ref" and _batch_norms_batch_statistics(self) and enc.numel() > 0:
+            return self._batch_statistics_forward(enc, state, attr, impl)
         if impl != "ref" and _batch_norms_frozen(self):
             if _onednn.available(enc, (state, attr, *self.parameters())):
                 return self._packed_forward(enc, state, attr, impl)
@@ -186,6 +190,19 @@ class STU(nn.Module):
         if self.norm == "batch":
             pre_info = self.info_norm(pre_info)
         return gate_ops.stu_update(pre[:, d:], s_hat, pre_info, impl=impl), s_new
+
+    def _batch_statistics_forward(self, enc, state, attr, impl):
+        """The cell as hrops::stu_bn_cell, then the BatchNorms' running
+        statistics updated from the batch statistics it returns."""
+        g, i = self.gates_norm, self.info_norm
+        count = enc.shape[0] * enc.shape[2] * enc.shape[3]
+        out, s_new, *stats = cells._stu_bn_cell(
+            enc, state, attr, self.upsample.weight, self.gates.weight, g.weight, g.bias,
+            self.info.weight, i.weight, i.bias, g.eps, i.eps,
+            conv_channels_last(self.conv_layout, enc.device), impl)[:6]
+        _update_running_statistics(g, *stats[:2], count)
+        _update_running_statistics(i, *stats[2:], count)
+        return out, s_new
 
     def _packed_forward(self, enc, state, attr, impl):
         """The eval cell without autograd on oneDNN-prepacked convolutions
@@ -220,6 +237,33 @@ def _batch_norms_frozen(cell):
     """Whether an STU(norm="batch") normalizes with running statistics."""
     return (cell.norm == "batch" and _onednn.batch_norm_statistics_frozen(cell.gates_norm)
             and _onednn.batch_norm_statistics_frozen(cell.info_norm))
+
+
+def _batch_norms_batch_statistics(cell):
+    """Whether both BatchNorms of an STU(norm="batch") normalize with batch
+    statistics (training, or no running statistics; F.batch_norm's rule),
+    with affine parameters (as STU builds them)."""
+    return cell.norm == "batch" and all(
+        (bn.training or bn.running_mean is None) and bn.affine
+        for bn in (cell.gates_norm, cell.info_norm))
+
+
+@torch.no_grad()
+def _update_running_statistics(bn, mean, var, count):
+    """bn's counter and running statistics after a batch of `count` values per
+    channel with this mean and biased variance, as nn.BatchNorm2d's forward
+    updates them: momentum, or the cumulative average when it is None; the
+    running variance unbiased."""
+    if not (bn.training and bn.track_running_stats):
+        return
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            factor = 1.0 / float(bn.num_batches_tracked)
+    if bn.running_mean is not None:
+        bn.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+        bn.running_var.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))
 
 
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")

@@ -17,6 +17,14 @@ layout when that needed a copy (the upsampling's backward reads it so; else
 an empty tensor). No sigmoid/tanh output is kept. The backward is written
 with PyTorch ops and the gating kernels' backward ops; second derivatives
 are not supported (the gating backward ops raise).
+
+  hrops::stu_bn_cell(enc, state, attr, w_up, w_g, gamma_g, beta_g, w_i,
+                     gamma_i, beta_i, eps_g, eps_i, channels_last, impl)
+      -> (out, s_new, mean_g, var_g, mean_i, var_i, *saved)
+
+is the training STU of bluestyle97/STGAN-pytorch (models/stgan.py,
+ConvGRUCell: bias-free convolutions, BatchNorm after each gate convolution)
+with the BatchNorms normalizing by batch statistics; see _stu_bn_cell_body.
 """
 import torch
 import torch.nn.functional as F
@@ -254,7 +262,105 @@ def _stu_grad(ctx, grad_out, grad_s_new, *_):
     return g_enc, g_state, g_attr, gw_up, gb_up, gw_g, gb_g, gw_i, gb_i, None, None
 
 
+def _normalize(x, gamma, beta, eps):
+    """BatchNorm of x by its batch statistics, in x's dtype and layout: (y,
+    mean, 1 / sqrt(biased variance + eps)) per channel, the statistics in
+    float32 for half-precision x (gamma and beta go in float32, as
+    nn.BatchNorm2d's under autocast). Deterministic, so that the backward's
+    recomputation is bit for bit the forward's."""
+    opmath = torch.promote_types(x.dtype, torch.float32)
+    return torch.native_batch_norm(x, gamma.to(opmath), beta.to(opmath), None, None, True, 0.0,
+                                   eps)
+
+
+def _normalize_grads(grad, x, gamma, mean, invstd, eps):
+    """Gradients (x, gamma, beta) of _normalize."""
+    gx, g_gamma, g_beta = torch.ops.aten.native_batch_norm_backward(
+        grad, x, gamma.to(mean.dtype), None, None, mean, invstd, True, eps, [True, True, True])
+    return gx, g_gamma.to(gamma.dtype), g_beta.to(gamma.dtype)
+
+
+def _stu_bn_cell_body(enc: torch.Tensor, state: torch.Tensor, attr: torch.Tensor,
+                      w_up: torch.Tensor, w_g: torch.Tensor, gamma_g: torch.Tensor,
+                      beta_g: torch.Tensor, w_i: torch.Tensor, gamma_i: torch.Tensor,
+                      beta_i: torch.Tensor, eps_g: float, eps_i: float, channels_last: bool,
+                      impl: str
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                 torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                 torch.Tensor, torch.Tensor]:
+    """bluestyle97/STGAN-pytorch's STU (models/stgan.py, ConvGRUCell; STGAN,
+    Liu et al., CVPR 2019) in training: the gate convolutions' outputs
+    normalized by their batch statistics (gates_norm over [r | u], info_norm).
+    Those are returned, mean_g, var_g, mean_i, var_i (per channel, float32 at
+    least; the biased variances from the normalization's 1 / sqrt(var + eps)),
+    for the layer to update its running statistics, since an op cannot write
+    the BatchNorms' buffers.
+
+    Saved for the backward, besides the inputs: [enc, s_hat] and both
+    convolutions' outputs before normalization, in_dim + 4d channels per
+    pixel (640 B/px in float32 at in_dim = d = 32), and the state's layout
+    copy (see the module doc). The normalization, s_new and the gating are
+    recomputed. The module graph keeps 2 in_dim + 9d channels (1408 B/px)
+    and the tiled state at a quarter of the pixels: both concatenated
+    convolution inputs, both maps before and after normalization, and s_hat
+    for the gating."""
+    d, e = w_up.shape[1], enc.shape[1]
+    state, state_copy = _state_in_layout(state, channels_last)
+    s_hat = _upsample(state, attr, w_up, None)
+    enc_s_hat = torch.cat([enc.contiguous(memory_format=_layout(channels_last)), s_hat], 1)
+    pre_raw = F.conv2d(enc_s_hat, w_g, padding=w_g.shape[-1] // 2)
+    pre, mean_g, invstd_g = _normalize(pre_raw, gamma_g, beta_g, eps_g)
+    s_new = _stu_reset(pre[:, :d], s_hat, impl)
+    info_raw = F.conv2d(torch.cat([enc_s_hat[:, :e], s_new], 1), w_i,
+                        padding=w_i.shape[-1] // 2)
+    info, mean_i, invstd_i = _normalize(info_raw, gamma_i, beta_i, eps_i)
+    out = _gru_update(pre[:, d:], s_hat, info, impl)
+    return (out, s_new, mean_g, invstd_g.pow(-2).sub_(eps_g), mean_i,
+            invstd_i.pow(-2).sub_(eps_i), state_copy, enc_s_hat, pre_raw, info_raw)
+
+
+def _stu_bn_setup(ctx, inputs, output):
+    (enc, state, attr, w_up, w_g, gamma_g, beta_g, w_i, gamma_i, beta_i, ctx.eps_g, ctx.eps_i,
+     _, ctx.impl) = inputs
+    state_copy, enc_s_hat, pre_raw, info_raw = output[6:]
+    ctx.mark_non_differentiable(*output[2:])
+    # no zero gradients filled for the statistics and saved maps
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(enc, state if state_copy.numel() == 0 else state_copy, attr, w_up, w_g,
+                          gamma_g, beta_g, w_i, gamma_i, beta_i, enc_s_hat, pre_raw, info_raw)
+
+
+def _stu_bn_grad(ctx, grad_out, grad_s_new, *_):
+    (enc, state, attr, w_up, w_g, gamma_g, beta_g, w_i, gamma_i, beta_i, enc_s_hat, pre_raw,
+     info_raw) = ctx.saved_tensors
+    d, e = w_up.shape[1], enc.shape[1]
+    s_hat = enc_s_hat[:, e:]
+    pre, mean_g, invstd_g = _normalize(pre_raw, gamma_g, beta_g, ctx.eps_g)
+    s_new = _stu_reset(pre[:, :d], s_hat, ctx.impl)
+    info, mean_i, invstd_i = _normalize(info_raw, gamma_i, beta_i, ctx.eps_i)
+    if grad_out is None:
+        grad_out = torch.zeros_like(s_new)
+    g_pu, g_shat, g_info = _gru_update_backward(grad_out, pre[:, d:], s_hat, info, ctx.impl)
+    g_info_raw, g_gamma_i, g_beta_i = _normalize_grads(g_info, info_raw, gamma_i, mean_i,
+                                                       invstd_i, ctx.eps_i)
+    g_cat, gw_i, _ = _grads(g_info_raw, torch.cat([enc_s_hat[:, :e], s_new], 1), w_i,
+                            w_i.shape[-1] // 2, False)
+    g_s_new = g_cat[:, e:] if grad_s_new is None else g_cat[:, e:] + grad_s_new
+    g_pr, g_shat_r = _stu_reset_backward(g_s_new, pre[:, :d], s_hat, ctx.impl)
+    g_pre_raw, g_gamma_g, g_beta_g = _normalize_grads(torch.cat([g_pr, g_pu], 1), pre_raw,
+                                                      gamma_g, mean_g, invstd_g, ctx.eps_g)
+    g_cat1, gw_g, _ = _grads(g_pre_raw, enc_s_hat, w_g, w_g.shape[-1] // 2, False)
+    g_enc = g_cat[:, :e] + g_cat1[:, :e]
+    g_shat += g_shat_r
+    g_shat += g_cat1[:, e:]
+    g_state, g_attr, gw_up, _ = _upsample_grads(g_shat, state, attr, w_up)
+    return (g_enc, g_state, g_attr, gw_up, gw_g, g_gamma_g, g_beta_g, gw_i, g_gamma_i, g_beta_i,
+            None, None, None, None)
+
+
 _lstu_cell = composite_op("lstu_cell", _lstu_cell_body, backward=_lstu_grad, setup=_lstu_setup,
                           autocast="lower_precision")
 _stu_cell = composite_op("stu_cell", _stu_cell_body, backward=_stu_grad, setup=_stu_setup,
                          autocast="lower_precision")
+_stu_bn_cell = composite_op("stu_bn_cell", _stu_bn_cell_body, backward=_stu_bn_grad,
+                            setup=_stu_bn_setup, autocast="lower_precision")
