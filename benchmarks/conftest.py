@@ -18,6 +18,7 @@ from time import perf_counter
 
 import pytest
 import torch
+from pytest_benchmark.plugin import pytest_benchmark_group_stats as default_group_stats
 
 from hrops.bench import allocator, harness
 
@@ -58,6 +59,33 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("bench_case", params)
 
 
+def pytest_benchmark_group_stats(config, benchmarks, group_by):
+    """pytest-benchmark's grouping, with each group's copy floor and each
+    impl's saved MiB (from extra_info) in its header. A plain function: the
+    `pytest-benchmark compare` command calls it too, from a conftest.py in
+    its working directory."""
+    groups = default_group_stats(config=config, benchmarks=benchmarks, group_by=group_by)
+    return [(_with_floor_and_saved(name, benches), benches) for name, benches in groups]
+
+
+def _with_floor_and_saved(name, benches):
+    """`name; floor F ms; saved MiB impl S, ...`: the group's smallest floor,
+    and each impl's saved MiB (values of compared runs that differ joined by /)."""
+    infos = [b.get("extra_info") or {} for b in benches]
+    floors = [i["floor_ms"] for i in infos if i.get("floor_ms")]
+    saved = {}
+    for i in infos:
+        if i.get("saved_bytes") is not None:
+            saved.setdefault(i["impl"], {})[f"{i['saved_bytes'] / 2 ** 20:.1f}"] = None
+    parts = [name] if name else []
+    if floors:
+        parts.append(f"floor {min(floors):.3f} ms")
+    if saved:
+        parts.append("saved MiB " + ", ".join(f"{impl} {'/'.join(values)}"
+                                              for impl, values in saved.items()))
+    return "; ".join(parts) or name
+
+
 _current = {}  # inputs and ref results of the current (case, device, mode)
 
 
@@ -77,7 +105,9 @@ def run_case(benchmark):
     test), benchmarks it, and records floor and memory in extra_info."""
     def run(case, device, name, impl, mode):
         inputs, expected = _prepared(case, device, mode)
-        bench = harness.Bench(impl, inputs, mode, expected)
+        # ref's first call on the inputs was the oracle call (as in hrops-bench)
+        bench = harness.Bench(impl, inputs, mode, expected,
+                              expected.first if name == "ref" else None)
         start = perf_counter()
         bench()
         benchmark.group = f"{case.op} {case.size} {device} {mode}"
@@ -90,7 +120,9 @@ def run_case(benchmark):
             impl=name, threads=THREADS, dtype=str(case.dtype), floor_ms=floor,
             ideal_bytes=case.ideal_bytes(mode),
             saved_bytes=harness.saved_bytes(bench) if mode == "fwdbwd" else None,
-            peak_bytes=harness.peak_bytes(bench) if impl.memory_measured else None)
+            peak_bytes=harness.peak_bytes(bench) if impl.memory_measured else None,
+            first_ms=bench.first.ms,
+            first_peak_bytes=bench.first.peak_bytes if impl.memory_measured else None)
         if benchmark.stats is not None and floor:  # stats: None under --benchmark-disable
             benchmark.extra_info["x_floor"] = benchmark.stats.stats.min * 1e3 / floor
     return run

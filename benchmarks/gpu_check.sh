@@ -13,7 +13,7 @@
 #   memcheck       compute-sanitizer memcheck over benchmarks/gpu_check/sanitize_driver.py
 #   racecheck      compute-sanitizer racecheck over the kernels with shared memory
 #   models         the models end to end against the same models on reference layers
-#   bench          benchmarks/run.py --device cuda, every op and model case, no torch.compile
+#   bench          benchmarks/run.py --full --device cuda, every op and model case, no torch.compile
 #   bench-compile  the same with the torch.compile baselines, for the time left
 # Results go to DIR ($OUT, else ./gpu_check_out): report.md, gpu_check.json
 # and the logs (7 files), rewritten after every step so that a step that
@@ -198,15 +198,15 @@ OPS=()  # expanded as ${OPS[@]+...}: bash < 4.4 takes an empty array for unset
 if [ "$DRY" = 1 ]; then
   run_step models 300 5 bench.log -- "$PY" "$HERE/models.py" --device cpu --quick \
     --budget "$BENCH_BUDGET" --json "$WORK/models.json"
-  run_step bench 300 0 bench.log -- "$PY" "$ROOT/benchmarks/run.py" --device cpu --quick --no-compile \
+  run_step bench 300 0 bench.log -- "$PY" "$ROOT/benchmarks/run.py" --full --device cpu --quick --no-compile \
     --threads 1 --budget "$BENCH_BUDGET" --json "$WORK/bench.json" ${OPS[@]+"${OPS[@]}"}
   no_gpu bench-compile
 else
   run_step models 90 10 bench.log -- "$PY" "$HERE/models.py" --device cuda --budget 0.2 \
     --json "$WORK/models.json"
-  run_step bench 150 2 bench.log -- "$PY" "$ROOT/benchmarks/run.py" --device cuda --no-compile \
+  run_step bench 150 2 bench.log -- "$PY" "$ROOT/benchmarks/run.py" --full --device cuda --no-compile \
     --budget "$BENCH_BUDGET" --json "$WORK/bench.json" ${OPS[@]+"${OPS[@]}"}
-  run_step bench-compile "$DEADLINE_S" 2 bench.log -- "$PY" "$ROOT/benchmarks/run.py" --device cuda \
+  run_step bench-compile "$DEADLINE_S" 2 bench.log -- "$PY" "$ROOT/benchmarks/run.py" --full --device cuda \
     --budget "$BENCH_BUDGET" --json "$WORK/bench-compile.json" ${OPS[@]+"${OPS[@]}"}
 fi
 

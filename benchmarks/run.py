@@ -1,7 +1,9 @@
 """hrops-bench with the model cases (benchmarks/model_cases) added: the same
-options, table and JSON. From a checkout with hrops and python_models
-importable:
+options and outputs (table, JSON, Markdown report, PNG charts). From a
+checkout with hrops and python_models importable:
 
+    python benchmarks/run.py                  # the default run, a few minutes
+    python benchmarks/run.py --full           # every case, threads 1,2, torch.compile
     python benchmarks/run.py [--ops sean,coogan] [--threads 1] [--quick] ...
 """
 import pathlib

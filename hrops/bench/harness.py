@@ -89,6 +89,7 @@ class Case:
     # ideal bytes that re-read a smaller working set (e.g. gathers from one
     # feature map), the working set's own size.
     bandwidth_bytes: int | None = None
+    family: str = ""  # the registry's family name (set by hrops.bench.cases)
 
     @property
     def modes(self):
@@ -130,21 +131,118 @@ class Expected:
     grad_inputs: list | None = None   # what grad_outputs give (fwdbwd)
     tolerance: dict | None = None     # of the comparison (Case.tolerance)
     differentiable: tuple | None = None  # Case.grad_inputs
+    first: "FirstCall | None" = None  # ref's call that made the outputs
+
+
+def _proc_status_bytes(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _release_hrops_cache():
+    """Empties hrops' CPU output cache, whose blocks would otherwise serve the
+    call's allocations without raising the high-water mark."""
+    hrops.empty_cache()
+
+
+def _malloc_trim():
+    """Returns free malloc memory to the OS (glibc), so that reusing it shows
+    in RSS again: glibc raises its mmap threshold up to 32 MiB as big blocks
+    are freed, and then keeps such blocks resident for reuse."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+@dataclasses.dataclass
+class FirstCall:
+    """An impl's first call on a case's inputs in one mode: forward (and
+    backward) wall time, and the memory high-water mark above what was in use
+    before it (None where unmeasurable). It pays what later calls don't:
+    torch.compile's compile, lazy imports and caches filling, first touch of
+    fresh memory."""
+    ms: float
+    peak_bytes: int | None
+
+
+class _Meter:
+    """Times phases of one call and tracks their memory high-water mark above
+    the memory in use before the first phase (see peak_bytes). Work between
+    phases (the harness's own tensors) counts in neither."""
+
+    def __init__(self, device, collect=True):
+        """collect: gc.collect() first (0.1-0.2 s with models loaded), so
+        that garbage freed during the call can't hide its memory."""
+        self.device = device
+        self.ms = 0.0
+        self.peak = 0
+        self.kept = 0  # memory the phases so far left in use
+        if collect:
+            gc.collect()
+        _release_hrops_cache()
+        if device.type == "cpu":
+            _malloc_trim()
+
+    def _in_use(self):
+        if self.device.type == "cuda":
+            return torch.cuda.memory_allocated(self.device)
+        return _proc_status_bytes("VmRSS")
+
+    def _reset_high_water(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return True
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            return False
+        return True
+
+    def _high_water(self):
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        return _proc_status_bytes("VmHWM")
+
+    def phase(self, fn):
+        _sync(self.device)
+        before = self._in_use()
+        measurable = self.peak is not None and self._reset_high_water()
+        start = perf_counter()
+        result = fn()
+        _sync(self.device)
+        self.ms += 1e3 * (perf_counter() - start)
+        if measurable:
+            self.peak = max(self.peak, self.kept + self._high_water() - before)
+            self.kept += self._in_use() - before
+        else:
+            self.peak = None
+        return result
+
+    def first_call(self):
+        return FirstCall(self.ms, self.peak)
 
 
 def reference(ref, inputs, mode, tolerance=None, grad_inputs=None):
     """Ref's outputs and, in fwdbwd mode, seeded random output grads and the
-    input grads they produce."""
+    input grads they produce; .first measures the call that made them."""
     leaves = _leaves(inputs, mode, grad_inputs)
-    outs = _flat(ref.fn(*leaves))
+    meter = _Meter(inputs[0].device)
+    outs = meter.phase(lambda: _flat(ref.fn(*leaves)))
     if mode == "fwd":
-        return Expected([o.detach() for o in outs], tolerance=tolerance, differentiable=grad_inputs)
+        return Expected([o.detach() for o in outs], tolerance=tolerance,
+                        differentiable=grad_inputs, first=meter.first_call())
     gen = torch.Generator(outs[0].device).manual_seed(1)
     grad_outputs = [torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype)
                     for o in outs]
-    torch.autograd.backward(outs, grad_outputs)
+    meter.phase(lambda: torch.autograd.backward(outs, grad_outputs))
     return Expected([o.detach() for o in outs], grad_outputs,
-                    [t.grad for t in leaves if t.requires_grad], tolerance, grad_inputs)
+                    [t.grad for t in leaves if t.requires_grad], tolerance, grad_inputs,
+                    meter.first_call())
 
 
 def _assert_close(what, got, want, tolerance):
@@ -163,19 +261,32 @@ def _assert_close(what, got, want, tolerance):
 class Bench:
     """One impl of one case in one mode, checked against ref on construction
     (raises Mismatch) and then ready to time: bench() runs one forward (fwd)
-    or forward + backward(grad) (fwdbwd) and waits for the device."""
+    or forward + backward(grad) (fwdbwd) and waits for the device. .first
+    measures the checked call (a compiled impl compiles in it)."""
 
-    def __init__(self, impl, inputs, mode, expected):
+    def __init__(self, impl, inputs, mode, expected, checked=None):
+        """checked: ref's FirstCall when impl is the ref that made `expected`:
+        no call here, its oracle call was its first."""
         self.fn = impl.fn
         self.mode = mode
         self.leaves = _leaves(inputs, mode, expected.differentiable)
         self.device = inputs[0].device
-        out = self.fn(*self.leaves)  # the first call: compiles a compiled impl
+        if checked is not None:
+            self.first = checked
+            self.grads = None if mode == "fwd" else [torch.randn_like(t)
+                                                     for t in expected.outputs]
+            return
+        # The checks follow both phases: memory they free would serve the
+        # backward unseen by the high-water mark.
+        meter = _Meter(self.device, collect=False)  # reference() collected before the oracle
+        out = meter.phase(lambda: self.fn(*self.leaves))
         got = _flat(impl.to_ref(out) if impl.to_ref else out)
+        if mode == "fwdbwd":
+            meter.phase(lambda: torch.autograd.backward(got, expected.grad_outputs))
+        self.first = meter.first_call()
         _assert_close("outputs", got, expected.outputs, expected.tolerance)
         self.grads = None
         if mode == "fwdbwd":
-            torch.autograd.backward(got, expected.grad_outputs)
             _assert_close("input grads", [t.grad for t in self.leaves if t.requires_grad],
                           expected.grad_inputs, expected.tolerance)
             self.grads = [torch.randn_like(t.detach()) for t in _flat(out)]  # fn's own layout
@@ -190,12 +301,13 @@ class Bench:
         _sync(self.device)
 
 
-def time_call(call, budget_s):
+def time_call(call, budget_s, warm_calls=1):
     """(best ms, median ms, runs) of a synchronizing call(): warm-up for ~10%
-    of the budget (at least one call), then timed runs until budget_s is
-    spent, at least MIN_RUNS of them."""
+    of the budget (at least warm_calls calls), then timed runs until budget_s
+    is spent, at least MIN_RUNS of them."""
     warm_until = perf_counter() + 0.1 * budget_s
-    call()
+    for _ in range(warm_calls):
+        call()
     while perf_counter() < warm_until:
         call()
     times = []
@@ -226,6 +338,21 @@ def copy_bandwidth(device, size):
         best_ms, _, _ = time_call(copy, budget_s=0.2)
         _bandwidth[key] = 2 * src.nbytes / (best_ms * 1e-3)
     return _bandwidth[key]
+
+
+def gemm_gflop_s(device, n=None):
+    """fp32 GFLOP/s of an n x n matmul into a preallocated output at the
+    current thread count (n: 1024 on the CPU, 4096 on a GPU), best of ~0.2 s
+    of runs."""
+    n = n or (1024 if device.type == "cpu" else 4096)
+    a, b = (torch.rand(n, n, device=device) for _ in range(2))
+    c = torch.empty_like(a)
+
+    def mm():
+        torch.mm(a, b, out=c)
+        _sync(device)
+    best_ms, _, _ = time_call(mm, budget_s=0.2)
+    return 2 * n ** 3 / (best_ms * 1e6)
 
 
 def floor_ms(case, mode, device):
@@ -260,63 +387,27 @@ def saved_bytes(bench):
     return sum(seen.values())
 
 
-def _proc_status_bytes(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _release_hrops_cache():
-    """Empties hrops' CPU output cache, whose blocks would otherwise serve the
-    call's allocations without raising the high-water mark."""
-    hrops.empty_cache()
-
-
-def _malloc_trim():
-    """Returns free malloc memory to the OS (glibc), so that reusing it shows
-    in RSS again: glibc raises its mmap threshold up to 32 MiB as big blocks
-    are freed, and then keeps such blocks resident for reuse."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def peak_bytes(bench):
     """High-water mark of memory during one bench() above what was in use
     just before it (inputs, and grads cleared), or None where unmeasurable.
 
     CUDA: the caching allocator's peak allocated bytes. CPU: the process RSS
     high-water mark (VmHWM, reset by writing 5 to /proc/self/clear_refs),
-    after trimming malloc's free memory; memory freed and reused within the
-    call counts once, as it should, but pages malloc keeps despite the trim
-    (fragments below a page, thread arenas) can hide a little.
+    after emptying hrops' output cache and trimming malloc's free memory;
+    memory freed and reused within the call counts once, as it should, but
+    pages malloc keeps despite the trim (fragments below a page, thread
+    arenas) can hide a little.
     """
     for t in bench.leaves:
         t.grad = None
-    gc.collect()
-    _release_hrops_cache()
-    if bench.device.type == "cuda":
-        _sync(bench.device)
-        before = torch.cuda.memory_allocated(bench.device)
-        torch.cuda.reset_peak_memory_stats(bench.device)
-        bench()
-        return torch.cuda.max_memory_allocated(bench.device) - before
-    _malloc_trim()
-    before = _proc_status_bytes("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return None
-    bench()
-    return _proc_status_bytes("VmHWM") - before
+    meter = _Meter(bench.device)
+    meter.phase(bench)
+    return meter.peak
 
 
 @dataclasses.dataclass
 class Row:
+    family: str
     op: str
     size: str
     mode: str
@@ -327,11 +418,13 @@ class Row:
     best_ms: float
     median_ms: float
     runs: int
+    first_ms: float               # FirstCall.ms
+    first_peak_bytes: int | None  # FirstCall.peak_bytes
     floor_ms: float | None
-    x_floor: float | None        # best_ms / floor_ms
-    saved_bytes: int | None      # fwdbwd only
+    x_floor: float | None         # best_ms / floor_ms
+    saved_bytes: int | None       # fwdbwd only
     peak_bytes: int | None
-    gflop_s: float | None = None       # fwd, when the case gives FLOPs
+    gflop_s: float | None = None        # fwd, when the case gives FLOPs
     hrops_speedup: float | None = None  # this impl's best / hrops' best (report.add_speedups)
 
 
@@ -344,50 +437,82 @@ class Skip:
     impl: str
     reason: str
     failed: bool = False  # wrong results or an error, not merely unavailable
+    family: str = ""
 
 
-def run(cases, devices, threads, modes, budget_s, use_compile=True, log=print, on_case=None,
+def _thread_counts(device, threads):
+    return threads if device.type == "cpu" else threads[:1]
+
+
+def run(cases, devices, threads, modes, budget_s, skip=None, log=print, on_case=None,
         only_impls=None):
     """Measures every available impl of every case: (rows, skips). CUDA runs
     use only the first thread count, which doesn't change GPU kernels.
+    skip(name, impl): why not to time an available impl (None: time it).
     on_case(rows, skips), if given, is called after each case with the
     results so far. only_impls: the impl names to time (None: all); "ref"
-    still runs once per case as the oracle."""
-    rows, skips = [], []
-    for case in cases:
+    still runs once per case as the oracle. Logs "[k/n] ..." before each
+    measurement and its result after it.
+
+    A row's first call is the checked call of its Bench; for ref at the
+    first thread count, the oracle call (reference()), its first on the
+    inputs. The first call warms an impl up; a compiled one gets one more
+    untimed call, in case its first left work to the second."""
+    start = perf_counter()
+    skip = skip or (lambda name, impl: None)
+    log(f"preparing {len(cases)} cases (building their models)")
+    # Every case's impls first, to count the measurements.
+    plan = [(case, device, case.impls(device, case.dtype)) for case in cases for device in devices]
+
+    def timed(impls):
+        return [name for name, impl in impls.items()
+                if (only_impls is None or name in only_impls) and impl.fn is not None
+                and not skip(name, impl)]
+    total = sum(len(timed(impls)) * len(_thread_counts(device, threads))
+                * sum(m in case.modes for m in modes) for case, device, impls in plan)
+    rows, skips, k = [], [], 0
+    for i, (case, device, impls) in enumerate(plan):
         dtype = str(case.dtype).removeprefix("torch.")
-        for device in devices:
-            inputs = case.make_inputs(device, case.dtype)
-            impls = case.impls(device, case.dtype)
-            for mode in (m for m in modes if m in case.modes):
-                expected = reference(impls["ref"], inputs, mode, case.tolerance, case.grad_inputs)
-                for n_threads in (threads if device.type == "cpu" else threads[:1]):
-                    torch.set_num_threads(n_threads)
-                    floor = floor_ms(case, mode, device)
-                    for name, impl in impls.items():
-                        if only_impls is not None and name not in only_impls:
-                            continue
-                        where = (case.op, case.size, str(device), mode, name)
-                        if impl.fn is None or (impl.compiled and not use_compile):
-                            skips.append(Skip(*where, impl.why_unavailable or "--no-compile"))
-                            continue
-                        try:
-                            bench = Bench(impl, inputs, mode, expected)
-                        except Exception as e:  # Mismatch, or the impl can't run this case
-                            reason = " ".join(f"{type(e).__name__}: {e}".split())
-                            skips.append(Skip(*where, reason, failed=True))
-                            log(f"FAILED {' '.join(where)}: {reason}")
-                            continue
-                        best, median, runs = time_call(bench, budget_s)
-                        rows.append(Row(
-                            case.op, case.size, mode, name, str(device), dtype, n_threads,
-                            best, median, runs, floor, best / floor if floor else None,
-                            saved_bytes(bench) if mode == "fwdbwd" else None,
-                            peak_bytes(bench) if impl.memory_measured else None,
-                            case.flops / (best * 1e6) if case.flops and mode == "fwd" else None))
-                        vs_floor = f" ({best / floor:.2f}x floor)" if floor else ""
-                        log(f"{' '.join(where)} threads={n_threads}: best {best:.3f} ms"
-                            f"{vs_floor}, {runs} runs")
-        if on_case:
+        inputs = case.make_inputs(device, case.dtype)
+        for mode in (m for m in modes if m in case.modes):
+            torch.set_num_threads(_thread_counts(device, threads)[0])
+            expected = reference(impls["ref"], inputs, mode, case.tolerance, case.grad_inputs)
+            for t, n_threads in enumerate(_thread_counts(device, threads)):
+                torch.set_num_threads(n_threads)
+                floor = floor_ms(case, mode, device)
+                for name, impl in impls.items():
+                    if only_impls is not None and name not in only_impls:
+                        continue
+                    where = (case.op, case.size, str(device), mode, name)
+                    reason = impl.why_unavailable if impl.fn is None else skip(name, impl)
+                    if reason:
+                        skips.append(Skip(*where, reason, family=case.family))
+                        continue
+                    k += 1
+                    log(f"[{k}/{total}] {case.family}: {case.op} {case.size} {mode} {device} "
+                        f"threads={n_threads} {name}; elapsed {perf_counter() - start:.0f} s")
+                    try:
+                        bench = Bench(impl, inputs, mode, expected,
+                                      expected.first if name == "ref" and t == 0 else None)
+                    except Exception as e:  # Mismatch, or the impl can't run this case
+                        reason = " ".join(f"{type(e).__name__}: {e}".split())
+                        skips.append(Skip(*where, reason, failed=True, family=case.family))
+                        log(f"    FAILED: {reason}")
+                        continue
+                    best, median, runs = time_call(bench, budget_s, int(impl.compiled))
+                    first = bench.first
+                    rows.append(Row(
+                        case.family, case.op, case.size, mode, name, str(device), dtype, n_threads,
+                        best, median, runs, first.ms,
+                        first.peak_bytes if impl.memory_measured else None,
+                        floor, best / floor if floor else None,
+                        saved_bytes(bench) if mode == "fwdbwd" else None,
+                        peak_bytes(bench) if impl.memory_measured else None,
+                        case.flops / (best * 1e6) if case.flops and mode == "fwd" else None))
+                    del bench  # its tensors, before the next impl's first call
+                    vs_floor = f" ({best / floor:.2f}x floor)" if floor else ""
+                    log(f"    best {best:.3f} ms{vs_floor}, median {median:.3f} ms, {runs} runs; "
+                        f"first call {first.ms:.1f} ms")
+        if on_case and (i + 1 == len(plan) or plan[i + 1][0] is not case):
             on_case(rows, skips)
     return rows, skips

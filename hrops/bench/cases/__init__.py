@@ -6,10 +6,21 @@ Cases that need the model zoo (whole models, and ops whose baseline is a
 model's own module) live in the checkout's benchmarks/model_cases, which
 adds them with merged(); benchmarks/run.py runs them all.
 """
+import dataclasses
 import importlib
 import pkgutil
 
-CASES = {m.name: importlib.import_module(f"{__name__}.{m.name}").cases
+
+def _family(name, makes):
+    """cases(quick) of the family `name`: the cases of each of `makes` in
+    turn, with Case.family set."""
+    def cases(quick=False):
+        return [dataclasses.replace(case, family=name)
+                for make in makes for case in make(quick=quick)]
+    return cases
+
+
+CASES = {m.name: _family(m.name, [importlib.import_module(f"{__name__}.{m.name}").cases])
          for m in pkgutil.iter_modules(__path__)}
 
 
@@ -20,9 +31,4 @@ def merged(*registries):
     for registry in registries:
         for name, make in registry.items():
             makers.setdefault(name, []).append(make)
-
-    def family(makes):
-        if len(makes) == 1:
-            return makes[0]
-        return lambda quick=False: [case for make in makes for case in make(quick=quick)]
-    return {name: family(makes) for name, makes in makers.items()}
+    return {name: _family(name, makes) for name, makes in makers.items()}
