@@ -176,7 +176,7 @@ else
 fi
 
 DRIVER=("$PY" "$HERE/sanitize_driver.py")
-SHARED_MEMORY_OPS=region,modulated_idwt  # grep __shared__ csrc/cuda
+SHARED_MEMORY_OPS=region,modulated_idwt,ace  # grep __shared__ csrc/cuda
 if [ "$DRY" = 1 ]; then
   run_step memcheck 60 15 sanitizer.log -- "${DRIVER[@]}" --device cpu
   run_step racecheck 60 12 sanitizer.log -- "${DRIVER[@]}" --device cpu --ops "$SHARED_MEMORY_OPS"

@@ -1,5 +1,6 @@
 """The fused ACE epilogue against SEAN's eager formula: values, dtypes,
-gradients, opcheck, compile."""
+gradients (the fused backward op, its alpha sums over several blocks, at 1
+and 2 threads), opcheck, compile."""
 import pytest
 import torch
 
@@ -27,6 +28,63 @@ def test_matches_eager(impl, device, blend):
     strided.copy_(x)
     got = hrops.ace_modulate(*[t.to(device) for t in (strided, gs, bs)], impl=impl)
     torch.testing.assert_close(got.cpu(), ace_modulate_ref(x, gs, bs))
+
+
+def _grads(impl, device, dtype, blend, shape, seed=0):
+    """Gradients of every input of ace_modulate for a seeded output grad."""
+    gen = torch.Generator().manual_seed(seed)
+    x, gs, bs, ga, ba, g = (torch.randn(shape, generator=gen, dtype=torch.float64)
+                            for _ in range(6))
+    alpha = torch.rand(2, generator=gen, dtype=torch.float64)
+    args = [x, gs, bs] + ([ga, ba, alpha] if blend else [])
+    args = [t.to(device, dtype).requires_grad_() for t in args]
+    hrops.ace_modulate(*args, impl=impl).backward(g.to(device, dtype))
+    return [t.grad.cpu() for t in args]
+
+
+# (1, 3, 97, 101): the backward's alpha sums over two blocks, the second partial
+@pytest.mark.parametrize("impl,device", region_impls())
+@pytest.mark.parametrize("blend", [True, False])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 3, 97, 101)])
+def test_backward_matches_eager(impl, device, blend, shape):
+    want = _grads("ref", "cpu", torch.float64, blend, shape)
+    for dtype in TOL:
+        got = _grads(impl, device, dtype, blend, shape)
+        # alpha's gradient sums over the map: its error grows with the element count
+        scale = [1.0] * 3 + [1.0, 1.0, shape[-1] * shape[-2] ** 0.5] * blend
+        for name, g, w, k in zip(("x", "gamma_spade", "beta_spade", "gamma_avg", "beta_avg",
+                                  "alpha"), got, want, scale):
+            tol = dict(TOL[dtype], atol=TOL[dtype]["atol"] * k)
+            torch.testing.assert_close(g, w.to(dtype), **tol, msg=f"{dtype} d {name}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_alpha_sum_does_not_depend_on_threads(dtype):
+    """The alpha gradient's sums are reduced per fixed block in a fixed
+    order: bit for bit the same at 1 and 2 threads."""
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append(_grads("cpu", "cpu", dtype, True, (2, 4, 96, 96)))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_backward_op_opcheck_and_errors():
+    (x, gs, bs, ga, ba), alpha = _maps(torch.float32)
+    g = torch.randn_like(x)
+    op = torch.ops.hrops._ace_modulate_backward.default
+    torch.library.opcheck(op, (g, x, gs, bs, ga, ba, alpha, "cpu"))
+    torch.library.opcheck(op, (g, x, gs, bs, None, None, None, "cpu"))
+    with pytest.raises(RuntimeError, match="grad must have the output's shape"):
+        op(g[:1], x, gs, bs, ga, ba, alpha, "cpu")
+    empty = [t[:0] for t in (g, x, gs, bs, ga, ba)]
+    grads = op(*empty, alpha, "cpu")
+    assert [t.shape for t in grads[:5]] == [x[:0].shape] * 5 and grads[5].tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("blend", [True, False])

@@ -136,3 +136,16 @@ def test_report_of_a_gpu_run(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.strip().endswith(
         f"FAILED: tests, large, memcheck, racecheck; report: {out / 'report.md'}")
+
+
+def test_racecheck_covers_every_kernel_with_shared_memory():
+    """gpu_check.sh's racecheck step runs the op families whose CUDA kernels
+    use shared memory: SHARED_MEMORY_OPS names each <family>_kernels.cu
+    that declares __shared__, and the sanitize driver has each of them."""
+    script = (ROOT / "benchmarks" / "gpu_check.sh").read_text()
+    listed = set(re.search(r"^SHARED_MEMORY_OPS=(\S+)", script, re.M).group(1).split(","))
+    shared = {p.name.removesuffix("_kernels.cu")
+              for p in (ROOT / "csrc" / "cuda").glob("*_kernels.cu") if "__shared__" in p.read_text()}
+    assert listed == shared
+    driver = (ROOT / "benchmarks" / "gpu_check" / "sanitize_driver.py").read_text()
+    assert all(f'"{family}":' in driver for family in shared)

@@ -97,7 +97,8 @@ def region(d):
 
 def ace(d):
     for dtype in DTYPES:
-        for shape in ((2, 3, 5, 7), (1, 1, 1, 1), (0, 3, 4, 4)):
+        # (1, 3, 97, 101): more than one of the backward's sum blocks, and a partial one
+        for shape in ((2, 3, 5, 7), (1, 1, 1, 1), (0, 3, 4, 4), (1, 3, 97, 101)):
             maps = [d.randn(*shape, dtype=dtype, grad=True) for _ in range(5)]
             d.run(hrops.ace_modulate, *maps[:3])
             d.run(hrops.ace_modulate, *maps, torch.rand(2, device=d.device, dtype=dtype))
