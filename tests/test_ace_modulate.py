@@ -59,6 +59,19 @@ def test_backward_matches_eager(impl, device, blend, shape):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_of_large_maps(dtype):
+    """Maps whose five gradients pass 32 MiB take the streaming-store path
+    (csrc/cpu/stream_store.h), here with a partial last sum block."""
+    shape = (1, 7, 487, 501)
+    want = _grads("ref", "cpu", torch.float64, True, shape)
+    got = _grads("cpu", "cpu", dtype, True, shape)
+    for name, g, w in zip(("x", "gamma_spade", "beta_spade", "gamma_avg", "beta_avg"), got, want):
+        torch.testing.assert_close(g, w.to(dtype), **TOL[dtype], msg=f"d {name}")
+    torch.testing.assert_close(got[5], want[5].to(dtype), rtol=TOL[dtype]["rtol"],
+                               atol=TOL[dtype]["atol"] * shape[-1] * shape[-2] ** 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_backward_alpha_sum_does_not_depend_on_threads(dtype):
     """The alpha gradient's sums are reduced per fixed block in a fixed
     order: bit for bit the same at 1 and 2 threads."""

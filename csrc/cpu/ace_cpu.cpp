@@ -17,6 +17,7 @@
 #include "common/ace_shapes.h"
 #include "cpu/isa.h"
 #include "cpu/output_alloc.h"
+#include "cpu/stream_store.h"
 
 namespace hrops {
 namespace {
@@ -83,32 +84,55 @@ constexpr int kLanes = 16;  // independent partial sums: lets the reductions vec
 
 // The blended backward over the elements of sum block `block`; its two alpha
 // sums (in double: a float sum over a 512^2 map would lose ~1e-4) go to
-// sums[2 * block], sums[2 * block + 1].
-template <typename scalar_t>
+// sums[2 * block], sums[2 * block + 1]. kStream: the five gradient maps are
+// written with streaming stores (cpu/stream_store.h), through a small tile.
+template <typename scalar_t, bool kStream>
 HROPS_INLINE void backward_block(const scalar_t* const* in, scalar_t* const* out, double a_g,
                                  double a_b, int64_t n, int64_t block, double* sums) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr int64_t kTile = 512;
   const scalar_t *g = in[0], *x = in[1], *gs = in[2], *bs = in[3], *ga = in[4], *ba = in[5];
-  scalar_t *dx = out[0], *dgs = out[1], *dbs = out[2], *dga = out[3], *dba = out[4];
   const int64_t begin = block * kAceSumBlock, end = std::min(n, begin + kAceSumBlock);
   double lanes_g[kLanes] = {}, lanes_b[kLanes] = {};
-  int64_t i = begin;
-  const auto one = [&](int64_t j, double& sum_g, double& sum_b) HROPS_INLINE_LAMBDA {
+  alignas(64) scalar_t tile[5][kStream ? kTile : 1];
+  const auto one = [&](int64_t j, scalar_t* const* dst, int64_t k, double& sum_g,
+                       double& sum_b) HROPS_INLINE_LAMBDA {
     const AceGrads<acc_t> d = ace_modulate_grads<acc_t>(g[j], x[j], gs[j], bs[j], ga[j], ba[j],
                                                         acc_t(a_g), acc_t(a_b));
-    dx[j] = scalar_t(d.x);
-    dgs[j] = scalar_t(d.gamma_spade);
-    dbs[j] = scalar_t(d.beta_spade);
-    dga[j] = scalar_t(d.gamma_avg);
-    dba[j] = scalar_t(d.beta_avg);
+    dst[0][k] = scalar_t(d.x);
+    dst[1][k] = scalar_t(d.gamma_spade);
+    dst[2][k] = scalar_t(d.beta_spade);
+    dst[3][k] = scalar_t(d.gamma_avg);
+    dst[4][k] = scalar_t(d.beta_avg);
     sum_g += d.alpha_gamma;
     sum_b += d.alpha_beta;
   };
-  for (; i + kLanes <= end; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) one(i + l, lanes_g[l], lanes_b[l]);
-  }
   double sum_g = 0, sum_b = 0;
-  for (; i < end; ++i) one(i, sum_g, sum_b);
+  if constexpr (kStream) {
+    StreamWriter<scalar_t> writers[5] = {
+        StreamWriter<scalar_t>(out[0] + begin), StreamWriter<scalar_t>(out[1] + begin),
+        StreamWriter<scalar_t>(out[2] + begin), StreamWriter<scalar_t>(out[3] + begin),
+        StreamWriter<scalar_t>(out[4] + begin)};
+    scalar_t* dst[5] = {tile[0], tile[1], tile[2], tile[3], tile[4]};
+    for (int64_t t0 = begin; t0 < end; t0 += kTile) {
+      const int64_t len = std::min(kTile, end - t0);
+      int64_t k = 0;
+      for (; k + kLanes <= len; k += kLanes) {
+        for (int l = 0; l < kLanes; ++l) one(t0 + k + l, dst, k + l, lanes_g[l], lanes_b[l]);
+      }
+      for (; k < len; ++k) one(t0 + k, dst, k, sum_g, sum_b);
+      for (int m = 0; m < 5; ++m) writers[m].write(tile[m], len);
+    }
+    for (auto& w : writers) w.finish();
+  } else {
+    scalar_t* dst[5] = {out[0] + begin, out[1] + begin, out[2] + begin, out[3] + begin,
+                        out[4] + begin};
+    int64_t k = 0;
+    for (; begin + k + kLanes <= end; k += kLanes) {
+      for (int l = 0; l < kLanes; ++l) one(begin + k + l, dst, k + l, lanes_g[l], lanes_b[l]);
+    }
+    for (; begin + k < end; ++k) one(begin + k, dst, k, sum_g, sum_b);
+  }
   for (int l = 0; l < kLanes; ++l) {
     sum_g += lanes_g[l];
     sum_b += lanes_b[l];
@@ -130,27 +154,27 @@ HROPS_INLINE void backward_plain(const scalar_t* g, const scalar_t* x, const sca
   }
 }
 
-template <typename scalar_t>
+template <typename scalar_t, bool kStream>
 void backward_blocks(const scalar_t* const* in, scalar_t* const* out, double a_g, double a_b,
                      int64_t n, int64_t b0, int64_t b1, double* sums) {
-  for (int64_t b = b0; b < b1; ++b) backward_block(in, out, a_g, a_b, n, b, sums);
+  for (int64_t b = b0; b < b1; ++b) backward_block<scalar_t, kStream>(in, out, a_g, a_b, n, b, sums);
 }
 
-template <typename scalar_t>
+template <typename scalar_t, bool kStream>
 HROPS_TARGET_AVX2 HROPS_FLATTEN void backward_blocks_avx2(const scalar_t* const* in,
                                                           scalar_t* const* out, double a_g,
                                                           double a_b, int64_t n, int64_t b0,
                                                           int64_t b1, double* sums) {
-  for (int64_t b = b0; b < b1; ++b) backward_block(in, out, a_g, a_b, n, b, sums);
+  for (int64_t b = b0; b < b1; ++b) backward_block<scalar_t, kStream>(in, out, a_g, a_b, n, b, sums);
 }
 
-template <typename scalar_t>
+template <typename scalar_t, bool kStream>
 HROPS_TARGET_AVX512_ZMM HROPS_FLATTEN void backward_blocks_avx512(const scalar_t* const* in,
                                                                   scalar_t* const* out,
                                                                   double a_g, double a_b,
                                                                   int64_t n, int64_t b0,
                                                                   int64_t b1, double* sums) {
-  for (int64_t b = b0; b < b1; ++b) backward_block(in, out, a_g, a_b, n, b, sums);
+  for (int64_t b = b0; b < b1; ++b) backward_block<scalar_t, kStream>(in, out, a_g, a_b, n, b, sums);
 }
 
 template <typename scalar_t>
@@ -210,9 +234,18 @@ ace_modulate_backward_cpu(const at::Tensor& grad_in, const at::Tensor& x_in,
                         dba.mutable_data_ptr<scalar_t>()};
     const int64_t blocks = ace_sum_blocks(n);
     std::vector<double> sums(2 * blocks);
-    const auto run = cpu_has_avx512f()   ? backward_blocks_avx512<scalar_t>
-                     : cpu_has_avx2_fma() ? backward_blocks_avx2<scalar_t>
-                                          : backward_blocks<scalar_t>;
+    // Streaming stores when the five outputs pass kStreamOutputBytes: they
+    // would otherwise be read into the cache before being written.
+    const bool stream =
+        kStreamable<scalar_t> && 5 * n * int64_t(sizeof(scalar_t)) >= kStreamOutputBytes;
+    constexpr bool kS = kStreamable<scalar_t>;
+    const auto run = cpu_has_avx512f()
+                         ? (stream ? backward_blocks_avx512<scalar_t, kS>
+                                   : backward_blocks_avx512<scalar_t, false>)
+                     : cpu_has_avx2_fma()
+                         ? (stream ? backward_blocks_avx2<scalar_t, kS>
+                                   : backward_blocks_avx2<scalar_t, false>)
+                         : (stream ? backward_blocks<scalar_t, kS> : backward_blocks<scalar_t, false>);
     parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
       run(in, out, a_g, a_b, n, b0, b1, sums.data());
     });
