@@ -101,6 +101,10 @@ def _why_unavailable(impl, device):
             f"got a {device.type} tensor")
 
 
+# What "auto" takes on each device type, in order of preference.
+_AUTO_PREFERENCE = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}
+
+
 def resolve(op, impl, device, supported=("ref", "cpu", "cuda", "triton")):
     """The concrete implementation `op` uses for `impl` on `device`."""
     if _reference_only:
@@ -109,8 +113,7 @@ def resolve(op, impl, device, supported=("ref", "cpu", "cuda", "triton")):
     if impl not in IMPLS:
         raise ValueError(f"{op}: impl must be one of {IMPLS}, got {impl!r}")
     if impl == "auto":
-        preference = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}.get(device.type, ())
-        for candidate in preference:
+        for candidate in _AUTO_PREFERENCE.get(device.type, ()):
             if candidate in supported and available(candidate, device):
                 return candidate
         return "ref"

@@ -119,9 +119,14 @@ def call_ref(name, fn, *args):
     inside an autocast region its inputs are cast as the op's kernels' are,
     and fn runs with autocast off (its ATen ops would otherwise pick their
     own dtypes)."""
-    device_type = next(a.device.type for a in args if isinstance(a, torch.Tensor))
     rule = _autocast_rules[name]
-    if rule is None or not torch.is_autocast_enabled(device_type):
+    if rule is None:
+        return fn(*args)
+    for a in args:  # a loop, not next(generator): this runs per call on small tensors too
+        if isinstance(a, torch.Tensor):
+            device_type = a.device.type
+            break
+    if not torch.is_autocast_enabled(device_type):
         return fn(*args)
     args = _cast(args, device_type, _autocast_dtype(rule, device_type))
     with torch.autocast(device_type, enabled=False):
