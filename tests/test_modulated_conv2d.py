@@ -71,3 +71,22 @@ def test_errors():
         hrops.modulated_conv2d(x, w[:, :3], s)
     with pytest.raises(ValueError, match="up and down must be 1 or 2"):
         hrops.modulated_conv2d(x, w, s, up=4)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_bfloat16_stride2_with_one_pixel_wide_output(autocast):
+    """down=2 onto a one-pixel-wide output in bfloat16: oneDNN's bfloat16
+    convolution gets this wrong on some CPUs (an AMX Xeon, torch 2.14.1), so
+    the op convolves it in float32. Against the float64 reference."""
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(1, 2, 10, 2, generator=g), torch.randn(1, 2, 3, 3, generator=g) / 4
+    style = torch.rand(1, 2, generator=g) + 0.5
+    want = ref.modulated_conv2d(x.double(), weight.double(), style.double(), False, 1, 2)
+    if autocast:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = hrops.modulated_conv2d(x, weight, style, False, 1, 2, impl="cpu")
+    else:
+        got = hrops.modulated_conv2d(x.bfloat16(), weight.bfloat16(), style.bfloat16(), False,
+                                     1, 2, impl="cpu")
+    assert got.dtype == torch.bfloat16 and got.shape == want.shape == (1, 1, 5, 1)
+    torch.testing.assert_close(got.double(), want, atol=0.03, rtol=0.03)

@@ -57,7 +57,7 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
     elif down == 2:
         p0, p1 = modconv_blur_pads(len(blur_kernel), k, up, down)
         kern = blur_kernel_2d(blur_kernel, 1.0, x.dtype, x.device)
-        out = F.conv2d(upfirdn2d(xs, kern, pad=(p0, p1), impl=impl), weight, stride=2)
+        out = _conv2d_stride2(upfirdn2d(xs, kern, pad=(p0, p1), impl=impl), weight)
     else:
         out = F.conv2d(xs, weight, padding=k // 2)
     if demodulate:
@@ -68,3 +68,19 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
         out = upfirdn2d(out, blur_kernel_2d(blur_kernel, 4.0, x.dtype, x.device), pad=(p0, p1),
                         impl=impl)
     return out
+
+
+def _conv2d_stride2(x, weight):
+    """F.conv2d(x, weight, stride=2), in float32 for CPU bfloat16 inputs (or
+    under CPU bfloat16 autocast) whose output is one pixel wide or high: torch 2.14.1's oneDNN path computes
+    those wrongly on an Intel Xeon with AMX (x (1, 2, 11, 3), weight
+    (1, 2, 3, 3): wrong values, or values read from uninitialized memory).
+    Such outputs are tiny, so the float32 detour costs nothing measurable."""
+    out_h = (x.shape[-2] - weight.shape[-2]) // 2 + 1
+    out_w = (x.shape[-1] - weight.shape[-1]) // 2 + 1
+    bfloat16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and
+                                             torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    if x.device.type == "cpu" and bfloat16 and min(out_h, out_w) == 1:
+        with torch.autocast("cpu", enabled=False):
+            return F.conv2d(x.float(), weight.float(), stride=2).to(torch.bfloat16)
+    return F.conv2d(x, weight, stride=2)
