@@ -50,7 +50,7 @@ class SPADE(nn.Module):
     Computed exactly without any dense convolution: mlp_shared's output at a
     pixel depends only on the labels under its 3x3 taps, so it is one
     activation row per neighbourhood class (hrops.region_classes), and
-    mlp_gamma / mlp_beta of that class-constant map are one region_conv2d
+    mlp_gamma / mlp_beta of that class-constant map are each a region_conv2d
     over the classes. param_free_norm is unused, as in SEAN, but kept for its
     state_dict entries."""
 
@@ -65,10 +65,11 @@ class SPADE(nn.Module):
     def forward(self, labels):
         classes, signatures = region_classes(labels, self.label_nc, 3, 1)
         actv = F.relu(_one_hot_conv_at(signatures, self.mlp_shared[0]))
-        weight = torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight))
-        bias = torch.cat((self.mlp_gamma.bias, self.mlp_beta.bias))
-        # One pass for both (their weights are small next to the class rows).
-        return region_conv2d(actv, classes, weight, bias, padding=1).chunk(2, 1)
+        # One region_conv2d each: their gradients then reach them separately,
+        # where one call's output split in two would join them again (a copy
+        # of both maps) in the backward.
+        return tuple(region_conv2d(actv, classes, conv.weight, conv.bias, padding=1)
+                     for conv in (self.mlp_gamma, self.mlp_beta))
 
 
 def _one_hot_conv_at(signatures, conv):
