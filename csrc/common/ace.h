@@ -50,6 +50,18 @@ HROPS_HD AceGrads<Acc> ace_modulate_grads(Acc g, Acc x, Acc gamma_spade, Acc bet
           g * (beta_avg - beta_spade)};
 }
 
+// Without the region branch: (d x, d gamma_spade) = (g * (1 + gamma_spade), g * x);
+// d beta_spade is g itself.
+template <typename Acc>
+struct AcePlainGrads {
+  Acc x, gamma_spade;
+};
+
+template <typename Acc>
+HROPS_HD AcePlainGrads<Acc> ace_modulate_grads(Acc g, Acc x, Acc gamma_spade) {
+  return {g * (Acc(1) + gamma_spade), g * x};
+}
+
 // The backward's alpha sums are reduced per block of this many elements, in
 // a fixed order, so they do not depend on the thread count (CPU) or on the
 // grid (CUDA: one partial per block of kAceSumBlock elements at most).

@@ -141,16 +141,15 @@ HROPS_INLINE void backward_block(const scalar_t* const* in, scalar_t* const* out
   sums[2 * block + 1] = sum_b;
 }
 
-// Without the region branch: d x = g * (1 + gamma_spade), d gamma_spade = g * x
-// (d beta_spade is g itself).
+// Without the region branch: d x and d gamma_spade (d beta_spade is g itself).
 template <typename scalar_t>
 HROPS_INLINE void backward_plain(const scalar_t* g, const scalar_t* x, const scalar_t* gs,
                                  scalar_t* dx, scalar_t* dgs, int64_t begin, int64_t end) {
   using acc_t = at::opmath_type<scalar_t>;
   for (int64_t i = begin; i < end; ++i) {
-    const acc_t gv = g[i];
-    dx[i] = scalar_t(gv * (acc_t(1) + acc_t(gs[i])));
-    dgs[i] = scalar_t(gv * acc_t(x[i]));
+    const AcePlainGrads<acc_t> d = ace_modulate_grads<acc_t>(g[i], x[i], gs[i]);
+    dx[i] = scalar_t(d.x);
+    dgs[i] = scalar_t(d.gamma_spade);
   }
 }
 

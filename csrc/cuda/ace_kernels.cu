@@ -86,7 +86,7 @@ __global__ void ace_modulate_backward_kernel(
   }
 }
 
-// Without the region branch: d x = g * (1 + gamma_spade), d gamma_spade = g * x.
+// Without the region branch: d x and d gamma_spade (d beta_spade is g itself).
 template <typename T>
 __global__ void ace_modulate_backward_plain_kernel(const T* __restrict__ g,
                                                    const T* __restrict__ x,
@@ -95,9 +95,10 @@ __global__ void ace_modulate_backward_plain_kernel(const T* __restrict__ g,
   using Acc = typename AccOf<T>::type;
   using Cv = Convert<T>;
   for (int64_t i = grid_first(); i < n; i += grid_stride()) {
-    const Acc gv = Cv::template load<Acc>(g[i]);
-    dx[i] = Cv::template store<Acc>(gv * (Acc(1) + Cv::template load<Acc>(gs[i])));
-    dgs[i] = Cv::template store<Acc>(gv * Cv::template load<Acc>(x[i]));
+    const AcePlainGrads<Acc> d = ace_modulate_grads<Acc>(
+        Cv::template load<Acc>(g[i]), Cv::template load<Acc>(x[i]), Cv::template load<Acc>(gs[i]));
+    dx[i] = Cv::template store<Acc>(d.x);
+    dgs[i] = Cv::template store<Acc>(d.gamma_spade);
   }
 }
 
