@@ -72,10 +72,11 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
 
 def _conv2d_stride2(x, weight):
     """F.conv2d(x, weight, stride=2), in float32 for CPU bfloat16 inputs (or
-    under CPU bfloat16 autocast) whose output is one pixel wide or high: torch 2.14.1's oneDNN path computes
-    those wrongly on an Intel Xeon with AMX (x (1, 2, 11, 3), weight
-    (1, 2, 3, 3): wrong values, or values read from uninitialized memory).
-    Such outputs are tiny, so the float32 detour costs nothing measurable."""
+    under CPU bfloat16 autocast) whose output is one pixel wide (seen) or
+    high (covered too): torch 2.14.1's oneDNN path computes the former
+    wrongly on an Intel Xeon with AMX (x (1, 2, 11, 3), weight (1, 2, 3, 3):
+    wrong values, or values read from uninitialized memory). Such outputs
+    are a single row or column, so the float32 copy is small."""
     out_h = (x.shape[-2] - weight.shape[-2]) // 2 + 1
     out_w = (x.shape[-1] - weight.shape[-1]) // 2 + 1
     bfloat16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and
