@@ -320,6 +320,40 @@ def test_patchmatch_warp(impl, device):
                                                             f"the last item differs\n{m}")
 
 
+@pytest.mark.parametrize("impl,device", _targets(("cpu", "triton")))
+def test_modulated_dwconv2d_one_sample(impl, device):
+    """One sample past 2**31 elements: a channels-last x (row offsets) and
+    an NCHW output gradient (channel offsets) of 512 x 2048 x 2050. The last
+    rows of the output and of every gradient must equal those of the op on
+    the bottom rows alone, given an output gradient that is zero above them
+    (so the sums over pixels hold the same terms)."""
+    _need(device, 30)
+    make = Inputs(device)
+    c, rows, k = 512, 8, 3
+    p = k // 2
+    x = make.randn(1, c, H, W).contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert x[0].numel() > 2 ** 31, "one sample must pass 2**31 elements"
+    weights = (make.randn(1, c, grad=True), make.randn(c, 1, k, k, grad=True),
+               make.randn(c, c, 1, 1, grad=True), make.randn(c, grad=True))
+    out = hrops.modulated_dwconv2d(x, *weights, impl=impl)
+    grad_out = make.randn(*out.shape).contiguous()
+    grad_out[:, :, :H - rows + p] = 0
+    grads = _grads(out, (x, *weights), grad_out)
+    bottom = x.detach()[:, :, H - rows:].clone().requires_grad_()
+    small_w = [w.detach().clone().requires_grad_() for w in weights]
+    small = hrops.modulated_dwconv2d(bottom, *small_w, impl=impl)
+    small_grads = _grads(small, (bottom, *small_w), grad_out[:, :, H - rows:].contiguous())
+    _same(out[:, :, H - rows + p:], small[:, :, p:], "modulated_dwconv2d")
+    _same(grads[0][:, :, H - rows + 2 * p:], small_grads[0][:, :, 2 * p:],
+          "modulated_dwconv2d grad x")
+    # The weights' gradients sum over pixels, grouped otherwise in the big
+    # run: equal up to the order of the additions.
+    for name, got, want in zip(("modulation", "weight_dw", "weight_pw", "demod"), grads[1:],
+                               small_grads[1:]):
+        torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-2 * float(want.abs().max()),
+                                   msg=lambda m, name=name: f"grad {name}: {m}")
+
+
 # Grids: kernels that give each (image, channel[, tap]) or pixel block its
 # own CUDA block stride over a capped grid. Small tensors, many blocks.
 
@@ -353,6 +387,24 @@ def test_modulated_idwt_backward_past_65536_planes(impl, device):
                   grad_out.cpu())
     for name, g, w in zip(("x", "modulation"), got, want):
         torch.testing.assert_close(g.cpu(), w, msg=lambda m, name=name: f"grad {name}: {m}")
+
+
+@pytest.mark.parametrize("impl,device", _targets(("triton",)))
+def test_modulated_dwconv2d_backward_past_65536_plane_blocks(impl, device):
+    """The input gradient's stencil over more (sample, channel) plane blocks
+    than a grid axis's 65535, against the reference on the CPU."""
+    make = Inputs(device)
+    c = 16 * 65536 + 3
+    x = make.randn(1, c, 1, 2, dtype=torch.float32, grad=True)
+    args = (x, make.randn(1, c, dtype=torch.float32), make.randn(c, 1, 3, 3, dtype=torch.float32),
+            make.randn(1, c, 1, 1, dtype=torch.float32))
+    out = hrops.modulated_dwconv2d(*args, impl=impl)
+    grad_out = make.randn(*out.shape, dtype=torch.float32)
+    got, = _grads(out, (x,), grad_out)
+    on_cpu = [t.detach().cpu() for t in args]
+    on_cpu[0].requires_grad_()
+    want, = _grads(hrops.modulated_dwconv2d(*on_cpu, impl="ref"), (on_cpu[0],), grad_out.cpu())
+    torch.testing.assert_close(got.cpu(), want)
 
 
 @pytest.mark.parametrize("impl,device", _targets(("cuda",)))

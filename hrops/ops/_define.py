@@ -27,6 +27,7 @@ The "ref" implementation is plain PyTorch (hrops.ref) called by the public
 functions, never through an op. Without the compiled library (hrops._C) no
 op is defined (kernel_op returns None) and every public function uses "ref".
 """
+import contextlib
 import importlib
 import re
 
@@ -62,13 +63,20 @@ def kernel_schema(name):
 def _kernel_body(name, triton, overrides):
     def body(*args):
         impl = args[-1]
+        guard = contextlib.nullcontext()
         if impl in overrides:
             kernel = overrides[impl]
         elif impl == "triton" and triton is not None:
             kernel = getattr(importlib.import_module(triton), name)
+            device = next(a.device for a in args if isinstance(a, torch.Tensor))
+            if device.type == "cuda":
+                # Triton launches on the current device; the C++ kernels
+                # carry their own CUDAGuard.
+                guard = torch.cuda.device(device)
         else:
             kernel = getattr(torch.ops.hrops_C, name)
-        out = kernel(*args[:-1])
+        with guard:
+            out = kernel(*args[:-1])
         return tuple(out) if isinstance(out, list) else out
     return body
 

@@ -31,12 +31,12 @@ def depthwise_tile(x_ptr, wdw_ptr, ci, ci_ok, oy, ox, pix_ok, sxc, sxh, sxw, H, 
     for kh in tl.static_range(K):
         iy = oy + (kh - pad)
         row_ok = pix_ok & (iy >= 0) & (iy < H)
-        row = iy * sxh
+        row = iy.to(tl.int64) * sxh  # a channels-last row offset may pass 2**31 too
         for kw in tl.static_range(K):
             ix = ox + (kw - pad)
             ok = row_ok & (ix >= 0) & (ix < W)
-            xv = tl.load(planes + (row + ix * sxw)[None, :], mask=ci_ok[:, None] & ok[None, :],
-                         other=0.0).to(ACC)
+            xv = tl.load(planes + (row + ix.to(tl.int64) * sxw)[None, :],
+                         mask=ci_ok[:, None] & ok[None, :], other=0.0).to(ACC)
             wv = tl.load(weights + (kh * K + kw), mask=ci_ok, other=0.0).to(ACC)
             u += wv[:, None] * xv
     return u

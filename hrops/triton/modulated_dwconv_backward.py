@@ -51,11 +51,12 @@ def _grad_dw_out_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, g_ptr, gu_ptr, pm
         pix_ok = pix < Ho * Wo
         oy = pix // Wo
         ox = pix % Wo
+        pix_off = oy.to(tl.int64) * sgh + ox.to(tl.int64) * sgw  # grad's, in 64 bits
         g_t = tl.zeros((BLOCK_CI, BLOCK_P), dtype=ACC)
         for co0 in range(0, Cout, BLOCK_CO):
             co = co0 + tl.arange(0, BLOCK_CO)
             co_ok = co < Cout
-            src = g_ptr + n * sgn + co[:, None] * sgc + (oy * sgh + ox * sgw)[None, :]
+            src = g_ptr + n * sgn + co.to(tl.int64)[:, None] * sgc + pix_off[None, :]
             gy = tl.load(src, mask=co_ok[:, None] & pix_ok[None, :], other=0.0).to(ACC)
             if HAS_DEMOD:
                 gy = gy * tl.load(d_ptr + co, mask=co_ok, other=0.0).to(ACC)[:, None]
@@ -72,11 +73,11 @@ def _grad_dw_out_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, g_ptr, gu_ptr, pm
         for kh in tl.static_range(K):
             iy = oy + (kh - pad)
             row_ok = pix_ok & (iy >= 0) & (iy < H)
-            row = iy * sxh
+            row = iy.to(tl.int64) * sxh
             for kw in tl.static_range(K):
                 ix = ox + (kw - pad)
                 ok = row_ok & (ix >= 0) & (ix < W)
-                xv = tl.load(planes + (row + ix * sxw)[None, :],
+                xv = tl.load(planes + (row + ix.to(tl.int64) * sxw)[None, :],
                              mask=ci_ok[:, None] & ok[None, :], other=0.0).to(ACC)
                 wv = tl.load(weights + (kh * K + kw), mask=ci_ok, other=0.0).to(ACC)
                 u += wv[:, None] * xv
@@ -95,11 +96,15 @@ def _grad_dw_out_kernel(x_ptr, m_ptr, wdw_ptr, wpw_ptr, d_ptr, g_ptr, gu_ptr, pm
 def _grad_x_kernel(gu_ptr, wdw_ptr, gx_ptr, sn, sc, sh, sw, planes, Cin, H, W, Ho, Wo, pad,
                    K: tl.constexpr, ACC: tl.constexpr, BLOCK_PLANES: tl.constexpr,
                    BLOCK_PIX: tl.constexpr):
-    plane = tl.program_id(1).to(tl.int64) * BLOCK_PLANES + tl.arange(0, BLOCK_PLANES)
+    # One grid axis walks (plane block, pixel block): axes 1 and 2 are capped
+    # at 65535, which either count alone can pass.
+    pix_blocks = tl.cdiv(H * W, BLOCK_PIX)
+    block = tl.program_id(0).to(tl.int64)
+    plane = (block // pix_blocks) * BLOCK_PLANES + tl.arange(0, BLOCK_PLANES)
     plane_ok = plane < planes  # plane = n * Cin + c
     n = plane // Cin
     c = plane % Cin
-    pix = tl.program_id(0) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)  # axis 0: no 65535 limit
+    pix = (block % pix_blocks).to(tl.int32) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
     pix_ok = pix < H * W
     y = pix // W
     x = pix % W
@@ -116,7 +121,7 @@ def _grad_x_kernel(gu_ptr, wdw_ptr, gx_ptr, sn, sc, sh, sw, planes, Cin, H, W, H
                         other=0.0)
             wv = tl.load(weights + (kh * K + kw), mask=plane_ok, other=0.0).to(ACC)
             acc += wv[:, None] * g
-    dst = gx_ptr + (n * sn + c * sc)[:, None] + (y * sh + x * sw)[None, :]
+    dst = gx_ptr + (n * sn + c * sc)[:, None] + (y.to(tl.int64) * sh + x.to(tl.int64) * sw)[None, :]
     tl.store(dst, acc.to(gx_ptr.dtype.element_ty), mask=plane_ok[:, None] & pix_ok[None, :])
 
 
@@ -143,7 +148,8 @@ def _grad_pw_kernel(x_ptr, m_ptr, wdw_ptr, g_ptr, ppw_ptr,
                            H, W, pad, K, ACC, BLOCK_CI, BLOCK_P)
         mv = tl.load(m_ptr + n * Cin + ci, mask=ci_ok, other=0.0).to(ACC)
         tt = tl.trans(u * mv[:, None])
-        src = g_ptr + n * sgn + co[:, None] * sgc + (oy * sgh + ox * sgw)[None, :]
+        src = (g_ptr + n * sgn + co.to(tl.int64)[:, None] * sgc
+               + (oy.to(tl.int64) * sgh + ox.to(tl.int64) * sgw)[None, :])
         g = tl.load(src, mask=co_ok[:, None] & pix_ok[None, :], other=0.0).to(ACC)
         if HALF_DOT:
             ty = x_ptr.dtype.element_ty
@@ -177,7 +183,7 @@ def _modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw, demo
     cout, k = weight_pw.shape[0], weight_dw.shape[-1]
     ho, wo = grad.shape[2:]
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    g_x = torch.empty_like(x)
+    g_x = torch.empty_like(x, memory_format=torch.contiguous_format)  # as the CPU kernel's
     if x.numel() == 0 or grad.numel() == 0:
         g_x.zero_()
         g_mod = torch.zeros_like(modulation)
@@ -207,7 +213,7 @@ def _modulated_dwconv2d_backward(grad, x, modulation, weight_dw, weight_pw, demo
         g_mod = p_mod.sum(1).to(x.dtype)
         g_wdw = p_wdw.sum(0).to(x.dtype).view_as(weight_dw)
 
-        grid = (triton.cdiv(height * width, BLOCK_PIX), triton.cdiv(n * cin, BLOCK_PLANES))
+        grid = (triton.cdiv(height * width, BLOCK_PIX) * triton.cdiv(n * cin, BLOCK_PLANES),)
         _grad_x_kernel[grid](g_u, wdw, g_x, *g_x.stride(), n * cin, cin, height, width, ho, wo,
                              padding, K=k, ACC=meta["ACC"], BLOCK_PLANES=BLOCK_PLANES,
                              BLOCK_PIX=BLOCK_PIX)
