@@ -27,8 +27,8 @@ def _dwconv_fake(x, modulation, weight_dw, weight_pw, demod, padding, bias, nois
 
 def _dwconv_backward_fake(grad, x, modulation, weight_dw, weight_pw, demod, padding, impl):
     g_demod = torch.empty_like(demod) if demod is not None else x.new_empty(0)
-    return (torch.empty_like(x), torch.empty_like(modulation), torch.empty_like(weight_dw),
-            torch.empty_like(weight_pw), g_demod)
+    return (*(torch.empty_like(t, memory_format=torch.contiguous_format)
+              for t in (x, modulation, weight_dw, weight_pw)), g_demod)
 
 
 def _dwconv_setup(ctx, inputs, output):

@@ -17,7 +17,7 @@ def _idwt_up_fake(x, modulation, impl):
 
 
 def _idwt_up_backward_fake(grad, x, modulation, impl):
-    return torch.empty_like(x), torch.empty_like(modulation)
+    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(modulation)
 
 
 def _idwt_up_setup(ctx, inputs, output):

@@ -57,7 +57,8 @@ def _warp_fake(feat_a, feat_b, ref_img, offsets, temperature, cocosnet_truncatio
 
 def _warp_backward_fake(grad, feat_a, feat_b, ref_img, offsets, weights, b_rows, temperature,
                         cocosnet_truncation, impl):
-    return torch.empty_like(feat_a), torch.empty_like(feat_b), torch.empty_like(ref_img)
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format)
+                 for t in (feat_a, feat_b, ref_img))
 
 
 def _warp_setup(ctx, inputs, output):
