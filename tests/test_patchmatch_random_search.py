@@ -210,6 +210,8 @@ def test_bad_input_is_rejected():
             hrops.patchmatch_step(a, b, off, random_search=2, max_radius=radius)
     with pytest.raises(ValueError, match="generator must be a torch.Generator or None"):
         hrops.patchmatch_step(a, b, off, random_search=2, generator=0)
+    with pytest.raises(ValueError, match="offsets must hold K >= 1 candidates, got K = 0"):
+        hrops.patchmatch_step(a, b, off[:, :, :0], "none", topk=1, random_search=2)
     meta = [t.to("meta") for t in (a, b, off)]
     with pytest.raises(ValueError, match="generator must be on feat_a's device meta, got cpu"):
         hrops.patchmatch_step(*meta, random_search=2, generator=_gen(0))

@@ -201,6 +201,32 @@ def test_empty_tensors(impl, device):
                                       impl=impl).shape == (n, c, h, w)
 
 
+@pytest.mark.parametrize("impl,device", [pytest.param("ref", "cpu", id="ref")] + region_impls())
+def test_no_regions(impl, device):
+    """num_regions = 0 (every pixel unlabelled, or a one-hot seg without
+    channels): no codes to pool or broadcast, a zero map, a bias-only conv."""
+    feat = torch.randn(2, 3, 4, 5, device=device, requires_grad=True)
+    labels = torch.full((2, 4, 5), -1, device=device)
+    for seg in (labels, torch.zeros(2, 0, 4, 5, device=device)):
+        pooled = hrops.region_avg_pool(feat, seg, 0 if seg.dim() == 3 else None, impl=impl)
+        assert pooled.shape == (2, 0, 3)
+        pooled.sum().backward()
+        assert torch.equal(feat.grad, torch.zeros_like(feat))
+        codes = torch.randn(2, 0, 3, device=device)
+        assert torch.equal(hrops.region_broadcast(codes, seg, impl=impl), torch.zeros_like(feat))
+        weight, bias = torch.randn(4, 3, 3, 3, device=device), torch.randn(4, device=device)
+        conv = hrops.region_conv2d(codes, seg, weight, bias, impl=impl)
+        assert torch.equal(conv, bias.view(1, 4, 1, 1).expand(2, 4, 4, 5))
+
+
+def test_resize_seg_keeps_labels_past_2_24():
+    labels = torch.randint(2 ** 24, 2 ** 40, (2, 7, 9))
+    for size in ((3, 4), (14, 27), (5, 9)):
+        want = torch.nn.functional.interpolate(labels[:, None].double(), size=size,
+                                               mode="nearest")[:, 0].long()
+        assert torch.equal(hrops.resize_seg(labels, size), want)
+
+
 @pytest.mark.parametrize("impl", ["ref", "cpu"])
 def test_bad_inputs_raise_clear_errors(impl):
     feat, labels = torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 5, dtype=torch.long)

@@ -134,9 +134,16 @@ def test_bad_inputs(impl):
         hrops.region_conv2d(codes.double(), labels, weight, bias, impl=impl)
 
 
-def test_empty():
-    codes, labels, weight, bias = _inputs(n=0, dtype=torch.float32)
-    assert hrops.region_conv2d(codes, labels, weight, bias, impl="cpu").shape == (0, 7, 9, 11)
+@pytest.mark.parametrize("impl,device", [pytest.param("ref", "cpu", id="ref")] + region_impls())
+def test_empty(impl, device):
+    codes, labels, weight, bias = (t.to(device) for t in _inputs(n=0, dtype=torch.float32))
+    assert hrops.region_conv2d(codes, labels, weight, bias, impl=impl).shape == (0, 7, 9, 11)
+    codes, labels, weight, bias = (t.to(device) for t in _inputs(dtype=torch.float32))
+    # no code channels: the bias alone; no output channels: an empty map
+    got = hrops.region_conv2d(codes[:, :, :0], labels, weight[:, :0], bias, impl=impl)
+    assert torch.equal(got, bias.view(1, -1, 1, 1).expand(2, 7, 9, 11))
+    assert hrops.region_conv2d(codes, labels, weight[:0], bias[:0],
+                               impl=impl).shape == (2, 0, 9, 11)
 
 
 def test_opcheck_and_compile():

@@ -61,6 +61,15 @@ def test_ace_matches_loop_ace(use_rgb, train, dtype):
     torch.testing.assert_close(ace(x, hrops.seg_to_labels(seg), codes), want, atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("use_rgb", [True, False])
+def test_ace_on_an_empty_batch(use_rgb):
+    original = _randomize(LoopACE(6, 5, use_rgb=use_rgb, style_length=8)).eval()
+    ace = hrops.nn.ACE(6, 5, use_rgb=use_rgb, style_length=8).eval()
+    ace.load_state_dict(original.state_dict())
+    x, seg, codes = torch.randn(0, 6, 12, 12), torch.zeros(0, 5, 12, 12), torch.randn(0, 5, 8)
+    assert ace(x, seg, codes).shape == original(x, seg, codes).shape == (0, 6, 12, 12)
+
+
 @pytest.fixture(scope="module")
 def models():
     original = _randomize(reference_generator(**SMALL)).eval()

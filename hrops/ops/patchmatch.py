@@ -191,6 +191,9 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     propagated = k if direction == "none" else 3 * k
     radii = _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b,
                                  propagated)
+    if radii and k == 0:
+        raise ValueError("random_search draws around each pixel's candidate 0: offsets must hold "
+                         "K >= 1 candidates, got K = 0")
     m = propagated + len(radii)
     topk = k if topk is None else check_integer(topk, "topk")
     if not 1 <= topk <= m:

@@ -48,14 +48,19 @@ def resize_seg(seg: torch.Tensor, size) -> torch.Tensor:
     size = tuple(int(s) for s in size)
     if seg.is_floating_point():
         return F.interpolate(seg, size=size, mode="nearest")
-    # Nearest interpolation only selects pixels, so resizing the ids as float
-    # (exact up to 2**24) selects the same pixels.
-    return F.interpolate(seg[:, None].float(), size=size, mode="nearest")[:, 0].to(seg.dtype)
+    # Nearest interpolation selects rows and columns separately: those of an
+    # index ramp (exact in float up to 2**24 pixels) select the labels.
+    def picked(length, new_length):
+        ramp = torch.arange(length, device=seg.device, dtype=torch.float32).view(1, 1, -1)
+        return F.interpolate(ramp, size=new_length, mode="nearest").view(-1).long()
+    return seg[:, picked(seg.shape[1], size[0])][:, :, picked(seg.shape[2], size[1])]
 
 
 def seg_to_labels(seg: torch.Tensor) -> torch.Tensor:
     """SEAN one-hot (N, R, H, W) -> int64 label map (N, H, W): the highest
     region whose entry is nonzero, -1 where none is."""
+    if seg.shape[1] == 0:  # no region: amax has nothing to reduce
+        return torch.full((seg.shape[0], *seg.shape[2:]), -1, dtype=torch.long, device=seg.device)
     ids = torch.arange(seg.shape[1], device=seg.device).view(1, -1, 1, 1)
     return torch.where(seg != 0, ids, -1).amax(1)
 
@@ -86,8 +91,8 @@ def _labels(seg, n, size, num_regions, what):
         raise ValueError(f"seg must match {what} in N and (H, W) = {(n, *size)}, got N = "
                          f"{seg.shape[0]} and (H, W) = {spatial}; resize it with "
                          f"hrops.resize_seg")
-    if guard_or_false(num_regions < 1):  # (a count traced by torch.compile is unknown)
-        raise ValueError(f"num_regions must be >= 1, got {num_regions}")
+    if guard_or_false(num_regions < 0):  # (a count traced by torch.compile is unknown)
+        raise ValueError(f"num_regions must be >= 0, got {num_regions}")
     labels = seg_to_labels(seg) if seg.is_floating_point() else seg.long()
     if not torch.compiler.is_compiling() and labels.numel():
         low, high = labels.aminmax()
@@ -259,7 +264,10 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
     pixel sums the k*k projections selected by its neighbours' labels (taps
     outside the image or on unlabelled pixels add 0). Exact up to summation
     order; differentiable in codes, weight and bias. A NaN or inf code
-    reaches only the output pixels with a tap on its region.
+    reaches only the output pixels with a tap on its region, and a NaN or
+    inf weight only those where its tap lies on a labelled pixel (the dense
+    conv2d also multiplies it by the zeros of unlabelled pixels and of the
+    padding, which gives NaN).
 
     codes (N, R, D); seg (N, H, W) labels or (N, R, H, W) one-hot;
     weight (O, D, k, k); bias (O,) or None. Returns (N, O, H+2p-k+1, W+2p-k+1).

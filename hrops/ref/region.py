@@ -61,6 +61,14 @@ def region_broadcast(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def region_conv2d(codes: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor | None = None, padding: int = 1) -> torch.Tensor:
     """conv2d of the broadcast map, dense (zero padding)."""
+    if weight.shape[0] == 0 or weight.shape[1] == 0:
+        # F.conv2d returns no output channels for an input without channels,
+        # and rejects a weight without output channels: the sum over no
+        # channels is 0, plus the bias.
+        n, h, w = labels.shape
+        size = (h + 2 * padding - weight.shape[-1] + 1, w + 2 * padding - weight.shape[-1] + 1)
+        out = codes.new_zeros((n, weight.shape[0], *size))
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
     return F.conv2d(region_broadcast(codes, labels), weight, bias, padding=padding)
 
 
