@@ -12,6 +12,7 @@
 #   large          index safety past 2**31 elements (tests/test_large_index.py, -m large)
 #   memcheck       compute-sanitizer memcheck over benchmarks/gpu_check/sanitize_driver.py
 #   racecheck      compute-sanitizer racecheck over the kernels with shared memory
+#   memcheck-triton  compute-sanitizer memcheck over the driver's Triton kernels
 #   models         the models end to end against the same models on reference layers
 #   bench          benchmarks/run.py --full --device cuda, every op and model case, no torch.compile
 #   bench-compile  the same with the torch.compile baselines, for the time left
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-ALL_STEPS=",env,build,tests,large,memcheck,racecheck,models,bench,bench-compile,"
+ALL_STEPS=",env,build,tests,large,memcheck,racecheck,memcheck-triton,models,bench,bench-compile,"
 for name in ${SKIP//,/ }; do
   case "$ALL_STEPS" in *",$name,"*) ;; *) echo "gpu_check: --skip: no step $name" >&2; exit 2 ;; esac
 done
@@ -153,7 +154,7 @@ else
 fi
 if ! info=$("$PY" -c "import hrops, json; print('build_info', json.dumps(hrops.build_info()))" \
     2>> "$OUT_DIR/build.log"); then
-  for name in tests large memcheck racecheck models bench bench-compile; do
+  for name in tests large memcheck racecheck memcheck-triton models bench bench-compile; do
     record "$name" "skipped: hrops does not import (build.log)" 0 ""
   done
   report --print-summary
@@ -180,9 +181,11 @@ SHARED_MEMORY_OPS=region,modulated_idwt,ace  # grep __shared__ csrc/cuda
 if [ "$DRY" = 1 ]; then
   run_step memcheck 60 15 sanitizer.log -- "${DRIVER[@]}" --device cpu
   run_step racecheck 60 12 sanitizer.log -- "${DRIVER[@]}" --device cpu --ops "$SHARED_MEMORY_OPS"
+  run_step memcheck-triton 60 10 sanitizer.log -- "${DRIVER[@]}" --device cpu --ops triton
 elif ! command -v compute-sanitizer > /dev/null; then
   record memcheck "skipped: compute-sanitizer not found" 0 ""
   record racecheck "skipped: compute-sanitizer not found" 0 ""
+  record memcheck-triton "skipped: compute-sanitizer not found" 0 ""
 else
   # Without the caching allocator every tensor is its own allocation, so an
   # access past its end is outside memory the process owns.
@@ -191,6 +194,10 @@ else
   run_step memcheck 120 18 sanitizer.log -- "${SANITIZER[@]}" --tool memcheck "${DRIVER[@]}"
   run_step racecheck 90 15 sanitizer.log -- "${SANITIZER[@]}" --tool racecheck "${DRIVER[@]}" \
     --ops "$SHARED_MEMORY_OPS"
+  # (Triton compiles each kernel variant on first use: a step of its own, so
+  # that its time cannot cost the CUDA kernels' memcheck its result.)
+  run_step memcheck-triton 90 12 sanitizer.log -- "${SANITIZER[@]}" --tool memcheck \
+    "${DRIVER[@]}" --ops triton
 fi
 
 OPS=()  # expanded as ${OPS[@]+...}: bash < 4.4 takes an empty array for unset

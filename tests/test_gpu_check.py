@@ -13,8 +13,8 @@ import pytest
 from hrops import _backends
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-STEPS = ["env", "build", "tests", "large", "memcheck", "racecheck", "models", "bench",
-         "bench-compile"]
+STEPS = ["env", "build", "tests", "large", "memcheck", "racecheck", "memcheck-triton", "models",
+         "bench", "bench-compile"]
 
 
 def _report_module():
@@ -51,6 +51,7 @@ def test_dry_run(tmp_path):
     assert steps["racecheck"]["status"] == "skipped: no GPU"
     assert steps["racecheck"]["figures"].startswith("cpu stand-in: ")
     assert steps["racecheck"]["figures"].endswith(" driver calls")
+    assert steps["memcheck-triton"]["status"] == "skipped: no GPU"
     assert steps["bench-compile"]["status"] == "skipped: no GPU"
 
     # The summary table comes last: a header, one row per step, a verdict.
@@ -72,7 +73,8 @@ def test_report_of_a_gpu_run(tmp_path, capsys):
     steps = [("env", "ok", 3, "build.log"), ("build", "ok", 120, "build.log"),
              ("tests", "FAILED (rc 1)", 80, "tests.log"), ("large", "timeout (90s)", 90, "large.log"),
              ("memcheck", "FAILED (rc 9)", 40, "sanitizer.log"),
-             ("racecheck", "ok", 30, "sanitizer.log"), ("models", "ok", 20, "bench.log"),
+             ("racecheck", "ok", 30, "sanitizer.log"), ("memcheck-triton", "ok", 45, "sanitizer.log"),
+             ("models", "ok", 20, "bench.log"),
              ("bench", "ok", 60, "bench.log"), ("bench-compile", "skipped: out of time", 0, "")]
     (work / "steps.tsv").write_text("".join(f"{n}\t{s}\t{t}\t{log}\t\n" for n, s, t, log in steps))
     (work / "env.json").write_text(json.dumps({"summary": "NVIDIA H200 (sm 9.0, 139.8 GiB)"}))
@@ -89,7 +91,8 @@ def test_report_of_a_gpu_run(tmp_path, capsys):
         "===== memcheck =====\n========= Invalid __global__ read of size 4 bytes\n"
         "=========     at hrops::(anonymous namespace)::haar_dwt_kernel<float>(...)\n"
         "========= ERROR SUMMARY: 1 error\n===== racecheck =====\nsanitize_driver: 106 calls\n"
-        "========= ERROR SUMMARY: 2 errors\n")
+        "========= ERROR SUMMARY: 2 errors\n===== memcheck-triton =====\n"
+        "sanitize_driver: 211 calls on cuda (triton)\n========= ERROR SUMMARY: 0 errors\n")
     (out / "bench.log").write_text("===== models =====\nok\n===== bench =====\nrows\n")
     (work / "models.json").write_text(json.dumps([
         dict(model="sean_generator", size="B1", mode="fwd", device="cuda", status="ok",
@@ -120,6 +123,7 @@ def test_report_of_a_gpu_run(tmp_path, capsys):
     # an error the exit status missed fails the step all the same
     assert result["steps"][5]["status"] == "FAILED (sanitizer errors)"
     assert figures["racecheck"] == "2 sanitizer errors, 106 driver calls"
+    assert figures["memcheck-triton"] == "0 sanitizer errors, 211 driver calls"
     assert figures["models"].startswith("1/2 agree; max rel diff 2.0e-06; ref/hrops geo-mean "
                                         "3.00x; lstu_cell fwdbwd: mismatch")
     assert figures["bench"] == ("4 rows, 1 failed; ref/hrops geo-mean 1.41x over 2 (lowest "

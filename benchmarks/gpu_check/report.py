@@ -17,6 +17,7 @@ import subprocess
 
 LOGS = ("build.log", "tests.log", "large.log", "sanitizer.log", "bench.log")
 SECTION = re.compile(r"^===== (\S+) =====$", re.M)
+SANITIZER_STEPS = ("memcheck", "racecheck", "memcheck-triton")
 PYTEST_SUMMARY = re.compile(r"\b(\d+ (?:passed|failed|skipped|errors?|xfailed|xpassed))\b")
 PYTEST_RESULT = re.compile(r"\b(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 
@@ -160,7 +161,7 @@ def step_figures(step, text, work, out):
         figures = pytest_figures(text)
         failed = failed_tests(text)
         return figures + (f"; first failure: {failed[0]}" if failed else "")
-    if name in ("memcheck", "racecheck"):
+    if name in SANITIZER_STEPS:
         return sanitizer_figures(text)
     if name == "models":
         return models_figures(_load_json(pathlib.Path(work) / "models.json"))
@@ -193,7 +194,7 @@ def markdown(meta, steps, sections, models, benches):
         failed = failed_tests(text) if s["name"] in ("tests", "large") else []
         if failed:
             md += ["", f"## {s['name']}: failed tests", ""] + [f"- `{t}`" for t in failed]
-        if s["name"] in ("memcheck", "racecheck"):
+        if s["name"] in SANITIZER_STEPS:
             errors = [line for line in text.splitlines() if line.startswith("=========")]
             if errors:
                 md += ["", f"## {s['name']}: sanitizer output (first 60 lines)", "", "```"]
@@ -256,7 +257,7 @@ def main(argv=None):
     sections = read_sections(out)
     for s in steps:
         text = sections.get(s["name"], "")
-        if s["name"] in ("memcheck", "racecheck") and s["status"] == "ok" and re.search(
+        if s["name"] in SANITIZER_STEPS and s["status"] == "ok" and re.search(
                 r"ERROR SUMMARY: [1-9]", text):  # any sanitizer error fails, whatever the exit status
             s["status"] = "FAILED (sanitizer errors)"
         figures = step_figures(s, text, work, out)

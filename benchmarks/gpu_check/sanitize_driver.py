@@ -1,8 +1,10 @@
 """Calls every hrops CUDA kernel forward and backward on small odd shapes,
 empty and 1-pixel maps included: the program benchmarks/gpu_check.sh runs
 under compute-sanitizer (memcheck over all of it, racecheck over the
-families whose kernels use shared memory). With --device cpu it makes the
-same calls on the CPU kernels, which checks this script without a GPU.
+families whose kernels use shared memory). The `triton` family, run on its
+own (--ops triton), calls the Triton kernels the same way. With --device cpu
+it makes the same calls on the CPU kernels, which checks this script
+without a GPU.
 
     python benchmarks/gpu_check/sanitize_driver.py [--device cuda] [--ops region,modulated_idwt]
 """
@@ -145,16 +147,48 @@ def patchmatch(d):
             d.run(hrops.patchmatch_warp, a, b, ref_img, offsets, cocosnet_truncation=trunc)
 
 
+def modulated_dwconv(d):
+    for dtype in (torch.float32, torch.float16):
+        for n, cin, h, w, cout, k in ((2, 3, 5, 7, 4, 3), (1, 1, 1, 1, 1, 3), (1, 4, 1, 6, 2, 1),
+                                      (1, 33, 9, 10, 17, 5), (0, 3, 4, 4, 2, 3), (2, 0, 4, 5, 3, 3),
+                                      (2, 3, 4, 5, 0, 3)):
+            def args():
+                return (d.randn(n, cin, h, w, dtype=dtype, grad=True),
+                        d.randn(n, cin, dtype=dtype, grad=True),
+                        d.randn(cin, 1, k, k, dtype=dtype, grad=True),
+                        d.randn(cout, cin, 1, 1, dtype=dtype, grad=True))
+            d.run(hrops.modulated_dwconv2d, *args(), d.randn(cout, dtype=dtype, grad=True))
+            d.run(hrops.modulated_dwconv2d, *args(), bias=d.randn(cout, dtype=dtype, grad=True),
+                  noise=d.randn(1, 1, h, w, dtype=dtype),
+                  noise_weight=d.randn(1, dtype=dtype, grad=True), negative_slope=0.2)
+        x = d.randn(2, 5, 6, 7, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        d.run(hrops.modulated_dwconv2d, x.requires_grad_(), d.randn(2, 5, dtype=dtype),
+              d.randn(5, 1, 3, 3, dtype=dtype), d.randn(3, 5, 1, 1, dtype=dtype, grad=True))
+
+
+def triton(d):
+    """The Triton kernels (on the CPU, the C++ kernels stand in for them)."""
+    d.impl = "triton" if d.device.type == "cuda" else "cpu"
+    try:
+        haar(d)
+        gates(d)
+        modulated_dwconv(d)
+    finally:
+        d.impl = "cuda" if d.device.type == "cuda" else "cpu"
+
+
 FAMILIES = {"haar": haar, "fused_bias_leaky_relu": fused_bias_leaky_relu, "upfirdn2d": upfirdn2d, "region": region,
             "ace": ace, "gates": gates, "modulated_idwt": modulated_idwt,
-            "patchmatch": patchmatch}
+            "patchmatch": patchmatch, "triton": triton}
+CUDA_FAMILIES = [f for f in FAMILIES if f != "triton"]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    p.add_argument("--ops", default=",".join(FAMILIES),
-                   help=f"comma-separated kernel families (default: all of {','.join(FAMILIES)})")
+    p.add_argument("--ops", default=",".join(CUDA_FAMILIES),
+                   help=f"comma-separated kernel families of {','.join(FAMILIES)} (default: all "
+                        f"but triton)")
     args = p.parse_args(argv)
     families = [f for f in args.ops.split(",") if f]
     if unknown := set(families) - set(FAMILIES):
