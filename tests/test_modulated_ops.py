@@ -363,6 +363,8 @@ def test_dwconv_empty_and_opcheck(impl, device):
 
 def test_dwconv_rejects_bad_input():
     x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
+    with pytest.raises(ValueError, match="negative_slope must be >= 0 or None, got -0.3"):
+        hrops.modulated_dwconv2d(x, m, wdw, wpw, d, negative_slope=-0.3)
     with pytest.raises(ValueError, match=r"modulation must have shape \(N, Cin\) = \(2, 3\)"):
         hrops.modulated_dwconv2d(x, m[:, :2], wdw, wpw, d)
     with pytest.raises(ValueError, match="weight_dw must have shape .* Cin = 3"):

@@ -161,6 +161,14 @@ def test_bluestyle97_loader(train):
         load_bluestyle97_stu(STU(4, 11), state_dict, prefix="0.")
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+@pytest.mark.parametrize("conv_layout", ["contiguous", "channels_last"])
+def test_empty_batch(impl, conv_layout):
+    enc, state, attr = _inputs(n=0)
+    h, c = LSTU(6, 8, impl=impl, conv_layout=conv_layout)(enc, state, attr)
+    assert h.shape == c.shape == enc.shape
+
+
 def test_bad_input():
     cell = LSTU(6, 8)
     enc, state, attr = _inputs()

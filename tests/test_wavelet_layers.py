@@ -65,3 +65,11 @@ def test_module_moves_with_to_and_keeps_impl():
     m = hnn.DWTForward(impl="ref").double()
     yl, _ = m(torch.randn(1, 1, 4, 4, dtype=torch.float64))
     assert yl.dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_state_dicts_load(dtype):
+    """Haar taps rounded to half precision are still Haar's."""
+    for layer in (hnn.DWTForward(), hnn.DWTInverse(), hnn.IDWTUpsample(16, 8)):
+        layer = layer.to(dtype)
+        layer.load_state_dict(layer.state_dict())

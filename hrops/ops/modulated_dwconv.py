@@ -143,6 +143,9 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
     k = weight_dw.shape[-1]
     out_hw = (x.shape[2] + 2 * padding - k + 1, x.shape[3] + 2 * padding - k + 1)
     noise = _check_epilogue_args(x, weight_pw.shape[0], out_hw, bias, noise, noise_weight)
+    if negative_slope is not None and not negative_slope >= 0:
+        # the backward reads the activation's slope off the output's sign
+        raise ValueError(f"negative_slope must be >= 0 or None, got {negative_slope}")
     if noise is None:
         noise_weight = None
     impl = _backends.resolve("modulated_dwconv2d", impl, x.device, _DWCONV_IMPLS)

@@ -164,7 +164,7 @@ def _transform(x, w_t, b_t):
         return _from_pixels(torch.addmm(b_t, _pixels(x), w.t()), x)
     n, d, h, wd = x.shape
     return torch.baddbmm(b_t.view(1, -1, 1), w.expand(n, -1, -1),
-                         x.reshape(n, d, h * wd)).view(n, -1, h, wd)
+                         x.reshape(n, d, h * wd)).view(n, w.shape[0], h, wd)
 
 
 def _transform_grads(gxt, x, w_t, gx):
