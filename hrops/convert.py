@@ -57,21 +57,32 @@ class ConversionReport(list):
 
 def convert(model: torch.nn.Module) -> ConversionReport:
     report = ConversionReport()
-    for name, module in list(model.named_modules()):
+    swapped = {}  # id(original) -> its replacement: a module registered twice stays shared
+    for name, module in list(model.named_modules(remove_duplicate=False)):
+        if any(name.startswith(done + ".") for done, _, _ in report):
+            continue  # inside a module already swapped
         cls = type(module)
         factory = _FACTORIES.get(cls.__name__)
         if factory is None or cls.__module__.startswith("hrops."):
             continue
-        try:
-            new = factory(module)
-            new.load_state_dict(module.state_dict())
-        except (AttributeError, ValueError, RuntimeError) as e:
-            report.skipped.append((name, cls.__name__, str(e).splitlines()[0]))
-            continue
-        ref = next(iter(module.state_dict().values()), None)
-        if ref is not None:
-            new = new.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
-        new.train(module.training)
+        new = swapped.get(id(module))
+        if new is None:
+            try:
+                new = factory(module)
+                new.load_state_dict(module.state_dict())
+            except (AttributeError, ValueError, RuntimeError) as e:
+                report.skipped.append((name, cls.__name__, str(e).splitlines()[0]))
+                continue
+            ref = next(iter(module.state_dict().values()), None)
+            if ref is not None:
+                new = new.to(device=ref.device,
+                             dtype=ref.dtype if ref.is_floating_point() else None)
+            frozen = dict(module.named_parameters())
+            for pname, p in new.named_parameters():  # frozen parameters stay frozen
+                if pname in frozen:
+                    p.requires_grad_(frozen[pname].requires_grad)
+            new.train(module.training)
+            swapped[id(module)] = new
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
         report.append((name, cls.__name__, f"{type(new).__module__}.{type(new).__name__}"))

@@ -146,6 +146,19 @@ def test_converter_swaps_modules_in_place():
     assert hrops.convert(a) == []  # nothing left to swap
 
 
+def test_converter_keeps_frozen_parameters_and_shared_modules():
+    model = torch.nn.Sequential(orig.ModulatedDWConv2d(4, 6, 8, 3),
+                                orig.ModulatedConv2d(6, 5, 8, 3), orig.IDWTUpsample(8, 8))
+    model[0].requires_grad_(False)
+    model.shared = model[1]  # one module under two names
+    frozen = {n: p.requires_grad for n, p in model.named_parameters(remove_duplicate=False)}
+    report = hrops.convert(model)
+    assert [name for name, _, _ in report] == ["0", "1", "2", "shared"]
+    assert {n: p.requires_grad
+            for n, p in model.named_parameters(remove_duplicate=False)} == frozen
+    assert model.shared is model[1] and isinstance(model[1], hnn.ModulatedConv2d)
+
+
 def _lightning_checkpoint(model, path):
     state = {f"student.{k}": v for k, v in model.student.state_dict().items()}
     state.update({f"mapping_net.{k}": v for k, v in model.mapping_net.state_dict().items()})
