@@ -361,6 +361,29 @@ def test_dwconv_empty_and_opcheck(impl, device):
     torch.library.opcheck(op, (*args, 1, bias, noise, nw, 0.2, impl))
 
 
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+@pytest.mark.parametrize("shape", [(2, 5, 7, 33, 33, 3, 1), (2, 5, 7, 1, 17, 3, 1),
+                                   (1, 4, 3, 8, 40, 5, 2)])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_dwconv_non_finite_input_on_the_border_rows(impl, device, shape, value):
+    # Out-of-plane rows are zeros, never an in-plane row times a zero weight:
+    # 0 * inf is NaN, so an inf on the first or last row must not spread.
+    x, m, wdw, wpw, d = _dw_inputs(shape, torch.float32)
+    h, w = shape[3], shape[4]
+    for row in (0, h - 1):
+        x[0, 1, row, w // 2] = value
+        x[-1, 2, row, 0] = value
+        x[-1, 3, row, w - 1] = value
+    expected = ref.modulated_dwconv2d(*[t.double() for t in (x, m, wdw, wpw, d)],
+                                      padding=shape[-1]).float()
+    got = hrops.modulated_dwconv2d(*[t.to(device) for t in (x, m, wdw, wpw, d)],
+                                   padding=shape[-1], impl=impl).cpu()
+    assert torch.equal(got.isnan(), expected.isnan()) and torch.equal(got.isinf(), expected.isinf())
+    assert expected.isfinite().any()
+    finite = expected.isfinite()
+    torch.testing.assert_close(got[finite], expected[finite], **TOL[torch.float32])
+
+
 def test_dwconv_rejects_bad_input():
     x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
     with pytest.raises(ValueError, match="negative_slope must be >= 0 or None, got -0.3"):

@@ -37,37 +37,33 @@ HROPS_TARGET_AVX512 HROPS_INLINE __m512 load_row16(const float* s, int64_t start
 
 // Two output rows per pass: input rows s[0..3] (s[j] is plane row r - 1 + j)
 // feed output rows r (s[0..2]) and r + 1 (s[1..3]), so each input vector is
-// loaded once for both. A row outside the plane (null) reads row r instead
-// with zero weights, so the loop has no row branches; only the first vector
-// and those reaching past W - 1 take masked loads. rows: 1 or 2.
+// loaded once for both. A row outside the plane (null) is zero vectors, not
+// another row times a zero weight: 0 * inf would make a NaN the reference
+// does not have. Only the first vector and those reaching past W - 1 take
+// masked loads. rows: 1 or 2.
 // stream: full vectors at 64-byte-aligned addresses get non-temporal stores.
-HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* const s_in[4],
+HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* const s[4],
                                                      int64_t W, const float* w, int rows,
                                                      bool stream) {
-  const float* s[4];
-  __m512 wa[9], wb[9];  // weights of output rows r and r + 1
-  for (int j = 0; j < 4; ++j) s[j] = s_in[j] != nullptr ? s_in[j] : s_in[1];
-  for (int kh = 0; kh < 3; ++kh) {
-    for (int kw = 0; kw < 3; ++kw) {
-      wa[kh * 3 + kw] = _mm512_set1_ps(s_in[kh] != nullptr ? w[kh * 3 + kw] : 0.f);
-      wb[kh * 3 + kw] = _mm512_set1_ps(rows > 1 && s_in[kh + 1] != nullptr ? w[kh * 3 + kw] : 0.f);
-    }
-  }
+  __m512 wv[9];
+  for (int k = 0; k < 9; ++k) wv[k] = _mm512_set1_ps(w[k]);
   auto vec = [&](int64_t x, bool masked) HROPS_TARGET_AVX512 {
     __m512 a[3], b[3];
     for (int j = 0; j < 4; ++j) {
       __m512 v[3];
       for (int kw = 0; kw < 3; ++kw) {
-        v[kw] = masked ? load_row16(s[j], x - 1 + kw, W) : _mm512_loadu_ps(s[j] + x - 1 + kw);
+        v[kw] = s[j] == nullptr ? _mm512_setzero_ps()
+                : masked        ? load_row16(s[j], x - 1 + kw, W)
+                                : _mm512_loadu_ps(s[j] + x - 1 + kw);
       }
       if (j < 3) {
-        const __m512 p = _mm512_fmadd_ps(wa[j * 3], v[0], _mm512_mul_ps(wa[j * 3 + 1], v[1]));
-        a[j] = _mm512_fmadd_ps(wa[j * 3 + 2], v[2], p);
+        const __m512 p = _mm512_fmadd_ps(wv[j * 3], v[0], _mm512_mul_ps(wv[j * 3 + 1], v[1]));
+        a[j] = _mm512_fmadd_ps(wv[j * 3 + 2], v[2], p);
       }
       if (j > 0) {
         const int kh = j - 1;
-        const __m512 p = _mm512_fmadd_ps(wb[kh * 3], v[0], _mm512_mul_ps(wb[kh * 3 + 1], v[1]));
-        b[kh] = _mm512_fmadd_ps(wb[kh * 3 + 2], v[2], p);
+        const __m512 p = _mm512_fmadd_ps(wv[kh * 3], v[0], _mm512_mul_ps(wv[kh * 3 + 1], v[1]));
+        b[kh] = _mm512_fmadd_ps(wv[kh * 3 + 2], v[2], p);
       }
     }
     const __m512 ya = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), a[2]);
