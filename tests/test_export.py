@@ -16,10 +16,7 @@ pytestmark = pytest.mark.skipif(not _backends.HAS_CPU_KERNELS, reason="hrops._C 
 def _fused(name):
     """MobileStyleGAN with its demodulation folded into the weights."""
     model, inputs = MODELS[name]()
-    for m in model.modules():
-        if hasattr(m, "fuse_demodulation"):
-            m.fuse_demodulation()
-    return model, inputs
+    return hrops.nn.fuse_demodulation(model), inputs
 
 
 def _build(name):

@@ -88,6 +88,19 @@ def test_fuse_demodulation(layer):
     torch.testing.assert_close(b(x, style), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_fused_demodulation_follows_the_module_to_another_dtype():
+    b = hnn.StyledConv2d(8, 10, STYLE, 3, conv_module=hnn.ModulatedDWConv2d)
+    original = b.conv.weight_permute.detach().clone()
+    assert hnn.fuse_demodulation(b.eval()) is b and b.conv.demodulation_fused
+    b.double()
+    saved = b.state_dict()["conv.weight_permute"]
+    assert saved.dtype == torch.float64
+    torch.testing.assert_close(saved, original.double(), atol=0, rtol=0)
+    b.conv.unfuse_demodulation()
+    assert b.conv.weight_permute.dtype == torch.float64
+    torch.testing.assert_close(b.conv.weight_permute.detach(), original.double(), atol=0, rtol=0)
+
+
 def test_fused_demodulation_at_two_threads_without_grad():
     """A loaded generator's parameters require grad; after
     fuse_demodulation() its layers once failed at 2 threads even under

@@ -89,6 +89,14 @@ class _Demodulated(nn.Module):
             self.unfuse_demodulation()
         return super().train(mode)
 
+    def _apply(self, fn, recurse=True):
+        # .to(), .half(), .cuda() reach the kept original weight too, so that
+        # state_dict() and unfuse_demodulation() see the module's dtype and device.
+        super()._apply(fn, recurse)
+        if self._unfused is not None:
+            self._unfused = fn(self._unfused)
+        return self
+
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self.demodulation_fused:
@@ -100,6 +108,15 @@ class _Demodulated(nn.Module):
 
     def _demod_or_none(self):
         return self.demodulation() if self.demodulate and not self.demodulation_fused else None
+
+
+def fuse_demodulation(model):
+    """Calls fuse_demodulation() on every hrops modulated layer in `model`
+    (which must be in eval mode) and returns `model`."""
+    for module in model.modules():
+        if isinstance(module, _Demodulated):
+            module.fuse_demodulation()
+    return model
 
 
 class ModulatedConv2d(_Demodulated):
