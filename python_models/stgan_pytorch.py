@@ -38,19 +38,32 @@ class ConvGRUCell(hrops.nn.STU):
         self.n_attrs = n_attrs
         self._register_state_dict_hook(_cell_state_to_original)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if f"{prefix}reset_gate.0.weight" in state_dict:
-            own = {k[len(prefix):]: state_dict.pop(k) for k in list(state_dict)
-                   if k.startswith(prefix)}
-            try:
-                converted = stu_state_from_bluestyle97(own)
-            except KeyError:  # incomplete: strict loading names what is missing
-                converted = own
-            else:  # keys of neither layout stay, for strict loading to report
-                known = stu_state_to_bluestyle97(converted)
-                converted.update((k, v) for k, v in own.items() if k not in known)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # The original layout is checked in its own names (a missing or
+        # wrongly shaped reset_gate.1.running_var, say), then converted.
+        current = {**dict(self.named_parameters()), **dict(self.named_buffers())}
+        expected = stu_state_to_bluestyle97(current)
+        own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if any(k in expected for k in own):
+            for k in own:
+                del state_dict[prefix + k]
+            optional = {k for k in expected if k.endswith("num_batches_tracked")}
+            missing = [k for k in expected if k not in own and k not in optional]
+            wrong = [k for k in expected if k in own and own[k].shape != expected[k].shape]
+            unexpected_keys.extend(prefix + k for k in own if k not in expected)
+            if missing or wrong:
+                missing_keys.extend(prefix + k for k in missing)
+                error_msgs.extend(f"size mismatch for {prefix}{k}: copying a param with shape "
+                                  f"{own[k].shape} from checkpoint, the shape in current model "
+                                  f"is {expected[k].shape}." for k in wrong)
+                converted = current  # the submodules then load what they hold, no errors of theirs
+            else:
+                converted = stu_state_from_bluestyle97({k: v for k, v in own.items()
+                                                        if k in expected})
             state_dict.update({prefix + k: v for k, v in converted.items()})
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
 
 def _cell_state_to_original(module, state_dict, prefix, local_metadata):

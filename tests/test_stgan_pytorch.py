@@ -189,6 +189,23 @@ def test_checkpoint_layouts(tmp_path):
         load_bluestyle97_generator(STGANPyTorchGenerator(conv_dim=8, one_more_conv=False), sd)
 
 
+def test_stu_checkpoint_errors_name_the_original_keys():
+    original, model, _ = _pair()
+    sd = original.state_dict()
+    key = "stu.0.reset_gate.1.running_var"
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "stu.0.reset_gate'
+                                           r'.1.running_var"\. *$'):
+        load_bluestyle97_generator(model, {k: v for k, v in sd.items() if k != key})
+    bad = {**sd, "stu.0.update_gate.0.weight": sd["stu.0.update_gate.0.weight"][:, 1:]}
+    with pytest.raises(RuntimeError, match=r"size mismatch for stu.0.update_gate.0.weight"):
+        load_bluestyle97_generator(model, bad)
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "stu.0.extra"'):
+        load_bluestyle97_generator(model, {**sd, "stu.0.extra": torch.zeros(1)})
+    missing, unexpected = model.load_state_dict({k: v for k, v in sd.items() if k != key},
+                                                strict=False)
+    assert missing == [key] and unexpected == []
+
+
 def test_variants_match_original():
     for args in (dict(use_stu=False), dict(one_more_conv=False), dict(shortcut_layers=4)):
         original = _randomize_batch_norms(Generator(conv_dim=8, **args)).eval()
