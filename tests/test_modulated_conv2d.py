@@ -71,6 +71,13 @@ def test_errors():
         hrops.modulated_conv2d(x, w[:, :3], s)
     with pytest.raises(ValueError, match="up and down must be 1 or 2"):
         hrops.modulated_conv2d(x, w, s, up=4)
+    for impl in ("ref", "cpu"):  # ATen convolutions take and make no empty channel or map
+        with pytest.raises(ValueError, match="needs Cin >= 1 and Cout >= 1"):
+            hrops.modulated_conv2d(x[:, :0], w[:, :0], s[:, :0], impl=impl)
+        with pytest.raises(ValueError, match="needs Cin >= 1 and Cout >= 1"):
+            hrops.modulated_conv2d(x, w[:0], s, impl=impl)
+        with pytest.raises(ValueError, match="x must have H >= 1 and W >= 1"):
+            hrops.modulated_conv2d(x[:, :, :0], w, s, impl=impl)
 
 
 @pytest.mark.parametrize("autocast", [False, True])

@@ -384,6 +384,21 @@ def test_dwconv_non_finite_input_on_the_border_rows(impl, device, shape, value):
     torch.testing.assert_close(got[finite], expected[finite], **TOL[torch.float32])
 
 
+@pytest.mark.parametrize("impl,device", [("ref", "cpu")] + DW_IMPLS)
+@pytest.mark.parametrize("cin,cout", [(0, 4), (3, 0), (0, 0)])
+def test_dwconv_without_channels(impl, device, cin, cout):
+    """No input channels: the output is 0 * demod = 0; no output channels:
+    an empty output. Every gradient is zero (or empty)."""
+    args = [t.to(device).requires_grad_() for t in _dw_inputs((2, cin, cout, 5, 6, 3, 1))]
+    if interpreted(impl, device):
+        args = [t.detach().float().requires_grad_() for t in args]
+    y = hrops.modulated_dwconv2d(*args, padding=1, impl=impl)
+    assert y.shape == (2, cout, 5, 6) and not y.any()
+    grads = torch.autograd.grad(y.sum(), args, allow_unused=True, materialize_grads=True)
+    for arg, grad in zip(args, grads):
+        assert grad.shape == arg.shape and not grad.any()
+
+
 def test_dwconv_rejects_bad_input():
     x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
     with pytest.raises(ValueError, match="negative_slope must be >= 0 or None, got -0.3"):

@@ -44,6 +44,11 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
     if weight.shape[1] != cin or weight.shape[2] != weight.shape[3]:
         raise ValueError(f"weight must have shape (Cout, Cin, k, k) with Cin = {cin}, got "
                          f"{tuple(weight.shape)}")
+    if cin == 0 or weight.shape[0] == 0:  # ATen convolutions cannot take or make 0 channels
+        raise ValueError(f"modulated_conv2d needs Cin >= 1 and Cout >= 1, got weight of shape "
+                         f"{tuple(weight.shape)}")
+    if 0 in x.shape[2:]:
+        raise ValueError(f"x must have H >= 1 and W >= 1, got {tuple(x.shape)}")
     if tuple(style.shape) != (n, cin):
         raise ValueError(f"style must have shape (N, Cin) = {(n, cin)}, got {tuple(style.shape)}")
     if up not in (1, 2) or down not in (1, 2) or (up == 2 and down == 2):

@@ -5,6 +5,7 @@ core/models/modules/modulated_conv2d.py, ModulatedDWConv2d).
 The modulation scales the input activations (not the weights); demodulation
 is a per-output-channel factor that does not depend on the style.
 """
+import torch
 import torch.nn.functional as F
 
 __all__ = ["modulated_dwconv2d", "styled_epilogue"]
@@ -13,8 +14,16 @@ __all__ = ["modulated_dwconv2d", "styled_epilogue"]
 def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=1):
     """x (N, Cin, H, W), modulation (N, Cin), weight_dw (Cin, 1, k, k),
     weight_pw (Cout, Cin, 1, 1), demod (Cout,) or None."""
-    y = F.conv2d(x * modulation[:, :, None, None], weight_dw, padding=padding, groups=x.shape[1])
-    y = F.conv2d(y, weight_pw)
+    y = x * modulation[:, :, None, None]
+    if x.shape[1] > 0 and weight_pw.shape[0] > 0:
+        y = F.conv2d(F.conv2d(y, weight_dw, padding=padding, groups=x.shape[1]), weight_pw)
+    else:  # ATen cannot: groups=0 is an error, and a 1x1 conv2d of 0 channels gives 0, not Cout
+        if x.shape[1] > 0:
+            y = F.conv2d(y, weight_dw, padding=padding, groups=x.shape[1])
+        else:
+            y = y.new_zeros(*x.shape[:2], *[s + 2 * padding - weight_dw.shape[-1] + 1
+                                             for s in x.shape[2:]])
+        y = torch.einsum("nihw,oi->nohw", y, weight_pw[:, :, 0, 0])
     return y if demod is None else y * demod.view(1, -1, 1, 1)
 
 
