@@ -199,6 +199,30 @@ def test_compile_fullgraph(conv_layout):
     torch.testing.assert_close(got, want)
 
 
+@pytest.mark.compile
+@pytest.mark.parametrize("kind", ["lstu", "stu", "stu_bn"])
+def test_export_with_a_dynamic_state_size(kind):
+    """The README's bound: dynamic state sizes from 3 (the upsampling's row
+    sets); below it torch.export names the bound it needs."""
+    cell = {"lstu": lambda: LSTU(4, 6), "stu": lambda: STU(4, 6),
+            "stu_bn": lambda: STU(4, 6, norm="batch")}[kind]().eval()
+    inputs = lambda n, h: (torch.randn(n, 4, 2 * h, 2 * h), torch.randn(n, 4, h, h),  # noqa: E731
+                           torch.randn(n, 2))
+    n = torch.export.Dim("n", min=1, max=64)
+
+    def export(low):
+        h = torch.export.Dim("h", min=low, max=512)
+        return torch.export.export(cell, inputs(2, 8), dynamic_shapes=(
+            {0: n, 2: 2 * h, 3: 2 * h}, {0: n, 2: h, 3: h}, {0: n}))
+
+    program = export(3).module()
+    for size in (3, 4, 7):
+        args = inputs(1 + size % 2, size)
+        torch.testing.assert_close(program(*args), cell(*args))
+    with pytest.raises(torch._dynamo.exc.UserError, match=r"Dim\('h', min=3"):
+        export(1)
+
+
 needs_kernels = pytest.mark.skipif(not _backends.HAS_CPU_KERNELS, reason="hrops._C not built")
 
 
