@@ -161,6 +161,29 @@ def test_extreme_preactivations(impl, device):
 
 
 @pytest.mark.parametrize("impl,device", IMPLS)
+def test_lstu_relu_keeps_nan_and_selects_its_gradient(impl, device):
+    """relu as torch's: a NaN cell passes to h; where c <= 0 an inf or NaN
+    upstream gradient adds nothing to c's (threshold_backward selects)."""
+    x, xt, pre, e = (t.requires_grad_() for t in _lstu_inputs(device=device))
+    with torch.no_grad():
+        e[0, 1, 2, 3] = float("nan")
+    grad_h = torch.randn_like(x)
+    h, c = hrops.lstu_gates(x, xt, pre, e, "relu", impl="ref")
+    with torch.no_grad():
+        grad_h[c <= 0] = float("inf")
+    for out in (h, c):
+        assert out[0, 1, 2, 3].isnan()
+    want = torch.autograd.grad(h, (x, xt, pre, e), grad_h)
+    h, c = hrops.lstu_gates(x, xt, pre, e, "relu", impl=impl)
+    assert torch.equal(h.isnan(), c.isnan())
+    got = torch.autograd.grad(h, (x, xt, pre, e), grad_h)
+    for g, w in zip(got, want):  # NaN against inf is an order of products, not checked
+        finite = w.isfinite()
+        assert torch.equal(g.isfinite(), finite)
+        torch.testing.assert_close(g[finite], w[finite], **TOL[torch.float32])
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
 @pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 5), (1, 1, 1, 1)])
 def test_empty_and_tiny(impl, device, shape):
     inputs = [t.requires_grad_() for t in _lstu_inputs(shape, device=device)]

@@ -384,6 +384,26 @@ def test_dwconv_non_finite_input_on_the_border_rows(impl, device, shape, value):
     torch.testing.assert_close(got[finite], expected[finite], **TOL[torch.float32])
 
 
+@pytest.mark.parametrize("impl,device", DW_IMPLS)
+@pytest.mark.parametrize("shape", [(2, 5, 7, 33, 33, 3, 1), (2, 5, 7, 1, 17, 3, 1)])
+def test_dwconv_non_finite_gradient_on_the_border_rows(impl, device, shape):
+    """An inf upstream gradient on the first or last row: the depthwise
+    weight's taps over the zero padding get 0 * inf = NaN, as in the
+    reference (NaN against inf elsewhere is an order of products, not checked)."""
+    inputs = _dw_inputs(shape, torch.float32)
+    n, _, cout, h, w, _, pad = shape
+    grad = torch.randn(n, cout, h, w)
+    grad[0, 1, 0, w // 2] = grad[-1, 2, h - 1, 0] = float("inf")
+    leaves = [t.double().requires_grad_() for t in inputs]
+    want = torch.autograd.grad(ref.modulated_dwconv2d(*leaves, padding=pad), leaves,
+                               grad.double())
+    leaves = [t.to(device).requires_grad_() for t in inputs]
+    got = torch.autograd.grad(hrops.modulated_dwconv2d(*leaves, padding=pad, impl=impl), leaves,
+                              grad.to(device))
+    for g, expected in zip(got, want):
+        assert torch.equal(g.isfinite().cpu(), expected.isfinite())
+
+
 @pytest.mark.parametrize("impl,device", [("ref", "cpu")] + DW_IMPLS)
 @pytest.mark.parametrize("cin,cout", [(0, 4), (3, 0), (0, 0)])
 def test_dwconv_without_channels(impl, device, cin, cout):

@@ -158,6 +158,22 @@ def test_crop_past_the_input(impl, device, name):
 
 
 @pytest.mark.parametrize("impl,device", IMPLS)
+@pytest.mark.parametrize("name", ["blur4", "sep3x5"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("down", [1, 2])
+def test_non_finite_kernel_tap(impl, device, name, value, down):
+    """A separable kernel with a NaN or inf tap is no longer rank-1: without
+    padding every output sees that tap over data, as in the reference."""
+    x, k = torch.randn(2, 3, 9, 11, dtype=torch.float64), KERNELS[name].clone()
+    k[k.shape[0] - 1, 0] = value
+    y = hrops.upfirdn2d(x.float().to(device), k.float().to(device), 1, down, (0, 0), impl=impl)
+    expected = _call_ref(x, k, (1, 1), (down, down), (0, 0, 0, 0)).float()
+    assert not y.isfinite().any()
+    assert torch.equal(y.isnan().cpu(), expected.isnan())
+    assert torch.equal(y.isinf().cpu(), expected.isinf())
+
+
+@pytest.mark.parametrize("impl,device", IMPLS)
 def test_empty(impl, device):
     k = _blur().float().to(device)
     y = hrops.upfirdn2d(torch.randn(0, 3, 8, 8, device=device), k, 2, 1, (2, 1), impl=impl)

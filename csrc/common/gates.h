@@ -80,15 +80,16 @@ HROPS_HD_INLINE T sigmoid(T x) {
   return T(1) / (T(1) + exp_(-x));
 }
 
-// g(c) and g'(c) of the LSTU activation.
+// g(c) and g'(c) of the LSTU activation. relu as torch's: a NaN passes
+// (c <= 0 is false for it), forward and backward.
 template <int64_t kAct, typename T>
 HROPS_HD_INLINE void activation(T c, T& g, T& dg) {
   if constexpr (kAct == kTanh) {
     g = tanh_(c);
     dg = T(1) - g * g;
   } else {
-    g = c > T(0) ? c : T(0);
-    dg = c > T(0) ? T(1) : T(0);
+    g = c <= T(0) ? T(0) : c;
+    dg = c <= T(0) ? T(0) : T(1);
   }
 }
 
@@ -113,7 +114,10 @@ HROPS_HD_INLINE void lstu_backward(T grad_h, T grad_c, T x, T x_tilde, T pre_f, 
   activation<kAct>(c, g, dg);
   grad_x = grad_h * (T(1) - r);
   grad_pre_r = grad_h * (g - x) * r * (T(1) - r);
-  const T dc = grad_c + grad_h * r * dg;  // c reaches the loss directly and through h
+  // c reaches the loss directly and through h. relu's gradient is selected,
+  // not multiplied (torch's threshold_backward): an inf grad_h where c <= 0 adds 0.
+  const T through_h = kAct == kTanh || dg != T(0) ? grad_h * r * dg : T(0);
+  const T dc = grad_c + through_h;
   grad_enc = dc * f;
   grad_x_tilde = dc * (T(1) - f);
   grad_pre_f = dc * (enc - x_tilde) * f * (T(1) - f);

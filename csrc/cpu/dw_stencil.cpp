@@ -86,7 +86,9 @@ HROPS_TARGET_AVX512 void correlate3_same_pair_avx512(float* o, const float* cons
 }
 
 // gw[kh * 3 + kw] += sum g[r][x] * plane[r - 1 + kh][x - 1 + kw] over rows
-// [r0, r1) (correlate3_same_weight_grad), the nine sums in registers.
+// [r0, r1) (correlate3_same_weight_grad), the nine sums in registers. Rows
+// outside the plane are zero vectors and still multiplied, as the reference
+// does: an inf in g there makes the NaN that 0 * inf is.
 HROPS_TARGET_AVX512 void weight_grad3_same_avx512(float* gw, const float* g, const float* plane,
                                                   int64_t H, int64_t W, int64_t r0, int64_t r1) {
   __m512 acc[9];
@@ -101,10 +103,10 @@ HROPS_TARGET_AVX512 void weight_grad3_same_avx512(float* gw, const float* g, con
     auto vec = [&](int64_t x, bool masked) HROPS_TARGET_AVX512 {
       const __m512 gv = masked ? load_row16(gr, x, W) : _mm512_loadu_ps(gr + x);
       for (int kh = 0; kh < 3; ++kh) {
-        if (s[kh] == nullptr) continue;
         for (int kw = 0; kw < 3; ++kw) {
-          const __m512 v = masked ? load_row16(s[kh], x - 1 + kw, W)
-                                  : _mm512_loadu_ps(s[kh] + x - 1 + kw);
+          const __m512 v = s[kh] == nullptr ? _mm512_setzero_ps()
+                           : masked         ? load_row16(s[kh], x - 1 + kw, W)
+                                            : _mm512_loadu_ps(s[kh] + x - 1 + kw);
           acc[kh * 3 + kw] = _mm512_fmadd_ps(gv, v, acc[kh * 3 + kw]);
         }
       }

@@ -25,8 +25,9 @@
 namespace hrops {
 namespace {
 
-// The kernel as col (kh) x row (kw) when it is rank-1 to within a few
-// rounding errors of its dtype; empty vectors otherwise.
+// The kernel as col (kh) x row (kw) when it is finite and rank-1 to within
+// a few rounding errors of its dtype; empty vectors otherwise (a NaN or inf
+// tap would slip through the rank test, which compares with >).
 struct Separable {
   std::vector<double> col, row;
   bool ok() const { return !col.empty(); }
@@ -38,12 +39,13 @@ Separable factor_kernel(const at::Tensor& kernel) {
   const int64_t kh = k.size(0), kw = k.size(1);
   int64_t pi = 0, pj = 0;
   double peak = 0;
+  Separable s;
   for (int64_t i = 0; i < kh; ++i) {
     for (int64_t j = 0; j < kw; ++j) {
+      if (!std::isfinite(kp[i * kw + j])) return s;
       if (std::abs(kp[i * kw + j]) > peak) peak = std::abs(kp[i * kw + j]), pi = i, pj = j;
     }
   }
-  Separable s;
   if (peak == 0) return s;
   const double eps = kernel.scalar_type() == at::kDouble
                          ? std::numeric_limits<double>::epsilon()

@@ -267,7 +267,8 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
     reaches only the output pixels with a tap on its region, and a NaN or
     inf weight only those where its tap lies on a labelled pixel (the dense
     conv2d also multiplies it by the zeros of unlabelled pixels and of the
-    padding, which gives NaN).
+    padding, which gives NaN). Likewise in the backward: a NaN or inf output
+    gradient reaches the weight gradient only through labelled pixels.
 
     codes (N, R, D); seg (N, H, W) labels or (N, R, H, W) one-hot;
     weight (O, D, k, k); bias (O,) or None. Returns (N, O, H+2p-k+1, W+2p-k+1).

@@ -82,7 +82,10 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *
     x (N, C, H, W); kernel (kh, kw); up, down: int or (x, y); pad: (p0, p1)
     for both dimensions or (x0, x1, y0, y1), negative values crop. Returns
     (N, C, (H * up_y + y0 + y1 - kh) // down_y + 1, (likewise for W)).
-    Gradients of every order for x; the kernel gets none.
+    Gradients of every order for x; the kernel gets none. The kernels skip
+    padding and inserted zeros rather than multiply them: a NaN or inf
+    kernel tap that falls only on them leaves no NaN, where the reference
+    has 0 * inf.
     """
     check_tensor(x, "x", 4, "(N, C, H, W)")
     check_tensor(kernel, "kernel", 2, "(kh, kw)")

@@ -33,8 +33,8 @@ def _activation(c, ACT: tl.constexpr):
         g = _tanh(c)
         dg = 1.0 - g * g
     else:
-        g = tl.maximum(c, 0.0)
-        dg = tl.where(c > 0, 1.0, 0.0)
+        g = tl.where(c <= 0, 0.0, c)  # as torch.relu: a NaN passes
+        dg = tl.where(c <= 0, 0.0, 1.0)
     return g, dg
 
 
@@ -86,7 +86,10 @@ def _lstu_bwd_kernel(gh_ptr, gc_ptr, x_ptr, xt_ptr, pre_ptr, e_ptr, gx_ptr, gxt_
     gc = tl.load(gc_ptr + n * cs_n + c * cs_c + p, mask=live, other=0.0).to(ACC)
     x, xt, e, f, r, cc, g, dg = _lstu_state(x_ptr, xt_ptr, pre_ptr, e_ptr, xs_n, xs_c, ts_n, ts_c,
                                             ps_n, ps_c, es_n, es_c, live, p, c, n, C, ACT, ACC)
-    dc = gc + gh * r * dg
+    if ACT == 0:
+        dc = gc + gh * r * dg
+    else:  # relu's gradient is selected (torch's threshold_backward), not multiplied
+        dc = gc + tl.where(dg == 0, 0.0, gh * r)
     ty = gx_ptr.dtype.element_ty
     dst = (n * C + c) * HW + p
     # Products from int64 n only: C * HW (two int32 arguments) wraps past 2^31.
