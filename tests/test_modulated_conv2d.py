@@ -78,6 +78,26 @@ def test_errors():
             hrops.modulated_conv2d(x, w[:0], s, impl=impl)
         with pytest.raises(ValueError, match="x must have H >= 1 and W >= 1"):
             hrops.modulated_conv2d(x[:, :, :0], w, s, impl=impl)
+        # down=2: the blurred map must hold the stride-2 conv's kernel (ATen's error otherwise)
+        msg = "x must have H >= 2 and W >= 2 with down=2 and a {0}x{0} kernel"
+        with pytest.raises(ValueError, match=msg.format(3)):
+            hrops.modulated_conv2d(x[:, :, :1, :1], w, s, down=2, impl=impl)
+        with pytest.raises(ValueError, match=msg.format(1)):
+            hrops.modulated_conv2d(x[:, :, :, :1], w[:, :, :1, :1], s, down=2, impl=impl)
+        out = hrops.modulated_conv2d(x[:, :, :2, :2], w, s, down=2, impl=impl)
+        assert out.shape == (2, 4, 1, 1)
+
+
+@pytest.mark.parametrize("impl", ["cpu", "ref"])
+@pytest.mark.parametrize("up,down", [(1, 1), (1, 2), (2, 1)])
+def test_empty_batch(impl, up, down):
+    """N = 0: the grouped definition has no groups to fold the batch into."""
+    x, w, s = (t.requires_grad_() for t in _inputs(3, n=0))
+    out = hrops.modulated_conv2d(x, w, s, True, up, down, impl=impl)
+    assert out.shape == (0, 4, 8 * up // down, 8 * up // down)
+    grads = torch.autograd.grad(out.sum(), (x, w, s))
+    assert [g.shape for g in grads] == [x.shape, w.shape, s.shape]
+    assert not grads[1].any()
 
 
 @pytest.mark.parametrize("autocast", [False, True])

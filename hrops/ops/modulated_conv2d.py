@@ -49,6 +49,13 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
                          f"{tuple(weight.shape)}")
     if 0 in x.shape[2:]:
         raise ValueError(f"x must have H >= 1 and W >= 1, got {tuple(x.shape)}")
+    if down == 2:  # the blurred map must hold the stride-2 conv's k x k kernel
+        k = weight.shape[-1]
+        p0, p1 = modconv_blur_pads(len(blur_kernel), k, 1, 2)
+        least = k + len(blur_kernel) - 1 - p0 - p1
+        if min(x.shape[2:]) < least:
+            raise ValueError(f"x must have H >= {least} and W >= {least} with down=2 and a "
+                             f"{k}x{k} kernel, got {tuple(x.shape)}")
     if tuple(style.shape) != (n, cin):
         raise ValueError(f"style must have shape (N, Cin) = {(n, cin)}, got {tuple(style.shape)}")
     if up not in (1, 2) or down not in (1, 2) or (up == 2 and down == 2):

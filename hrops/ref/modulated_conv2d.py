@@ -37,7 +37,7 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
                      eps=1e-8):
     """x (N, Cin, H, W), weight (Cout, Cin, k, k) (any fixed scale already
     applied), style (N, Cin)."""
-    n, cin, h, w = x.shape
+    n, cin = x.shape[:2]
     cout, _, k, _ = weight.shape
     wt = weight[None] * style.view(n, 1, cin, 1, 1)
     if demodulate:
@@ -45,18 +45,25 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
         wt = wt * demod.view(n, cout, 1, 1, 1)
     taps = len(blur_kernel)
     if up > 1:
-        wt = wt.transpose(1, 2).reshape(n * cin, cout, k, k)
-        out = F.conv_transpose2d(x.reshape(1, n * cin, h, w), wt, stride=2, groups=n)
-        out = out.view(n, cout, out.shape[2], out.shape[3])
+        out = _per_sample_conv(F.conv_transpose2d, x, wt.transpose(1, 2), stride=2)
         p0, p1 = modconv_blur_pads(taps, k, up, down)
         kern = blur_kernel_2d(blur_kernel, 4.0, x.dtype, x.device)
         return upfirdn2d(out, kern, 1, 1, 1, 1, p0, p1, p0, p1)
-    wt = wt.reshape(n * cout, cin, k, k)
     if down > 1:
         p0, p1 = modconv_blur_pads(taps, k, up, down)
         x = upfirdn2d(x, blur_kernel_2d(blur_kernel, 1.0, x.dtype, x.device), 1, 1, 1, 1,
                       p0, p1, p0, p1)
-        out = F.conv2d(x.reshape(1, n * cin, *x.shape[2:]), wt, stride=2, groups=n)
-    else:
-        out = F.conv2d(x.reshape(1, n * cin, h, w), wt, padding=k // 2, groups=n)
-    return out.view(n, cout, out.shape[2], out.shape[3])
+        return _per_sample_conv(F.conv2d, x, wt, stride=2)
+    return _per_sample_conv(F.conv2d, x, wt, padding=k // 2)
+
+
+def _per_sample_conv(conv, x, weights, **kwargs):
+    """conv(x[n:n+1], weights[n]) for every sample n, as one grouped conv with
+    the batch folded into the groups; weights (N, A, B, k, k) in conv's
+    weight layout."""
+    n = x.shape[0]
+    if n == 0:  # ATen needs groups >= 1. The output is empty whatever the weights; their
+        # sum gives its shape and keeps weight and style in the graph (zero gradients).
+        return conv(x, weights.sum(0), **kwargs)
+    out = conv(x.reshape(1, -1, *x.shape[2:]), weights.flatten(0, 1), groups=n, **kwargs)
+    return out.view(n, -1, *out.shape[2:])
