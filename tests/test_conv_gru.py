@@ -136,6 +136,36 @@ def test_conv_gru_pass_errors_name_the_callers_arguments(impl):
         hrops.conv_gru_pass(h, x.tolist(), *args[2:], (0, 1), impl=impl)
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_conv_gru_pass_refuses_empty_channels_and_maps(impl):
+    """ATen's convolutions take no empty map and make no empty channel; an
+    empty batch works."""
+    h, x, weight_zr, bias_zr, weight_q, bias_q = _pass_inputs()
+    assert hrops.conv_gru_pass(h[:0], x[:0], weight_zr, bias_zr, weight_q, bias_q, (0, 1),
+                               impl=impl).shape == (0, 3, 5, 6)
+    empty_c = (h[:, :0], x, weight_zr[:0, 3:], None, weight_q[:0, 3:], None)
+    for args in ((h[:, :, :0], x[:, :, :0], *_pass_inputs()[2:]),
+                 (h[..., :0], x[..., :0], *_pass_inputs()[2:]), empty_c):
+        with pytest.raises(ValueError, match="h must have C >= 1, H >= 1 and W >= 1"):
+            hrops.conv_gru_pass(*args, (0, 1), impl=impl)
+
+
+def test_layer_errors_name_h_and_x():
+    """Not conv_gru_pass's weight_zr, whose shape is the layer's."""
+    gru = hnn.SepConvGRU(8, 6)
+    h, x = torch.randn(2, 8, 5, 5), torch.randn(2, 6, 5, 5)
+    assert gru(h, x).shape == h.shape
+    for args, msg in (((h[:, :5], x), r"SepConvGRU: h must have shape \(N, 8, H, W\)"),
+                      ((h, x[:, :5]), r"SepConvGRU: x must have shape \(N, 6, H, W\)"),
+                      ((h[0], x), "h must be a 4-D tensor"),
+                      ((h, x.long()), "x must be float32")):
+        with pytest.raises(ValueError, match=msg):
+            gru(*args)
+    for kwargs, name in (({"input_dim": -1}, "input_dim"), ({"hidden_dim": 0}, "hidden_dim")):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
+            hnn.SepConvGRU(**kwargs)
+
+
 @pytest.mark.compile
 def test_compile_fullgraph():
     torch._dynamo.reset()

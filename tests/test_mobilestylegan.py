@@ -236,10 +236,66 @@ def test_layer_bf16_forward_empty_batch_and_errors(name):
     torch.testing.assert_close(got, expected, atol=0.05 * expected.abs().max().item(), rtol=0.05)
     b.float()
     assert b(x[:0], style[:0]).shape[0] == 0
-    with pytest.raises(ValueError, match="modulation must have shape"):
-        b(x[:, :4], style)  # channel mismatch between x and the layer's weights
-    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
-        b(x, style[:, :3])  # wrong style size: the modulation Linear rejects it
+
+
+@pytest.mark.parametrize("name", ["ModulatedConv2d-3x3", "ModulatedConv2d-1x1-nodemod",
+                                  "ModulatedDWConv2d", "IDWTUpsample", "MultichannelImage"])
+def test_layer_input_errors_name_x_and_style(name):
+    """Not the op-internal "modulation", nor a silent broadcast of a 3-D x."""
+    _, make, (_, cin, h, w) = LAYERS[name]
+    layer = make()
+    x, style = torch.randn(2, cin, h, w), torch.randn(2, STYLE)
+    cases = [((x[0], style), rf"x must be a 4-D tensor of shape \(N, {cin}, H, W\)"),
+             ((x.long(), style), "x must be float32"),
+             ((x[:, :4], style), rf"x must have shape \(N, {cin}, H, W\), got \(2, 4,"),
+             ((x, style[:, :3]), rf"style must have shape \(N, style_dim\) = \(2, {STYLE}\)"),
+             ((x, style[:1]), r"style must have shape \(N, style_dim\)"),
+             ((x, style[0]), "style must be a 2-D tensor"),
+             ((x, style.double()), "x and style must have the same dtype"),
+             ((x.double(), style.double()), "x and the layer's parameters must have the same")]
+    for args, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            layer(*args)
+
+
+@pytest.mark.parametrize("make", [lambda: hnn.ModulatedConv2d(8, 12, STYLE, 1),
+                                  lambda: hnn.MultichannelImage(8, 12, STYLE)])
+def test_1x1_layers_take_an_empty_batch_or_map(make):
+    layer = make()
+    for shape in ((0, 8, 4, 5), (2, 8, 0, 5), (2, 8, 4, 0)):
+        x = torch.randn(shape, requires_grad=True)
+        out = layer(x, torch.randn(shape[0], STYLE))
+        assert out.shape == (shape[0], 12, *shape[2:])
+        out.sum().backward()
+        assert x.grad.shape == x.shape
+
+
+def test_kxk_modulated_conv_refuses_an_empty_map():
+    layer = hnn.ModulatedConv2d(8, 6, STYLE, 3)
+    assert layer(torch.randn(0, 8, 4, 4), torch.randn(0, STYLE)).shape == (0, 6, 4, 4)
+    with pytest.raises(ValueError, match=r"x must have H >= 1 and W >= 1 with a 3x3 kernel"):
+        layer(torch.randn(2, 8, 0, 4), torch.randn(2, STYLE))
+
+
+@pytest.mark.parametrize("make,msg", [
+    (lambda: hnn.ModulatedConv2d(0, 4, STYLE, 3), "channels_in must be an integer >= 1, got 0"),
+    (lambda: hnn.ModulatedConv2d(4, 4, STYLE, 0), "kernel_size must be an integer >= 1, got 0"),
+    (lambda: hnn.ModulatedConv2d(4, -1, STYLE, 3), "channels_out must be an integer >= 1"),
+    (lambda: hnn.ModulatedDWConv2d(4, 4, 0, 3), "style_dim must be an integer >= 1"),
+    (lambda: hnn.ModulatedDWConv2d(4, 4, STYLE, 2.0), "kernel_size must be an integer"),
+    (lambda: hnn.IDWTUpsample(-4, STYLE), "channels_in must be an integer >= 1"),
+    (lambda: hnn.StyledConv2d(4, 0, STYLE, 3), "channels_out must be an integer >= 1"),
+    (lambda: hnn.ConstantInput(0), "channel must be an integer >= 1"),
+])
+def test_constructors_refuse_bad_sizes(make, msg):
+    with pytest.raises(ValueError, match=msg):
+        make()
+
+
+def test_noise_injection_and_constant_input_shapes():
+    with pytest.raises(ValueError, match=r"image must be a 4-D tensor of shape \(N, C, H, W\)"):
+        hnn.NoiseInjection()(torch.randn(3, 4, 4))
+    assert hnn.ConstantInput(5, 4)(torch.randn(3, STYLE)).shape == (3, 5, 4, 4)
 
 
 def test_synthesis_network_takes_w_or_w_plus_and_fresh_or_given_noise():

@@ -184,6 +184,37 @@ def test_bad_input():
         STU(6, 8, conv_layout="nhwc")
 
 
+@pytest.mark.parametrize("kind", [LSTU, STU])
+def test_input_dtypes_and_empty_maps(kind):
+    """Mixed dtypes, an integer enc and an empty map: errors naming the
+    argument, not ATen's (or a silent promotion)."""
+    cell = kind(6, 8)
+    enc, state, attr = _inputs()
+    cases = [((enc, state.double(), attr), "enc and state must have the same dtype"),
+             ((enc, state, attr.double()), "enc and attr must have the same dtype"),
+             ((enc.double(), state.double(), attr.double()),
+              f"enc and the {kind.__name__}'s parameters must have the same dtype"),
+             ((enc.long(), state, attr), "enc must be float32"),
+             ((enc, state.long(), attr), "state must be float32"),
+             ((enc[:, :, :0], state[:, :, :0], attr), "enc must have H >= 2 and W >= 2")]
+    for args, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            cell(*args)
+
+
+@pytest.mark.parametrize("make,msg", [
+    (lambda: STU(in_dim=-1, state_dim=8, out_dim=5), "in_dim must be an integer >= 1, got -1"),
+    (lambda: STU(6, 8, out_dim=0), "out_dim must be an integer >= 1, got 0"),
+    (lambda: LSTU(6, 0), "state_dim must be an integer >= 1, got 0"),
+    (lambda: LSTU(6, 8, kernel_size=2), "kernel_size must be odd"),
+    (lambda: STU(6, 8, kernel_size=4), "kernel_size must be odd"),
+    (lambda: STU(6, 8, kernel_size=0), "kernel_size must be an integer >= 1"),
+])
+def test_constructors_refuse_bad_sizes(make, msg):
+    with pytest.raises(ValueError, match=msg):
+        make()
+
+
 @pytest.mark.compile
 @pytest.mark.parametrize("conv_layout", ["channels_last", "contiguous"])
 def test_compile_fullgraph(conv_layout):

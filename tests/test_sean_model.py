@@ -70,6 +70,29 @@ def test_ace_on_an_empty_batch(use_rgb):
     assert ace(x, seg, codes).shape == original(x, seg, codes).shape == (0, 6, 12, 12)
 
 
+def test_ace_input_errors():
+    """style_codes missing or of the wrong region count, and mixed dtypes: not
+    einsum's or BatchNorm's errors."""
+    ace = hrops.nn.ACE(6, 5, style_length=8)
+    x, seg, codes = torch.randn(2, 6, 12, 12), _seg(2, 12, 5), torch.randn(2, 5, 8)
+    cases = [((x, seg), r"style_codes \(2, 5, 8\) are required with use_rgb=True"),
+             ((x, seg, codes[:, :4]), r"style_codes must have shape \(B, R, style_length\) = "
+                                      r"\(2, 5, 8\), got \(2, 4, 8\)"),
+             ((x, seg, codes[0]), "style_codes must be a 3-D tensor"),
+             ((x, seg, codes.double()), "x and style_codes must have the same dtype"),
+             ((x.double(), seg, codes.double()), "x and the ACE's parameters must have the same"),
+             ((x[:, :4], seg, codes), r"x must have shape \(B, 6, H, W\)"),
+             ((x[0], seg, codes), "x must be a 4-D tensor")]
+    for args, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            ace(*args)
+    assert hrops.nn.ACE(6, 5, use_rgb=False, style_length=8)(x, seg).shape == x.shape
+    for kwargs, name in (({"norm_nc": 0}, "norm_nc"), ({"label_nc": -1}, "label_nc"),
+                         ({"style_length": 0}, "style_length")):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
+            hrops.nn.ACE(**{"norm_nc": 6, "label_nc": 5, **kwargs})
+
+
 @pytest.fixture(scope="module")
 def models():
     original = _randomize(reference_generator(**SMALL)).eval()

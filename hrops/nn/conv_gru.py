@@ -12,12 +12,16 @@ output is kept for backward.
 import torch
 from torch import nn
 
+from ..ops._checks import check_tensor
 from ..ops.conv_gru import conv_gru_pass
+from ._checks import check_counts
 
 
 class SepConvGRU(nn.Module):
     def __init__(self, hidden_dim=32, input_dim=64, *, impl=None):
         super().__init__()
+        check_counts(hidden_dim=hidden_dim, input_dim=input_dim)
+        self.hidden_dim, self.input_dim = hidden_dim, input_dim
         cin = hidden_dim + input_dim
         for suffix, kernel, pad in (("1", (1, 5), (0, 2)), ("2", (5, 1), (2, 0))):
             for gate in "zrq":
@@ -30,5 +34,11 @@ class SepConvGRU(nn.Module):
                              convz.padding, impl=self.impl)
 
     def forward(self, h, x):
+        # (conv_gru_pass would blame its weights, whose shapes are the layer's)
+        for name, t, channels in (("h", h, self.hidden_dim), ("x", x, self.input_dim)):
+            check_tensor(t, name, 4, f"(N, {channels}, H, W)")
+            if t.shape[1] != channels:
+                raise ValueError(f"SepConvGRU: {name} must have shape (N, {channels}, H, W), "
+                                 f"got {tuple(t.shape)}")
         h = self._pass(h, x, self.convz1, self.convr1, self.convq1)
         return self._pass(h, x, self.convz2, self.convr2, self.convq2)

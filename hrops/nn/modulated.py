@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops._checks import check_same_device_dtype, check_tensor
 from ..ops.modulated_dwconv import modulated_dwconv2d
 from ..ops.modulated_idwt import modulated_idwt_upsample
+from ._checks import check_counts
 from .wavelets import DWTInverse
 
 
@@ -34,6 +36,22 @@ def _modulation(style_dim, channels):
     linear = nn.Linear(style_dim, channels, bias=True)
     linear.bias.data.fill_(1.0)
     return linear
+
+
+def _check_x_style(x, style, modulation):
+    """x (N, Cin, H, W) and style (N, style_dim), for the layer whose
+    modulation maps style_dim -> Cin; the errors name them as the caller
+    passed them (the ops would blame their own internal arguments)."""
+    cin, style_dim = modulation.out_features, modulation.in_features
+    check_tensor(x, "x", 4, f"(N, {cin}, H, W)")
+    check_tensor(style, "style", 2, f"(N, {style_dim})")
+    check_same_device_dtype(x, "x", style, "style")
+    check_same_device_dtype(x, "x", modulation.weight, "the layer's parameters")
+    if x.shape[1] != cin:
+        raise ValueError(f"x must have shape (N, {cin}, H, W), got {tuple(x.shape)}")
+    if tuple(style.shape) != (x.shape[0], style_dim):
+        raise ValueError(f"style must have shape (N, style_dim) = {(x.shape[0], style_dim)}, "
+                         f"got {tuple(style.shape)}")
 
 
 class _Demodulated(nn.Module):
@@ -131,6 +149,8 @@ class ModulatedConv2d(_Demodulated):
 
     def __init__(self, channels_in, channels_out, style_dim, kernel_size, demodulate=True):
         super().__init__()
+        check_counts(channels_in=channels_in, channels_out=channels_out, style_dim=style_dim,
+                     kernel_size=kernel_size)
         self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel_size, kernel_size))
         self.modulation = _modulation(style_dim, channels_in)
         self._init_demodulation(channels_in, kernel_size, demodulate)
@@ -139,6 +159,7 @@ class ModulatedConv2d(_Demodulated):
         return self.weight
 
     def forward(self, x, style):
+        _check_x_style(x, style, self.modulation)
         m = self.scale * self.modulation(style)
         d = self._demod_or_none()
         if self.weight.shape[-1] == 1:
@@ -147,7 +168,10 @@ class ModulatedConv2d(_Demodulated):
                 w = w * d[:, None]
             per_sample = w.unsqueeze(0) * m.unsqueeze(1)  # (N, Cout, Cin)
             out = torch.bmm(per_sample, x.flatten(2))
-            return out.view(x.shape[0], -1, *x.shape[2:])
+            return out.view(x.shape[0], w.shape[0], *x.shape[2:])  # (-1 fails on 0 elements)
+        if 0 in x.shape[2:]:  # ATen's conv2d cannot take an empty map
+            raise ValueError(f"x must have H >= 1 and W >= 1 with a {self.weight.shape[-1]}x"
+                             f"{self.weight.shape[-1]} kernel, got {tuple(x.shape)}")
         out = F.conv2d(x * m[:, :, None, None], self.weight, padding=self.padding)
         return out if d is None else out * d.view(1, -1, 1, 1)
 
@@ -159,6 +183,8 @@ class ModulatedDWConv2d(_Demodulated):
     def __init__(self, channels_in, channels_out, style_dim, kernel_size, demodulate=True, *,
                  impl=None):
         super().__init__()
+        check_counts(channels_in=channels_in, channels_out=channels_out, style_dim=style_dim,
+                     kernel_size=kernel_size)
         self.weight_dw = nn.Parameter(torch.randn(channels_in, 1, kernel_size, kernel_size))
         self.weight_permute = nn.Parameter(torch.randn(channels_out, channels_in, 1, 1))
         self.modulation = _modulation(style_dim, channels_in)
@@ -179,6 +205,7 @@ class ModulatedDWConv2d(_Demodulated):
     def forward(self, x, style, **epilogue):
         """epilogue: bias, noise, noise_weight, negative_slope, fused into the
         kernel (see hrops.modulated_dwconv2d); StyledConv2d passes them."""
+        _check_x_style(x, style, self.modulation)
         m = self.scale * self.modulation(style)
         return modulated_dwconv2d(x, m, self.weight_dw, self.weight_permute, self._demod_or_none(),
                                   self.padding, impl=self.impl, **epilogue)
@@ -191,6 +218,7 @@ class IDWTUpsample(nn.Module):
 
     def __init__(self, channels_in, style_dim, *, impl=None):
         super().__init__()
+        check_counts(channels_in=channels_in, style_dim=style_dim)
         self.channels = channels_in // 4
         if self.channels * 4 != channels_in:
             raise ValueError(f"channels_in must be a multiple of 4, got {channels_in}")
@@ -199,6 +227,7 @@ class IDWTUpsample(nn.Module):
         self.impl = impl
 
     def forward(self, x, style):
+        _check_x_style(x, style, self.modulation)
         return modulated_idwt_upsample(x, self.modulation(style), impl=self.impl)
 
 
@@ -210,6 +239,7 @@ class NoiseInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
 
     def forward(self, image, noise=None):
+        check_tensor(image, "image", 4, "(N, C, H, W)")
         if noise is None:
             batch, _, height, width = image.shape
             noise = image.new_empty(batch, 1, height, width).normal_()
@@ -258,6 +288,7 @@ class MultichannelImage(nn.Module):
 class ConstantInput(nn.Module):
     def __init__(self, channel, size=4):
         super().__init__()
+        check_counts(channel=channel, size=size)
         self.input = nn.Parameter(torch.randn(1, channel, size, size))
 
     def forward(self, input):

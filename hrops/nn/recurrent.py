@@ -44,7 +44,9 @@ from torch import nn
 from .. import _backends
 from ..ops import gates as gate_ops
 from ..ops import recurrent_cells as cells
+from ..ops._checks import check_same_device_dtype, check_tensor
 from . import _onednn
+from ._checks import check_counts, check_odd_kernel
 
 
 def tile_attributes(state, attr):
@@ -76,15 +78,23 @@ def _check_conv_layout(conv_layout):
     return conv_layout
 
 
-def _check_cell_inputs(cell, enc, state, attr, in_dim, state_dim):
+def _check_cell_inputs(cell, enc, state, attr):
+    name, in_dim, state_dim = type(cell).__name__, cell.in_dim, cell.state_dim
+    for t, what in ((enc, "enc"), (state, "state"), (attr, "attr")):
+        check_tensor(t, what)
+    params = f"the {name}'s parameters"
+    for t, what in ((state, "state"), (attr, "attr"), (cell.upsample.weight, params)):
+        check_same_device_dtype(enc, "enc", t, what)
     if enc.dim() != 4 or enc.shape[1] != in_dim:
-        raise ValueError(f"{cell}: enc must have shape (N, {in_dim}, H, W), got {tuple(enc.shape)}")
+        raise ValueError(f"{name}: enc must have shape (N, {in_dim}, H, W), got {tuple(enc.shape)}")
     n, _, h, w = enc.shape
+    if h == 0 or w == 0:  # (ATen's transposed conv cannot upsample an empty state)
+        raise ValueError(f"{name}: enc must have H >= 2 and W >= 2, got {tuple(enc.shape)}")
     if attr.dim() != 2 or attr.shape[0] != n:
-        raise ValueError(f"{cell}: attr must have shape (N, A) = ({n}, A), got {tuple(attr.shape)}")
+        raise ValueError(f"{name}: attr must have shape (N, A) = ({n}, A), got {tuple(attr.shape)}")
     want = state_dim - attr.shape[1]
     if state.dim() != 4 or tuple(state.shape) != (n, want, h // 2, w // 2) or h % 2 or w % 2:
-        raise ValueError(f"{cell}: state must have shape (N, state_dim - A, H/2, W/2) = "
+        raise ValueError(f"{name}: state must have shape (N, state_dim - A, H/2, W/2) = "
                          f"{(n, want, h // 2, w // 2)} for enc {tuple(enc.shape)} and "
                          f"{attr.shape[1]} attributes (H, W even), got {tuple(state.shape)}")
 
@@ -106,6 +116,8 @@ class LSTU(nn.Module):
         if activation not in gate_ops.ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(gate_ops.ACTIVATIONS)}, "
                              f"got {activation!r}")
+        check_counts(in_dim=in_dim, state_dim=state_dim)
+        check_odd_kernel(kernel_size)
         d = in_dim
         self.in_dim, self.state_dim, self.activation, self.impl = d, state_dim, activation, impl
         self.upsample = nn.ConvTranspose2d(state_dim, d, 4, 2, 1)
@@ -116,7 +128,7 @@ class LSTU(nn.Module):
         return f"in_dim={self.in_dim}, state_dim={self.state_dim}, activation={self.activation!r}"
 
     def forward(self, enc, state, attr):
-        _check_cell_inputs("LSTU", enc, state, attr, self.in_dim, self.state_dim)
+        _check_cell_inputs(self, enc, state, attr)
         impl = _backends.resolve("lstu_gates", self.impl, enc.device)
         if impl == "ref":
             x = self.upsample(tile_attributes(state, attr))
@@ -147,6 +159,8 @@ class STU(nn.Module):
         if norm not in (None, "batch"):
             raise ValueError(f"norm must be None or 'batch', got {norm!r}")
         d = in_dim if out_dim is None else out_dim
+        check_counts(in_dim=in_dim, state_dim=state_dim, out_dim=d)
+        check_odd_kernel(kernel_size)
         self.in_dim, self.out_dim, self.state_dim, self.norm, self.impl = (in_dim, d, state_dim,
                                                                           norm, impl)
         bias = norm is None
@@ -162,7 +176,7 @@ class STU(nn.Module):
                 f"norm={self.norm!r}")
 
     def forward(self, enc, state, attr):
-        _check_cell_inputs("STU", enc, state, attr, self.in_dim, self.state_dim)
+        _check_cell_inputs(self, enc, state, attr)
         impl = _backends.resolve("stu_gates", self.impl, enc.device)
         if impl != "ref" and self.norm is None:
             return cells._stu_cell(enc, state, attr, self.upsample.weight, self.upsample.bias,

@@ -13,11 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops._checks import check_integer
+from ..ops._checks import check_integer, check_same_device_dtype, check_tensor
 from ..ops.ace import ace_modulate
 from ..ops.region import (region_avg_pool, region_broadcast, region_conv2d, resize_seg,
                           seg_to_labels)
 from ..ops.region_classes import region_classes
+from ._checks import check_counts
 
 
 class RegionAvgPool(nn.Module):
@@ -27,6 +28,8 @@ class RegionAvgPool(nn.Module):
         super().__init__()
         if num_regions is not None:
             num_regions = check_integer(num_regions, "num_regions")
+            if num_regions < 0:
+                raise ValueError(f"num_regions must be None or an integer >= 0, got {num_regions}")
         self.num_regions = num_regions
 
     def forward(self, feat, seg):
@@ -100,6 +103,7 @@ class ACE(nn.Module):
     def __init__(self, norm_nc: int, label_nc: int, use_rgb: bool = True,
                  style_length: int = 512):
         super().__init__()
+        check_counts(norm_nc=norm_nc, label_nc=label_nc, style_length=style_length)
         self.norm_nc, self.label_nc, self.use_rgb = norm_nc, label_nc, use_rgb
         self.style_length = style_length
         self.blending_gamma = nn.Parameter(torch.zeros(1))
@@ -126,7 +130,24 @@ class ACE(nn.Module):
         mu = torch.einsum("bjd,jod->bjo", style_codes, self.fc_mu_weight)
         return F.relu(mu + self.fc_mu_bias)
 
+    def _check_inputs(self, x, style_codes):
+        check_tensor(x, "x", 4, f"(B, {self.norm_nc}, H, W)")
+        check_same_device_dtype(x, "x", self.noise_var, "the ACE's parameters")
+        if x.shape[1] != self.norm_nc:
+            raise ValueError(f"x must have shape (B, {self.norm_nc}, H, W), got {tuple(x.shape)}")
+        if not self.use_rgb:
+            return
+        codes_shape = (x.shape[0], self.label_nc, self.style_length)
+        if style_codes is None:
+            raise ValueError(f"style_codes {codes_shape} are required with use_rgb=True")
+        check_tensor(style_codes, "style_codes", 3, "(B, R, style_length)")
+        check_same_device_dtype(x, "x", style_codes, "style_codes")
+        if tuple(style_codes.shape) != codes_shape:
+            raise ValueError(f"style_codes must have shape (B, R, style_length) = {codes_shape}, "
+                             f"got {tuple(style_codes.shape)}")
+
     def forward(self, x, segmap, style_codes=None):
+        self._check_inputs(x, style_codes)
         b, _, h, w = x.shape
         # SEAN adds randn(B, W, H, 1) * noise_var transposed to (B, C, H, W):
         # the same draw, added as one pixel map times a per-channel scale in

@@ -98,6 +98,9 @@ def _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
     if h.shape[0] != x.shape[0] or h.shape[2:] != x.shape[2:]:
         raise ValueError(f"conv_gru_pass: h and x must be (N, C, H, W) and (N, Cx, H, W) with the "
                          f"same N, H, W, got {tuple(h.shape)} and {tuple(x.shape)}")
+    if 0 in h.shape[1:]:  # ATen convolutions take and make no empty channel or map
+        raise ValueError(f"conv_gru_pass: h must have C >= 1, H >= 1 and W >= 1, got "
+                         f"{tuple(h.shape)}")
     c, cin = h.shape[1], h.shape[1] + x.shape[1]
     kh, kw = weight_zr.shape[2:]
     if weight_zr.shape[:2] != (2 * c, cin) or weight_q.shape != (c, cin, kh, kw):
