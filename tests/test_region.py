@@ -190,6 +190,22 @@ def test_resize_seg_matches_interpolate_for_labels_and_onehot():
                        hrops.resize_seg(labels, (5, 7)))
 
 
+def test_resize_seg_resizes_4d_integer_and_bool_maps_channel_by_channel():
+    """An integer or bool one-hot map, or an (N, 1, H, W) label map, keeps its
+    layout (it used to be indexed as a label map into (N, h, w, W))."""
+    labels = blob_labels(2, 16, 16, 5)
+    seg = onehot(labels, 5)
+    want = hrops.resize_seg(seg, (5, 7))
+    for dtype in (torch.long, torch.uint8, torch.bool):
+        got = hrops.resize_seg(seg.to(dtype), (5, 7))
+        assert got.dtype == dtype and torch.equal(got, want.to(dtype))
+    assert torch.equal(hrops.resize_seg(labels[:, None], (5, 7)),
+                       hrops.resize_seg(labels, (5, 7))[:, None])
+    for bad in (labels[0, 0], labels[:, None, None]):
+        with pytest.raises(ValueError, match=r"integer or bool seg must have shape \(N, H, W\)"):
+            hrops.resize_seg(bad, (5, 7))
+
+
 @pytest.mark.parametrize("impl,device", region_impls())
 def test_empty_tensors(impl, device):
     for n, c, h, w in ((0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 5)):
@@ -245,6 +261,13 @@ def test_bad_inputs_raise_clear_errors(impl):
         hrops.region_broadcast(torch.randn(2, 3), labels, impl=impl)
     with pytest.raises(ValueError, match="integer tensor"):
         hrops.region_broadcast(torch.randn(2, 3, 3), labels.bool(), impl=impl)
+    for seg in (labels.to("meta"), onehot(labels, 3).to("meta")):  # a device the kernels miss
+        with pytest.raises(ValueError, match=r"seg must be on the same device as feat \(cpu\)"):
+            hrops.region_avg_pool(feat, seg, 3, impl=impl)
+        with pytest.raises(ValueError, match=r"seg must be on the same device as codes \(cpu\)"):
+            hrops.region_broadcast(torch.randn(2, 3, 3), seg, impl=impl)
+        with pytest.raises(ValueError, match=r"seg must be on the same device as codes \(cpu\)"):
+            hrops.region_conv2d(torch.randn(2, 3, 3), seg, torch.randn(4, 3, 3, 3), impl=impl)
 
 
 @pytest.mark.parametrize("impl", ["ref", "cpu"])

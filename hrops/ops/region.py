@@ -43,17 +43,23 @@ _IMPLS = ("ref", "cpu", "cuda")
 # --- segmentation helpers -----------------------------------------------------------------------
 
 def resize_seg(seg: torch.Tensor, size) -> torch.Tensor:
-    """Nearest resize of a one-hot (N, R, H, W) or label (N, H, W) map to
+    """Nearest resize of a segmentation: a 4-D map (N, R, H, W) of any dtype
+    (SEAN's one-hot map, or an integer (N, 1, H, W) label map) channel by
+    channel, an integer label map (N, H, W) as one channel, to
     `size` = (h, w), exactly as SEAN's F.interpolate(segmap, size, mode='nearest')."""
     size = tuple(int(s) for s in size)
     if seg.is_floating_point():
         return F.interpolate(seg, size=size, mode="nearest")
+    if seg.dim() not in (3, 4):
+        raise ValueError(f"an integer or bool seg must have shape (N, H, W) or (N, R, H, W), got "
+                         f"{tuple(seg.shape)}")
     # Nearest interpolation selects rows and columns separately: those of an
     # index ramp (exact in float up to 2**24 pixels) select the labels.
     def picked(length, new_length):
         ramp = torch.arange(length, device=seg.device, dtype=torch.float32).view(1, 1, -1)
         return F.interpolate(ramp, size=new_length, mode="nearest").view(-1).long()
-    return seg[:, picked(seg.shape[1], size[0])][:, :, picked(seg.shape[2], size[1])]
+    rows = picked(seg.shape[-2], size[0])
+    return seg.index_select(-2, rows).index_select(-1, picked(seg.shape[-1], size[1]))
 
 
 def seg_to_labels(seg: torch.Tensor) -> torch.Tensor:
@@ -65,9 +71,10 @@ def seg_to_labels(seg: torch.Tensor) -> torch.Tensor:
     return torch.where(seg != 0, ids, -1).amax(1)
 
 
-def _labels(seg, n, size, num_regions, what):
-    """(int64 labels, R) from a label map or one-hot seg matching batch n and
-    spatial `size`; raises ValueError naming the problem."""
+def _labels(seg, like, size, num_regions, what):
+    """(int64 labels, R) from a label map or one-hot seg matching `like` (the
+    tensor named `what`) in batch and device, and spatial `size`; raises
+    ValueError naming the problem."""
     if not isinstance(seg, torch.Tensor):
         raise TypeError(f"seg must be a torch.Tensor, got {type(seg).__name__}")
     if num_regions is not None:
@@ -87,10 +94,14 @@ def _labels(seg, n, size, num_regions, what):
         if num_regions is None:
             raise ValueError("num_regions is required with a label map seg")
         spatial = tuple(seg.shape[1:])
+    n = like.shape[0]
     if seg.shape[0] != n or spatial != tuple(size):
         raise ValueError(f"seg must match {what} in N and (H, W) = {(n, *size)}, got N = "
                          f"{seg.shape[0]} and (H, W) = {spatial}; resize it with "
                          f"hrops.resize_seg")
+    if seg.device != like.device:
+        raise ValueError(f"seg must be on the same device as {what} ({like.device}), got "
+                         f"{seg.device}")
     if guard_or_false(num_regions < 0):  # (a count traced by torch.compile is unknown)
         raise ValueError(f"num_regions must be >= 0, got {num_regions}")
     labels = seg_to_labels(seg) if seg.is_floating_point() else seg.long()
@@ -163,7 +174,7 @@ def region_avg_pool(feat: torch.Tensor, seg: torch.Tensor, num_regions: int | No
     region's mean (in its channel) non-finite, or each of its regions' for a
     pixel in several regions of a one-hot seg."""
     check_tensor(feat, "feat", 4, "(N, C, H, W)")
-    labels, num_regions = _labels(seg, feat.shape[0], feat.shape[2:], num_regions, "feat")
+    labels, num_regions = _labels(seg, feat, feat.shape[2:], num_regions, "feat")
     if seg.is_floating_point() and not torch.compiler.is_compiling():
         masks = seg.flatten(2) != 0
         if bool((masks.sum(1) > 1).any()):  # overlapping one-hot: SEAN's masked means
@@ -182,7 +193,7 @@ def region_broadcast(codes: torch.Tensor, seg: torch.Tensor, *,
     A NaN or inf code reaches only its own region's pixels."""
     check_tensor(codes, "codes", 3, "(N, R, C)")
     size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
-    labels, _ = _labels(seg, codes.shape[0], size, codes.shape[1], "codes")
+    labels, _ = _labels(seg, codes, size, codes.shape[1], "codes")
     impl = _backends.resolve("region_broadcast", impl, codes.device, _IMPLS)
     if impl == "ref":
         return call_ref("region_broadcast", ref.region_broadcast, codes, labels)
@@ -285,7 +296,7 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
         check_vector(bias, "bias", o, "O", codes, "codes")
     padding = check_integer(padding, "padding")
     size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
-    labels, _ = _labels(seg, n, size, num_regions, "codes")
+    labels, _ = _labels(seg, codes, size, num_regions, "codes")
     if padding < 0 or size[0] + 2 * padding < k or size[1] + 2 * padding < k:
         raise ValueError(f"padding {padding} with kernel {k} does not fit a seg of spatial size "
                          f"{tuple(size)}")

@@ -67,7 +67,7 @@ def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_siz
     if seg.dim() not in (3, 4):
         raise ValueError(f"seg must be (N, H, W) labels or an (N, R, H, W) one-hot map, got "
                          f"shape {tuple(seg.shape)}")
-    labels, num_regions = _labels(seg, seg.shape[0], seg.shape[-2:], num_regions, "itself")
+    labels, num_regions = _labels(seg, seg, seg.shape[-2:], num_regions, "itself")
     kernel_size = check_integer(kernel_size, "kernel_size")
     padding = check_integer(padding, "padding")
     h, w = labels.shape[1:]
