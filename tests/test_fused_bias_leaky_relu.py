@@ -1,6 +1,7 @@
 """Fused bias + leaky ReLU: every kernel against the reference (and the
 reference against the unfused definition), layouts, dtypes, gradients of
 first and second order, nothing but the output saved, opcheck, compile, errors."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -183,6 +184,36 @@ def test_compile_fullgraph():
         torch.testing.assert_close(g, w)
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(negative_slope=np.float64(0.1), scale=torch.tensor(2.0, dtype=torch.float64)),
+     dict(negative_slope=0.1, scale=2.0)),
+    (dict(negative_slope=0, scale=np.int64(2)), dict(negative_slope=0.0, scale=2.0)),
+    (dict(negative_slope=float("nan")), "negative_slope must be a real number >= 0, got nan"),
+    (dict(scale=float("nan")), "scale must be a real number > 0, got nan"),
+    (dict(negative_slope=True), "negative_slope must be a real number >= 0, got True"),
+    (dict(scale="2"), "scale must be a real number > 0, got '2'"),
+    (dict(negative_slope=None), "negative_slope must be a real number >= 0, got None"),
+    (dict(scale=torch.ones(2)), r"scale must be a real number > 0, got a tensor of shape \(2,\)"),
+    (dict(negative_slope=torch.tensor(0.2, requires_grad=True)),
+     "negative_slope must be a real number; got a tensor that requires grad"),
+])
+def test_real_arguments(impl, kwargs, expected):
+    """NumPy numbers and 0-d tensors count as Python ones; NaN, a bool, a
+    non-number and a tensor that requires grad (its gradient would be
+    dropped) are ValueErrors naming the argument."""
+    if impl == "cpu" and not hrops.build_info()["cpu_kernels"]:
+        pytest.skip("no compiled CPU kernels")
+    x, bias = torch.randn(2, 3, 4, 4, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    if isinstance(expected, dict):
+        torch.testing.assert_close(hrops.fused_bias_leaky_relu(x, bias, **kwargs, impl=impl),
+                                   hrops.fused_bias_leaky_relu(x, bias, **expected, impl=impl),
+                                   atol=0, rtol=0)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            hrops.fused_bias_leaky_relu(x, bias, **kwargs, impl=impl)
+
+
 def test_errors():
     x = torch.randn(2, 3, 4, 4)
     with pytest.raises(ValueError, match=r"bias must have shape \(C,\) = \(3,\)"):
@@ -193,9 +224,9 @@ def test_errors():
         hrops.fused_bias_leaky_relu(x, torch.randn(3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"x must have shape \(N, C, \*\)"):
         hrops.fused_bias_leaky_relu(torch.randn(5))
-    with pytest.raises(ValueError, match="negative_slope must be >= 0"):
+    with pytest.raises(ValueError, match="negative_slope must be a real number >= 0, got -0.1"):
         hrops.fused_bias_leaky_relu(x, None, -0.1)
-    with pytest.raises(ValueError, match="scale > 0"):
+    with pytest.raises(ValueError, match="scale must be a real number > 0, got 0.0"):
         hrops.fused_bias_leaky_relu(x, None, 0.2, 0.0)
     with pytest.raises(ValueError, match="float32, float64"):
         hrops.fused_bias_leaky_relu(x.int())

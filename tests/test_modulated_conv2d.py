@@ -1,5 +1,6 @@
 """StyleGAN2 modulated convolution: the batch-shared form against the
 grouped definition, up/down sampling, gradients of first and second order."""
+import numpy as np
 import pytest
 import torch
 
@@ -63,14 +64,46 @@ def test_gradcheck_and_gradgradcheck(up, down):
     assert torch.autograd.gradgradcheck(fn, args)
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(up=np.int64(2), demodulate=np.bool_(True), eps=np.float32(0.5)),
+     dict(up=2, demodulate=True, eps=0.5)),
+    (dict(down=torch.tensor(2), eps=torch.tensor(0.5)), dict(down=2, eps=0.5)),
+    (dict(up="2"), "up must be 1 or 2, got '2'"),
+    (dict(up=2.0), "up must be 1 or 2, got 2.0"),
+    (dict(down=True), "down must be 1 or 2, got True"),
+    (dict(demodulate="no"), r"demodulate must be a bool \(True or False\), got 'no'"),
+    (dict(demodulate=0), r"demodulate must be a bool .*, got 0"),
+    (dict(eps=float("nan")), "eps must be a finite real number > 0, got nan"),
+    (dict(eps=float("inf")), "eps must be a finite real number > 0, got inf"),
+    (dict(eps=0.0), "eps must be a finite real number > 0, got 0.0"),
+    (dict(eps=torch.tensor(1e-8, requires_grad=True)),
+     "eps must be a real number; got a tensor that requires grad"),
+])
+def test_scalar_arguments(impl, kwargs, expected):
+    """NumPy numbers and 0-d tensors count as Python ones; 2.0, True or '2'
+    is no factor 2, and eps must be a finite real > 0: ValueErrors naming
+    the argument."""
+    x, w, s = _inputs(3)
+    if isinstance(expected, dict):
+        torch.testing.assert_close(hrops.modulated_conv2d(x, w, s, **kwargs, impl=impl),
+                                   hrops.modulated_conv2d(x, w, s, **expected, impl=impl),
+                                   atol=0, rtol=0)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            hrops.modulated_conv2d(x, w, s, **kwargs, impl=impl)
+
+
 def test_errors():
     x, w, s = _inputs(3, torch.float32)
     with pytest.raises(ValueError, match=r"style must have shape \(N, Cin\)"):
         hrops.modulated_conv2d(x, w, s[:, :3])
     with pytest.raises(ValueError, match=r"weight must have shape \(Cout, Cin, k, k\) with Cin = 5"):
         hrops.modulated_conv2d(x, w[:, :3], s)
-    with pytest.raises(ValueError, match="up and down must be 1 or 2"):
+    with pytest.raises(ValueError, match="up must be 1 or 2, got 4"):
         hrops.modulated_conv2d(x, w, s, up=4)
+    with pytest.raises(ValueError, match="up and down must not both be 2"):
+        hrops.modulated_conv2d(x, w, s, up=2, down=2)
     for impl in ("ref", "cpu"):  # ATen convolutions take and make no empty channel or map
         with pytest.raises(ValueError, match="needs Cin >= 1 and Cout >= 1"):
             hrops.modulated_conv2d(x[:, :0], w[:, :0], s[:, :0], impl=impl)

@@ -1,5 +1,6 @@
 """MobileStyleGAN's fused ops: modulated depthwise-separable conv and
 modulated IDWT upsampling, every kernel against the reference."""
+import numpy as np
 import pytest
 import torch
 
@@ -419,10 +420,42 @@ def test_dwconv_without_channels(impl, device, cin, cout):
         assert grad.shape == arg.shape and not grad.any()
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(padding=np.int64(2), negative_slope=np.float32(0.25)),
+     dict(padding=2, negative_slope=0.25)),
+    (dict(padding=torch.tensor(0), negative_slope=torch.tensor(0)),
+     dict(padding=0, negative_slope=0.0)),
+    (dict(padding=True), "padding must be an integer >= 0, got True"),
+    (dict(padding=1.0), "padding must be an integer >= 0, got 1.0"),
+    (dict(padding=-1), "padding must be an integer >= 0, got -1"),
+    (dict(negative_slope=float("nan")), "negative_slope must be a real number >= 0, got nan"),
+    (dict(negative_slope="0.2"), "negative_slope must be a real number >= 0, got '0.2'"),
+    (dict(negative_slope=torch.tensor(0.2, requires_grad=True)),
+     "negative_slope must be a real number; got a tensor that requires grad"),
+])
+def test_dwconv_scalar_arguments(impl, kwargs, expected):
+    """NumPy numbers and 0-d tensors count as Python ones; bools, floats as
+    sizes, NaN and a tensor that requires grad are ValueErrors naming the
+    argument."""
+    inputs = _dw_inputs((2, 3, 5, 6, 7, 3, 1))
+    if isinstance(expected, dict):
+        torch.testing.assert_close(hrops.modulated_dwconv2d(*inputs, **kwargs, impl=impl),
+                                   hrops.modulated_dwconv2d(*inputs, **expected, impl=impl),
+                                   atol=0, rtol=0)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            hrops.modulated_dwconv2d(*inputs, **kwargs, impl=impl)
+
+
 def test_dwconv_rejects_bad_input():
     x, m, wdw, wpw, d = _dw_inputs((2, 3, 5, 6, 7, 3, 1), torch.float32)
-    with pytest.raises(ValueError, match="negative_slope must be >= 0 or None, got -0.3"):
+    with pytest.raises(ValueError, match="negative_slope must be a real number >= 0, got -0.3"):
         hrops.modulated_dwconv2d(x, m, wdw, wpw, d, negative_slope=-0.3)
+    with pytest.raises(TypeError, match="weight_dw must be a torch.Tensor, got list"):
+        hrops.modulated_dwconv2d(x, m, wdw.tolist(), wpw, d)
+    with pytest.raises(ValueError, match="noise_weight needs noise"):
+        hrops.modulated_dwconv2d(x, m, wdw, wpw, d, noise_weight=torch.ones(1))
     with pytest.raises(ValueError, match=r"modulation must have shape \(N, Cin\) = \(2, 3\)"):
         hrops.modulated_dwconv2d(x, m[:, :2], wdw, wpw, d)
     with pytest.raises(ValueError, match="weight_dw must have shape .* Cin = 3"):

@@ -4,6 +4,7 @@ general path, up/down in {1, 2, 4}, odd kernels, asymmetric and negative pads,
 dtypes, layouts), gradients of first and second order, opcheck, compile, errors."""
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -241,18 +242,38 @@ def test_compile_fullgraph():
     torch.testing.assert_close(g, g_ref)
 
 
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(up=np.int64(2), down=(np.int32(1), torch.tensor(2)), pad=[np.int64(2), 1]),
+     dict(up=2, down=(1, 2), pad=(2, 1))),
+    (dict(up=True), r"up must be an integer or a pair \(x, y\) of integers >= 1, got True"),
+    (dict(down=2.0), "down must be an integer or a pair .*, got 2.0"),
+    (dict(up=(1, 2, 3)), r"up must be .*, got \(1, 2, 3\)"),
+    (dict(down=(2, 0)), r"down must be .* >= 1, got \(2, 0\)"),
+    (dict(pad=(1, 2, 3)), r"pad must be \(p0, p1\) or \(x0, x1, y0, y1\) of integers, got"),
+    (dict(pad=(1, 1.0)), r"pad must be .*, got \(1, 1.0\)"),
+    (dict(pad=(False, 1)), r"pad must be .*, got \(False, 1\)"),
+    (dict(pad=1), "pad must be .*, got 1"),
+])
+def test_integer_arguments(kwargs, expected):
+    """NumPy and 0-d tensor integers count as ints; bools, floats and
+    sequences of the wrong length are ValueErrors naming the argument."""
+    x, k = torch.randn(1, 2, 5, 6, dtype=torch.float64), _blur().double()
+    if isinstance(expected, dict):
+        torch.testing.assert_close(hrops.upfirdn2d(x, k, **kwargs), hrops.upfirdn2d(x, k, **expected),
+                                   atol=0, rtol=0)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            hrops.upfirdn2d(x, k, **kwargs)
+
+
 def test_errors():
     x, k = torch.randn(1, 2, 4, 4), _blur().float()
     with pytest.raises(ValueError, match=r"x must be a 4-D"):
         hrops.upfirdn2d(x[0], k)
     with pytest.raises(ValueError, match=r"kernel must be a 2-D"):
         hrops.upfirdn2d(x, k[0])
-    with pytest.raises(ValueError, match="up and down must be >= 1"):
+    with pytest.raises(ValueError, match="up must be an integer or a pair .* >= 1, got 0"):
         hrops.upfirdn2d(x, k, up=0)
-    with pytest.raises(ValueError, match="pad must be"):
-        hrops.upfirdn2d(x, k, pad=(1, 2, 3))
-    with pytest.raises(ValueError, match="up must be an int or a pair"):
-        hrops.upfirdn2d(x, k, up=(1, 2, 3))
     with pytest.raises(ValueError, match="smaller than the kernel"):
         hrops.upfirdn2d(torch.randn(1, 1, 2, 2), k, pad=(0, 0))
     if hrops.build_info()["cpu_kernels"]:

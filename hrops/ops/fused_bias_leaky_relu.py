@@ -16,7 +16,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .. import _backends, ref
-from ._checks import check_tensor, check_vector
+from ._checks import check_real, check_tensor, check_vector
 from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
@@ -97,9 +97,8 @@ def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
         raise ValueError(f"x must have shape (N, C, *), got shape {tuple(x.shape)}")
     if bias is not None:
         check_vector(bias, "bias", x.shape[1], "C", x, "x")
-    if not (negative_slope >= 0 and scale > 0):
-        raise ValueError(f"negative_slope must be >= 0 and scale > 0, got {negative_slope} "
-                         f"and {scale}")
+    negative_slope = check_real(negative_slope, "negative_slope", ge=0)
+    scale = check_real(scale, "scale", gt=0)
     auto = (_backends.DEFAULT_IMPL if impl is None else impl) == "auto"
     impl = _backends.resolve("fused_bias_leaky_relu", impl, x.device, _IMPLS)
     if impl == "cpu" and auto:
@@ -110,4 +109,4 @@ def fused_bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
     if impl == "ref":
         return call_ref("fused_bias_leaky_relu", ref.fused_bias_leaky_relu, x, bias,
                         negative_slope, scale)
-    return _fused_bias_leaky_relu(x, bias, float(negative_slope), float(scale), impl)
+    return _fused_bias_leaky_relu(x, bias, negative_slope, scale, impl)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .. import _backends, ref
 from ..ref.modulated_conv2d import blur_kernel_2d, modconv_blur_pads
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_bool, check_choice, check_real, check_same_device_dtype, check_tensor
 from .upfirdn2d import upfirdn2d
 
 
@@ -28,7 +28,8 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
     x (N, Cin, H, W); weight (Cout, Cin, k, k) or rosinality's
     (1, Cout, Cin, k, k), any fixed scale (1/sqrt(Cin k^2)) already applied;
     style (N, Cin), the modulation (rosinality: EqualLinear(w), bias 1).
-    demodulate: per-sample, per-output-channel rsqrt(sum W'^2 + eps).
+    demodulate (a bool): per-sample, per-output-channel rsqrt(sum W'^2 + eps),
+    eps a finite real > 0.
     up = 2: stride-2 transposed conv then blur_kernel (x4), output 2H x 2W;
     down = 2: blur then stride-2 conv; otherwise 'same' padding (k // 2).
     impl picks the upfirdn2d kernel; "ref" runs the grouped definition.
@@ -58,8 +59,11 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
                              f"{k}x{k} kernel, got {tuple(x.shape)}")
     if tuple(style.shape) != (n, cin):
         raise ValueError(f"style must have shape (N, Cin) = {(n, cin)}, got {tuple(style.shape)}")
-    if up not in (1, 2) or down not in (1, 2) or (up == 2 and down == 2):
-        raise ValueError(f"up and down must be 1 or 2 (not both 2), got up={up}, down={down}")
+    up, down = check_choice(up, "up", (1, 2)), check_choice(down, "down", (1, 2))
+    if up == 2 and down == 2:
+        raise ValueError("up and down must not both be 2")
+    demodulate = check_bool(demodulate, "demodulate")
+    eps = check_real(eps, "eps", gt=0, finite=True)
     if _backends.resolve("modulated_conv2d", impl, x.device, ("ref", "cpu", "cuda")) == "ref":
         return ref.modulated_conv2d(x, weight, style, demodulate, up, down, blur_kernel, eps)
     k = weight.shape[-1]

@@ -13,7 +13,8 @@ backward is not supported (raises).
 import torch
 
 from .. import _backends, ref
-from ._checks import check_integer, check_same_device_dtype, check_tensor, check_vector
+from ._checks import (check_integer, check_real, check_same_device_dtype, check_tensor,
+                      check_vector)
 from ._define import call_ref, kernel_op, no_double_backward
 
 _DWCONV_IMPLS = ("ref", "cpu", "triton")
@@ -77,17 +78,19 @@ def _ref_styled_dwconv(x, modulation, weight_dw, weight_pw, demod, padding, bias
 
 
 def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
+    """The padding as an int (k // 2 for None) once the tensors are checked."""
     check_tensor(x, "x", 4, "(N, Cin, H, W)")
     check_tensor(modulation, "modulation", 2, "(N, Cin)")
     check_tensor(weight_dw, "weight_dw", 4, "(Cin, 1, k, k)")
     check_tensor(weight_pw, "weight_pw", 4, "(Cout, Cin, 1, 1)")
+    k = weight_dw.shape[-1]
+    padding = k // 2 if padding is None else check_integer(padding, "padding", ge=0)
     n, cin = x.shape[:2]
     for name, t in (("modulation", modulation), ("weight_dw", weight_dw), ("weight_pw", weight_pw)):
         check_same_device_dtype(x, "x", t, name)
     if tuple(modulation.shape) != (n, cin):
         raise ValueError(f"modulation must have shape (N, Cin) = {(n, cin)}, got "
                          f"{tuple(modulation.shape)}")
-    k = weight_dw.shape[-1]
     if weight_dw.shape[0] != cin or weight_dw.shape[1] != 1 or weight_dw.shape[2] != k or k % 2 == 0:
         raise ValueError(f"weight_dw must have shape (Cin, 1, k, k) with Cin = {cin} and odd k, "
                          f"got {tuple(weight_dw.shape)}")
@@ -96,9 +99,10 @@ def _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding):
                          f"{tuple(weight_pw.shape)}")
     if demod is not None:
         check_vector(demod, "demod", weight_pw.shape[0], "Cout", x, "x")
-    if padding < 0 or x.shape[2] + 2 * padding < k or x.shape[3] + 2 * padding < k:
+    if x.shape[2] + 2 * padding < k or x.shape[3] + 2 * padding < k:
         raise ValueError(f"padding {padding} with kernel {k} does not fit input of spatial size "
                          f"{tuple(x.shape[2:])}")
+    return padding
 
 
 def _check_epilogue_args(x, cout, out_hw, bias, noise, noise_weight):
@@ -108,6 +112,8 @@ def _check_epilogue_args(x, cout, out_hw, bias, noise, noise_weight):
         if bias.numel() != cout:
             raise ValueError(f"bias must have Cout = {cout} elements, got shape {tuple(bias.shape)}")
     if noise is None:
+        if noise_weight is not None:
+            raise ValueError("noise_weight needs noise")
         return None
     check_tensor(noise, "noise")
     check_same_device_dtype(x, "x", noise, "noise")
@@ -132,27 +138,23 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
     k odd, zero padding (default k // 2); weight_pw (Cout, Cin, 1, 1) or
     (Cout, Cin) pointwise; demod (Cout,) optional output scale.
     Optional epilogue (StyledConv2d): + noise_weight * noise (noise (1 or N, 1,
-    Ho, Wo), noise_weight a one-element tensor) + bias (Cout elements), then
-    LeakyReLU(negative_slope) if negative_slope is given.
+    Ho, Wo) and noise_weight, a one-element tensor, given together) + bias
+    (Cout elements), then LeakyReLU(negative_slope >= 0) if negative_slope is
+    given.
     Returns (N, Cout, H + 2p - k + 1, W + 2p - k + 1).
     """
     if isinstance(weight_pw, torch.Tensor) and weight_pw.dim() == 2:
         weight_pw = weight_pw[:, :, None, None]
-    padding = weight_dw.shape[-1] // 2 if padding is None else check_integer(padding, "padding")
-    _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding)
+    padding = _check_dwconv_args(x, modulation, weight_dw, weight_pw, demod, padding)
     k = weight_dw.shape[-1]
     out_hw = (x.shape[2] + 2 * padding - k + 1, x.shape[3] + 2 * padding - k + 1)
     noise = _check_epilogue_args(x, weight_pw.shape[0], out_hw, bias, noise, noise_weight)
-    if negative_slope is not None and not negative_slope >= 0:
-        # the backward reads the activation's slope off the output's sign
-        raise ValueError(f"negative_slope must be >= 0 or None, got {negative_slope}")
-    if noise is None:
-        noise_weight = None
+    if negative_slope is not None:  # >= 0: the backward reads the slope off the output's sign
+        negative_slope = check_real(negative_slope, "negative_slope", ge=0)
     impl = _backends.resolve("modulated_dwconv2d", impl, x.device, _DWCONV_IMPLS)
     if impl == "ref":
         return call_ref("modulated_dwconv2d", _ref_styled_dwconv, x, modulation, weight_dw,
                         weight_pw, demod, padding, bias, noise, noise_weight, negative_slope)
     bias = bias.reshape(-1) if bias is not None else None
-    negative_slope = float(negative_slope) if negative_slope is not None else None
     return _modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod, padding, bias, noise,
                                noise_weight, negative_slope, impl)

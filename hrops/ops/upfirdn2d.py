@@ -9,12 +9,10 @@ the flipped kernel, up and down swapped, and pads chosen so the result has
 x's size. The backward calls the op itself, so gradients of every order work.
 The kernel gets no gradient (it is a fixed filter in every StyleGAN2 code base).
 """
-from collections.abc import Sequence
-
 import torch
 
 from .. import _backends, ref
-from ._checks import check_tensor
+from ._checks import check_integers, check_tensor
 from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
@@ -60,20 +58,6 @@ _upfirdn2d = kernel_op("upfirdn2d", fake=_fake, backward=_backward, setup=_setup
                        autocast="lower_precision")
 
 
-def _pair(value, name):
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return tuple(value)
-    raise ValueError(f"{name} must be an int or a pair of ints (x, y), got {value!r}")
-
-
-def _pads(pad):
-    if isinstance(pad, Sequence) and len(pad) in (2, 4) and all(isinstance(p, int) for p in pad):
-        return tuple(pad) * 2 if len(pad) == 2 else tuple(pad)
-    raise ValueError(f"pad must be (p0, p1) or (x0, x1, y0, y1) ints, got {pad!r}")
-
-
 def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *,
               impl: str | None = None) -> torch.Tensor:
     """Upsample (zero insertion), FIR-filter (convolution with `kernel`) and
@@ -94,11 +78,10 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *
                          f"{x.device}")
     if kernel.numel() == 0:
         raise ValueError("kernel must not be empty")
-    up_x, up_y = _pair(up, "up")
-    down_x, down_y = _pair(down, "down")
-    if min(up_x, up_y, down_x, down_y) < 1:
-        raise ValueError(f"up and down must be >= 1, got up={up!r}, down={down!r}")
-    pad_x0, pad_x1, pad_y0, pad_y1 = _pads(pad)
+    up_x, up_y = check_integers(up, "up", "a pair (x, y)", scalar=True, ge=1)
+    down_x, down_y = check_integers(down, "down", "a pair (x, y)", scalar=True, ge=1)
+    pad = check_integers(pad, "pad", "(p0, p1) or (x0, x1, y0, y1)", lengths=(2, 4))
+    pad_x0, pad_x1, pad_y0, pad_y1 = pad * 2 if len(pad) == 2 else pad
     kh, kw = kernel.shape
     if (x.shape[2] * up_y + pad_y0 + pad_y1 < kh or x.shape[3] * up_x + pad_x0 + pad_x1 < kw):
         raise ValueError(f"the upsampled and padded input ({x.shape[2] * up_y + pad_y0 + pad_y1}, "
