@@ -1,6 +1,9 @@
 """hrops.nn.SepConvGRU against CoCosNet v2's SepConvGRU math
 (microsoft/CoCosNet-v2 models/networks/convgru.py, SepConvGRU) from the same
 state_dict, and its saved-for-backward memory."""
+import re
+
+import numpy as np
 import pytest
 import torch
 
@@ -104,10 +107,11 @@ def test_conv_gru_pass_takes_an_int_or_a_pair_of_paddings(impl):
     square = [torch.randn(6, 7, 3, 3, dtype=torch.float64), bias_zr,
               torch.randn(3, 7, 3, 3, dtype=torch.float64), bias_q]
     want = hrops.conv_gru_pass(h, x, *square, (1, 1), impl="ref")
-    for padding in (1, (1, 1), [1, 1]):
+    for padding in (1, (1, 1), [1, 1], np.int64(1), (np.int32(1), torch.tensor(1))):
         torch.testing.assert_close(hrops.conv_gru_pass(h, x, *square, padding, impl=impl), want)
-    for bad in (-1, (0, -1), (0, 1, 2), (0,), (0, 1.0), 1.5, True, "same", None):
-        with pytest.raises(ValueError, match=r"padding must be an int >= 0 or a pair \(ph, pw\)"):
+    for bad in (-1, (0, -1), (0, 1, 2), (0,), (0, 1.0), 1.5, True, (0, True), "same", None):
+        with pytest.raises(ValueError, match=r"padding must be an integer or a pair \(ph, pw\) of "
+                                             r"integers >= 0, got " + re.escape(repr(bad))):
             hrops.conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, bad, impl=impl)
 
 
@@ -134,6 +138,9 @@ def test_conv_gru_pass_errors_name_the_callers_arguments(impl):
             hrops.conv_gru_pass(*call, impl=impl)
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         hrops.conv_gru_pass(h, x.tolist(), *args[2:], (0, 1), impl=impl)
+    for i, name in ((1, "x"), (2, "weight_zr"), (4, "weight_q")):  # required; the biases are not
+        with pytest.raises(TypeError, match=f"{name} must be a torch.Tensor, got NoneType"):
+            hrops.conv_gru_pass(*args[:i], None, *args[i + 1:], (0, 1), impl=impl)
 
 
 @pytest.mark.parametrize("impl", ["ref", "cpu"])

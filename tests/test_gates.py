@@ -271,7 +271,7 @@ def test_compile_fullgraph():
 
 def test_bad_input():
     x, xt, pre, e = _lstu_inputs()
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(ValueError, match="activation must be .tanh. or .relu., got .sigmoid."):
         hrops.lstu_gates(x, xt, pre, e, "sigmoid")
     with pytest.raises(ValueError, match=r"pre_gates must have shape \(N, 2C, H, W\)"):
         hrops.lstu_gates(x, xt, pre[:, :3], e)

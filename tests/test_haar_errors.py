@@ -1,4 +1,5 @@
 """Bad input to the Haar ops raises a clear error naming the argument."""
+import numpy as np
 import pytest
 import torch
 
@@ -29,6 +30,31 @@ def test_idwt_rejects_bad_input():
         hrops.haar_idwt_bands(low, torch.randn(1, 2, 3, 4, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="low and high must be on the same device"):
         hrops.haar_idwt_bands(low, torch.randn(1, 2, 3, 4, 4, device="meta"))
+
+
+@pytest.mark.parametrize("output_size,expected", [
+    ((np.int64(7), torch.tensor(5)), (7, 5)),
+    ([7, np.int32(6)], (7, 6)),
+    ((7,), r"output_size must be a pair \(H, W\) of integers >= 0, got \(7,\)"),
+    (7, "output_size must be a pair .*, got 7"),
+    ((7.0, 7), r"output_size must be a pair .*, got \(7.0, 7\)"),
+    ((True, 7), r"output_size must be a pair .*, got \(True, 7\)"),
+    ((7, 6, 5), r"output_size must be a pair .*, got \(7, 6, 5\)"),
+    ((-1, 7), r"output_size must be a pair .* >= 0, got \(-1, 7\)"),
+])
+@pytest.mark.parametrize("op", ["packed", "bands"])
+def test_idwt_output_size(output_size, expected, op):
+    """NumPy and 0-d tensor integers count as ints; anything but a pair of
+    integers is a ValueError naming output_size."""
+    y = torch.randn(1, 8, 4, 3, dtype=torch.float64)
+    low, high = y[:, :2], y[:, 2:].unflatten(1, (2, 3))
+    idwt = ((lambda size: hrops.haar_idwt(y, size)) if op == "packed" else
+            (lambda size: hrops.haar_idwt_bands(low, high, size)))
+    if isinstance(expected, tuple):
+        torch.testing.assert_close(idwt(output_size), idwt(expected), atol=0, rtol=0)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            idwt(output_size)
 
 
 def test_impl_choice_errors():

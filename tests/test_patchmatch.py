@@ -4,6 +4,7 @@ reference, the reference against a loop that enumerates every candidate
 against CoCosNet v2's own formulation."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -299,6 +300,49 @@ def test_step_float64_outputs_and_float32_scoring(impl, device):
             torch.testing.assert_close(got[1], want[1], atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("op,kwargs,expected", [
+    ("step", dict(temperature=np.float64(0.05), topk=np.int64(2), cocosnet_truncation=np.bool_(True),
+                  random_search=np.int64(2), alpha=np.float32(0.5), max_radius=torch.tensor(3)),
+     dict(temperature=0.05, topk=2, cocosnet_truncation=True, random_search=2, alpha=0.5,
+          max_radius=3.0)),
+    ("warp", dict(temperature=torch.tensor(0.05, dtype=torch.float64)), dict(temperature=0.05)),
+    ("step", dict(temperature=float("nan")), "temperature must be a real number > 0, got nan"),
+    ("warp", dict(temperature="0.1"), "temperature must be a real number > 0, got '0.1'"),
+    ("step", dict(temperature=None), "temperature must be a real number > 0, got None"),
+    ("step", dict(temperature=True), "temperature must be a real number > 0, got True"),
+    ("step", dict(temperature=torch.tensor([0.1, 0.2])),
+     r"temperature must be a real number > 0, got a tensor of shape \(2,\)"),
+    ("warp", dict(temperature=torch.tensor(0.1, requires_grad=True)),
+     "temperature must be a real number; got a tensor that requires grad"),
+    ("step", dict(topk=True), "topk must be an integer, got True"),
+    ("step", dict(topk=2.0), "topk must be an integer, got 2.0"),
+    ("step", dict(cocosnet_truncation="yes"),
+     r"cocosnet_truncation must be a bool \(True or False\), got 'yes'"),
+    ("warp", dict(cocosnet_truncation=1), r"cocosnet_truncation must be a bool .*, got 1"),
+    ("step", dict(direction=0), "direction must be one of 'none', 'horizontal', 'vertical', got 0"),
+    ("step", dict(random_search=2, alpha=None), r"alpha must be a real number in \(0, 1\), got None"),
+    ("step", dict(random_search=2, max_radius="3"),
+     "max_radius must be a finite real number >= 1, got '3'"),
+])
+def test_scalar_arguments(op, kwargs, expected):
+    """NumPy numbers and 0-d tensors count as Python ones; anything else, NaN
+    and a tensor that requires grad are ValueErrors naming the argument."""
+    a, b, off = feature_maps(dtype=torch.float64)
+    r = torch.randn(2, 3, 6, 4, dtype=torch.float64)
+
+    def run(kw):
+        if op == "warp":
+            return hrops.patchmatch_warp(a, b, r, off, **kw)
+        if "random_search" in kw:
+            kw = dict(kw, generator=torch.Generator().manual_seed(0))
+        return hrops.patchmatch_step(a, b, off, **kw)
+    if isinstance(expected, dict):
+        torch.testing.assert_close(run(kwargs), run(expected), atol=0, rtol=0)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            run(kwargs)
+
+
 def test_bad_input_is_rejected():
     a, b, off = feature_maps()
     r = torch.randn(2, 3, 6, 4)
@@ -312,7 +356,7 @@ def test_bad_input_is_rejected():
         hrops.patchmatch_step(a, b, off, topk=10)
     with pytest.raises(ValueError, match="topk must be an integer"):
         hrops.patchmatch_step(a, b, off, topk=2.5)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a real number > 0, got 0.0"):
         hrops.patchmatch_step(a, b, off, temperature=0.0)
     with pytest.raises(ValueError, match="offsets must be float32, float64"):
         hrops.patchmatch_step(a, b, off.long())

@@ -203,10 +203,10 @@ def test_bad_input_is_rejected():
         with pytest.raises(ValueError, match="random_search must be a number of candidates >= 0"):
             hrops.patchmatch_step(a, b, off, random_search=count)
     for alpha in (0.0, 1.0, float("nan")):
-        with pytest.raises(ValueError, match=r"alpha \(the radius ratio\) must be in \(0, 1\)"):
+        with pytest.raises(ValueError, match=r"alpha must be a real number in \(0, 1\)"):
             hrops.patchmatch_step(a, b, off, random_search=2, alpha=alpha)
     for radius in (0.5, float("inf")):
-        with pytest.raises(ValueError, match="max_radius must be a finite number >= 1"):
+        with pytest.raises(ValueError, match="max_radius must be a finite real number >= 1"):
             hrops.patchmatch_step(a, b, off, random_search=2, max_radius=radius)
     with pytest.raises(ValueError, match="generator must be a torch.Generator or None"):
         hrops.patchmatch_step(a, b, off, random_search=2, generator=0)

@@ -178,7 +178,7 @@ def test_bad_input():
         cell(enc, state, attr[:, :2])  # 2 attributes: state_dim - A = 6 != 5
     with pytest.raises(ValueError, match="enc must have shape"):
         cell(enc[:, :4], state, attr)
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(ValueError, match="activation must be .tanh. or .relu., got .sigmoid."):
         LSTU(6, 8, "sigmoid")
     with pytest.raises(ValueError, match="conv_layout must be one of"):
         STU(6, 8, conv_layout="nhwc")

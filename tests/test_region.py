@@ -1,6 +1,7 @@
 """region_avg_pool / region_broadcast: the reference against SEAN's loops and
 scatter_reduce, every kernel against the reference, segmentation forms,
 edge cases, errors, autograd, opcheck, compile."""
+import numpy as np
 import pytest
 import torch
 
@@ -206,6 +207,27 @@ def test_resize_seg_resizes_4d_integer_and_bool_maps_channel_by_channel():
             hrops.resize_seg(bad, (5, 7))
 
 
+@pytest.mark.parametrize("size,expected", [
+    ((np.int64(5), torch.tensor(7)), (5, 7)),
+    (6, (6, 6)),
+    ((5.0, 7), r"size must be an integer or a pair \(h, w\) of integers >= 1, got \(5.0, 7\)"),
+    ((10.7, 7), r"size must be .*, got \(10.7, 7\)"),
+    ((True, 7), r"size must be .*, got \(True, 7\)"),
+    ((10,), r"size must be .*, got \(10,\)"),
+    ((0, 7), r"size must be .* >= 1, got \(0, 7\)"),
+])
+def test_resize_seg_size(size, expected):
+    """NumPy and 0-d tensor integers count as ints, one integer as a square;
+    anything else is a ValueError naming size."""
+    labels = torch.randint(0, 4, (2, 9, 11))
+    for seg in (labels, onehot(labels, 4)):
+        if isinstance(expected, tuple):
+            assert torch.equal(hrops.resize_seg(seg, size), hrops.resize_seg(seg, expected))
+        else:
+            with pytest.raises(ValueError, match=expected):
+                hrops.resize_seg(seg, size)
+
+
 @pytest.mark.parametrize("impl,device", region_impls())
 def test_empty_tensors(impl, device):
     for n, c, h, w in ((0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 5)):
@@ -272,11 +294,14 @@ def test_bad_inputs_raise_clear_errors(impl):
 
 @pytest.mark.parametrize("impl", ["ref", "cpu"])
 def test_num_regions_must_be_an_integer(impl):
-    """A float or bool count is refused up front by every op and impl (the ref
-    used to take 3.7 as 4 regions, the kernels' schema to refuse it)."""
+    """A float, bool or negative count is refused up front by every op and
+    impl (the ref used to take 3.7 as 4 regions, the kernels' schema to
+    refuse it); a NumPy integer is an int."""
     feat, labels = torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 5, dtype=torch.long)
-    for bad in (3.7, 3.0, True):
-        msg = f"num_regions must be an integer, got {bad!r}"
+    torch.testing.assert_close(hrops.region_avg_pool(feat, labels, np.int64(3), impl=impl),
+                               hrops.region_avg_pool(feat, labels, 3, impl=impl), atol=0, rtol=0)
+    for bad in (3.7, 3.0, True, -1):
+        msg = f"num_regions must be an integer >= 0, got {bad!r}"
         with pytest.raises(ValueError, match=msg):
             hrops.region_avg_pool(feat, labels, bad, impl=impl)
         with pytest.raises(ValueError, match=msg):

@@ -79,7 +79,7 @@ def test_bad_input():
         hrops.region_classes(labels, 2)
     with pytest.raises(ValueError, match="kernel_size 8"):
         hrops.region_classes(labels, 3, kernel_size=8, padding=0)
-    with pytest.raises(ValueError, match="padding -1"):
+    with pytest.raises(ValueError, match="padding must be an integer >= 0, got -1"):
         hrops.region_classes(labels, 3, padding=-1)
     with pytest.raises(ValueError, match=r"\(N, H, W\) labels"):
         hrops.region_classes(labels[0], 3)

@@ -1,5 +1,6 @@
 """hrops.nn.DWTForward / DWTInverse as drop-in replacements for
 pytorch_wavelets' classes (J=1, Haar, mode 'zero')."""
+import numpy as np
 import pytest
 import torch
 
@@ -50,6 +51,10 @@ def test_unsupported_configurations_raise():
         hnn.DWTForward(mode="symmetric")
     with pytest.raises(ValueError, match="single level J=1"):
         hnn.DWTForward(J=2)
+    for bad in ("1", True, 1.0):
+        with pytest.raises(ValueError, match=f"J must be an integer, got {bad!r}"):
+            hnn.DWTForward(J=bad)
+    assert hnn.DWTForward(J=np.int64(1)).J == 1
     with pytest.raises(ValueError, match="single-level"):
         hnn.DWTInverse()((torch.randn(1, 1, 2, 2), [torch.randn(1, 1, 3, 2, 2)] * 2))
 

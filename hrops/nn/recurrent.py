@@ -44,7 +44,7 @@ from torch import nn
 from .. import _backends
 from ..ops import gates as gate_ops
 from ..ops import recurrent_cells as cells
-from ..ops._checks import check_same_device_dtype, check_tensor
+from ..ops._checks import check_choice, check_same_device_dtype, check_tensor
 from . import _onednn
 from ._checks import check_counts, check_odd_kernel
 
@@ -70,12 +70,6 @@ def conv_channels_last(conv_layout, device):
     if conv_layout != "auto":
         return conv_layout == "channels_last"
     return device.type != "cpu" or _CPU_HAS_AVX512
-
-
-def _check_conv_layout(conv_layout):
-    if conv_layout not in CONV_LAYOUTS:
-        raise ValueError(f"conv_layout must be one of {CONV_LAYOUTS}, got {conv_layout!r}")
-    return conv_layout
 
 
 def _check_cell_inputs(cell, enc, state, attr):
@@ -112,10 +106,8 @@ class LSTU(nn.Module):
     def __init__(self, in_dim, state_dim, activation="tanh", kernel_size=3, impl=None,
                  conv_layout="auto"):
         super().__init__()
-        self.conv_layout = _check_conv_layout(conv_layout)
-        if activation not in gate_ops.ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(gate_ops.ACTIVATIONS)}, "
-                             f"got {activation!r}")
+        self.conv_layout = check_choice(conv_layout, "conv_layout", CONV_LAYOUTS)
+        activation = check_choice(activation, "activation", tuple(gate_ops.ACTIVATIONS))
         check_counts(in_dim=in_dim, state_dim=state_dim)
         check_odd_kernel(kernel_size)
         d = in_dim
@@ -155,9 +147,8 @@ class STU(nn.Module):
     def __init__(self, in_dim, state_dim, out_dim=None, kernel_size=3, norm=None, impl=None,
                  conv_layout="auto"):
         super().__init__()
-        self.conv_layout = _check_conv_layout(conv_layout)
-        if norm not in (None, "batch"):
-            raise ValueError(f"norm must be None or 'batch', got {norm!r}")
+        self.conv_layout = check_choice(conv_layout, "conv_layout", CONV_LAYOUTS)
+        norm = check_choice(norm, "norm", (None, "batch"))
         d = in_dim if out_dim is None else out_dim
         check_counts(in_dim=in_dim, state_dim=state_dim, out_dim=d)
         check_odd_kernel(kernel_size)

@@ -27,9 +27,7 @@ class RegionAvgPool(nn.Module):
     def __init__(self, num_regions: int | None = None):
         super().__init__()
         if num_regions is not None:
-            num_regions = check_integer(num_regions, "num_regions")
-            if num_regions < 0:
-                raise ValueError(f"num_regions must be None or an integer >= 0, got {num_regions}")
+            num_regions = check_integer(num_regions, "num_regions", ge=0)
         self.num_regions = num_regions
 
     def forward(self, feat, seg):

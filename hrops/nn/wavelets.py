@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from ..ops._checks import check_integer
 from ..ops.haar import haar_dwt, haar_idwt_bands
 
 _HAAR_NAMES = ("haar", "db1")
@@ -23,8 +24,8 @@ def _check_haar(wave, mode, J=1):
         raise ValueError(f"hrops supports wave='haar' (or 'db1') only, got {wave!r}")
     if mode != "zero":
         raise ValueError(f"hrops supports mode='zero' only, got {mode!r}")
-    if J != 1:
-        raise ValueError(f"hrops supports a single level J=1 only, got J={J}")
+    if check_integer(J, "J") != 1:
+        raise ValueError(f"hrops supports a single level J=1 only, got J={J!r}")
 
 
 def _haar_taps(prefix):
@@ -64,7 +65,7 @@ class DWTForward(_HaarModule):
     def __init__(self, J=1, wave="db1", mode="zero", *, impl=None):
         _check_haar(wave, mode, J)
         super().__init__(impl)
-        self.J = J
+        self.J = 1
         self.mode = mode
 
     def forward(self, x):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _backends, ref
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_integers, check_same_device_dtype, check_tensor
 from ._define import call_ref, composite_op
 from .gates import _gru_update, _gru_update_backward, _stu_reset, _stu_reset_backward
 
@@ -74,15 +74,6 @@ _conv_gru_pass = composite_op("conv_gru_pass", _conv_gru_pass_body, backward=_gr
                               setup=_setup, autocast="lower_precision")
 
 
-def _padding_pair(padding):
-    """An int or a pair of ints, all >= 0 -> (ph, pw)."""
-    pair = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
-    if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pair):
-        raise ValueError(f"conv_gru_pass: padding must be an int >= 0 or a pair (ph, pw) of them, "
-                         f"got {padding!r}")
-    return pair
-
-
 def _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
     """Raises a ValueError (TypeError for a non-tensor) naming the user's
     argument, before the internal tensors (pre_z, pre_r, pre_q) that a
@@ -92,7 +83,7 @@ def _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding):
               "bias_zr": (bias_zr, 1, "(2C,)"), "weight_q": (weight_q, 4, "(C, C + Cx, kh, kw)"),
               "bias_q": (bias_q, 1, "(C,)")}
     for name, (t, ndim, doc) in others.items():
-        if t is not None:
+        if t is not None or name not in ("bias_zr", "bias_q"):  # the biases are optional
             check_tensor(t, name, ndim, doc)
             check_same_device_dtype(h, "h", t, name)
     if h.shape[0] != x.shape[0] or h.shape[2:] != x.shape[2:]:
@@ -125,7 +116,7 @@ def conv_gru_pass(h, x, weight_zr, bias_zr, weight_q, bias_q, padding, *, impl=N
     stride 1, `padding` an int or (ph, pw) that keeps the (H, W) size (odd
     kernels, ph = (kh - 1) / 2). Returns h'. impl "ref" runs the plain
     PyTorch pass (eager autograd)."""
-    padding = _padding_pair(padding)
+    padding = check_integers(padding, "padding", "a pair (ph, pw)", scalar=True, ge=0)
     _check_args(h, x, weight_zr, bias_zr, weight_q, bias_q, padding)
     impl = _backends.resolve("conv_gru_pass", impl, h.device)
     if impl == "ref":

@@ -20,7 +20,7 @@ zero-fill and add two full-size gradients).
 import torch
 
 from .. import _backends, ref
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_choice, check_same_device_dtype, check_tensor
 from ._define import call_ref, kernel_op, no_double_backward
 from ._gate_layout import _like, planar_among_channels_last
 
@@ -111,9 +111,7 @@ def lstu_gates(x_up: torch.Tensor, x_tilde: torch.Tensor, pre_gates: torch.Tenso
     (SRU_modify) or "relu" (SRU_modify_relu). Returns (h, c):
     c = f*enc + (1-f)*x_tilde, h = r*g(c) + (1-r)*x_up, f, r = sigmoid(pre_f, pre_r).
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"lstu_gates: activation must be one of {tuple(ACTIVATIONS)}, "
-                         f"got {activation!r}")
+    activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
     _check_operands("lstu_gates", dict(x_up=x_up, x_tilde=x_tilde, pre_gates=pre_gates, enc=enc),
                     "x_up", groups={"pre_gates": 2})
     impl = _backends.resolve("lstu_gates", impl, x_up.device)

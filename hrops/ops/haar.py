@@ -17,7 +17,7 @@ hrops._backends).
 import torch
 
 from .. import _backends, ref
-from ._checks import check_same_device_dtype, check_tensor
+from ._checks import check_integers, check_same_device_dtype, check_tensor
 from ._define import call_ref, kernel_op
 
 
@@ -90,9 +90,9 @@ def haar_dwt(x: torch.Tensor, *, impl: str | None = None) -> torch.Tensor:
 def _output_size(output_size, h, w):
     if output_size is None:
         return 2 * h, 2 * w
-    out_h, out_w = output_size
-    if (out_h + 1) // 2 != h or (out_w + 1) // 2 != w or out_h < 0 or out_w < 0:
-        raise ValueError(f"output_size {tuple(output_size)} does not fit coefficients of size "
+    out_h, out_w = check_integers(output_size, "output_size", "a pair (H, W)", ge=0)
+    if (out_h + 1) // 2 != h or (out_w + 1) // 2 != w:
+        raise ValueError(f"output_size {(out_h, out_w)} does not fit coefficients of size "
                          f"({h}, {w}): expected (2h or 2h-1, 2w or 2w-1)")
     return out_h, out_w
 

@@ -13,14 +13,13 @@ re-scoring every candidate, and its channels-last copy of feat_b
 already channels-last in the accumulation dtype). The CUDA kernels
 recompute both (empty tensors stand in).
 """
-import math
-import operator
 
 import torch
 
 from .. import _backends, ref
 from ..ref.patchmatch import DIRECTIONS
-from ._checks import check_integer, check_same_device_dtype, check_tensor
+from ._checks import (check_bool, check_choice, check_integer, check_real,
+                      check_same_device_dtype, check_tensor)
 from ._define import call_ref, kernel_op, no_double_backward
 from .patchmatch_random_search import random_search_offsets, random_search_radii
 
@@ -81,7 +80,8 @@ _patchmatch_warp_backward = kernel_op("_patchmatch_warp_backward", fake=_warp_ba
                                       backward=no_double_backward("patchmatch_warp"), autocast=None)
 
 
-def _check(feat_a, feat_b, offsets, temperature):
+def _check(feat_a, feat_b, offsets, temperature, cocosnet_truncation):
+    """(temperature, cocosnet_truncation) as a float and a bool."""
     check_tensor(feat_a, "feat_a", 4, "(N, C, H, W)")
     check_tensor(feat_b, "feat_b", 4, "(N, C, Hb, Wb)")
     check_tensor(offsets, "offsets", 5, "(N, 2, K, H, W)")
@@ -97,8 +97,8 @@ def _check(feat_a, feat_b, offsets, temperature):
                          f"{tuple(offsets.shape)}")
     if n * h * w and 0 in feat_b.shape[2:]:
         raise ValueError("feat_b must not be empty when feat_a is not")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return (check_real(temperature, "temperature", gt=0),
+            check_bool(cocosnet_truncation, "cocosnet_truncation"))
 
 
 def _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b,
@@ -107,20 +107,17 @@ def _check_random_search(random_search, max_radius, alpha, generator, feat_a, fe
     against the room that the `propagated` candidates leave before the list
     is built."""
     count = random_search
-    if count != "full":
-        try:  # a bool is no count: True could mean one candidate or the "full" schedule
-            count = -1 if isinstance(count, bool) else operator.index(count)
-        except TypeError:
-            count = -1
-        if count < 0:
+    if not (isinstance(count, str) and count == "full"):
+        try:  # (a bool is no count: True could mean one candidate or the "full" schedule)
+            count = check_integer(count, "random_search", ge=0)
+        except ValueError:
             raise ValueError(f"random_search must be a number of candidates >= 0 or 'full', got "
-                             f"{random_search!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha (the radius ratio) must be in (0, 1), got {alpha}")
+                             f"{random_search!r}") from None
+    alpha = check_real(alpha, "alpha", gt=0, lt=1)
     if max_radius is None:
         max_radius = max(*feat_b.shape[2:], 1)
-    elif not (math.isfinite(max_radius) and max_radius >= 1):
-        raise ValueError(f"max_radius must be a finite number >= 1, got {max_radius}")
+    else:
+        max_radius = check_real(max_radius, "max_radius", ge=1, finite=True)
     if generator is not None:
         if not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator)}")
@@ -184,9 +181,9 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     leave generator=None (dynamo cannot trace a torch.Generator argument of
     torch.rand) and seed the global RNG instead.
     """
-    _check(feat_a, feat_b, offsets, temperature)
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {tuple(DIRECTIONS)}, got {direction!r}")
+    temperature, cocosnet_truncation = _check(feat_a, feat_b, offsets, temperature,
+                                              cocosnet_truncation)
+    direction = check_choice(direction, "direction", tuple(DIRECTIONS))
     k = offsets.shape[2]
     propagated = k if direction == "none" else 3 * k
     radii = _check_random_search(random_search, max_radius, alpha, generator, feat_a, feat_b,
@@ -210,8 +207,8 @@ def patchmatch_step(feat_a, feat_b, offsets, direction="horizontal", temperature
     if impl == "ref":
         return call_ref("patchmatch_step", ref.patchmatch_step, feat_a, feat_b, offsets,
                         direction, temperature, topk, cocosnet_truncation, rand)
-    return _patchmatch_step(feat_a, feat_b, offsets, DIRECTIONS[direction], float(temperature),
-                            topk, cocosnet_truncation, rand, impl)
+    return _patchmatch_step(feat_a, feat_b, offsets, DIRECTIONS[direction], temperature, topk,
+                            cocosnet_truncation, rand, impl)
 
 
 def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
@@ -224,7 +221,8 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
     per pixel, in float32, float64 for float64 inputs) and its channels-last
     copy of feat_b (unless feat_b is channels-last already), so that the
     backward neither re-scores the candidates nor transposes feat_b again."""
-    _check(feat_a, feat_b, offsets, temperature)
+    temperature, cocosnet_truncation = _check(feat_a, feat_b, offsets, temperature,
+                                              cocosnet_truncation)
     check_tensor(ref_img, "ref_img", 4, "(N, Cr, Hb, Wb)")
     check_same_device_dtype(feat_a, "feat_a", ref_img, "ref_img")
     if ref_img.shape[0] != feat_a.shape[0] or ref_img.shape[2:] != feat_b.shape[2:]:
@@ -240,5 +238,5 @@ def patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature=0.01, *,
                         offsets, temperature, cocosnet_truncation)
     needs_grad = torch.is_grad_enabled() and (feat_a.requires_grad or feat_b.requires_grad or
                                               ref_img.requires_grad)
-    return _patchmatch_warp(feat_a, feat_b, ref_img, offsets, float(temperature),
+    return _patchmatch_warp(feat_a, feat_b, ref_img, offsets, temperature,
                             cocosnet_truncation, needs_grad, impl)[0]

@@ -31,10 +31,11 @@ Ops (hrops::<name>, with fake impls and autograd; see hrops.ops._define):
 """
 import torch
 import torch.nn.functional as F
-from torch.fx.experimental.symbolic_shapes import guard_or_false, guard_or_true
+from torch.fx.experimental.symbolic_shapes import guard_or_true
 
 from .. import _backends, ref
-from ._checks import check_integer, check_same_device_dtype, check_tensor, check_vector
+from ._checks import (check_integer, check_integers, check_same_device_dtype, check_tensor,
+                      check_vector)
 from ._define import call_ref, kernel_op
 
 _IMPLS = ("ref", "cpu", "cuda")
@@ -46,8 +47,11 @@ def resize_seg(seg: torch.Tensor, size) -> torch.Tensor:
     """Nearest resize of a segmentation: a 4-D map (N, R, H, W) of any dtype
     (SEAN's one-hot map, or an integer (N, 1, H, W) label map) channel by
     channel, an integer label map (N, H, W) as one channel, to
-    `size` = (h, w), exactly as SEAN's F.interpolate(segmap, size, mode='nearest')."""
-    size = tuple(int(s) for s in size)
+    `size` = (h, w) (or h for (h, h)), h, w >= 1, exactly as SEAN's
+    F.interpolate(segmap, size, mode='nearest')."""
+    if not isinstance(seg, torch.Tensor):
+        raise TypeError(f"seg must be a torch.Tensor, got {type(seg).__name__}")
+    size = check_integers(size, "size", "a pair (h, w)", scalar=True, ge=1)
     if seg.is_floating_point():
         return F.interpolate(seg, size=size, mode="nearest")
     if seg.dim() not in (3, 4):
@@ -78,7 +82,7 @@ def _labels(seg, like, size, num_regions, what):
     if not isinstance(seg, torch.Tensor):
         raise TypeError(f"seg must be a torch.Tensor, got {type(seg).__name__}")
     if num_regions is not None:
-        num_regions = check_integer(num_regions, "num_regions")
+        num_regions = check_integer(num_regions, "num_regions", ge=0)
     if seg.is_floating_point():
         if seg.dim() != 4:
             raise ValueError(f"a one-hot seg must have shape (N, R, H, W), got {tuple(seg.shape)}")
@@ -102,8 +106,6 @@ def _labels(seg, like, size, num_regions, what):
     if seg.device != like.device:
         raise ValueError(f"seg must be on the same device as {what} ({like.device}), got "
                          f"{seg.device}")
-    if guard_or_false(num_regions < 0):  # (a count traced by torch.compile is unknown)
-        raise ValueError(f"num_regions must be >= 0, got {num_regions}")
     labels = seg_to_labels(seg) if seg.is_floating_point() else seg.long()
     if not torch.compiler.is_compiling() and labels.numel():
         low, high = labels.aminmax()
@@ -294,10 +296,10 @@ def region_conv2d(codes: torch.Tensor, seg: torch.Tensor, weight: torch.Tensor,
                          f"got {tuple(weight.shape)}")
     if bias is not None:
         check_vector(bias, "bias", o, "O", codes, "codes")
-    padding = check_integer(padding, "padding")
+    padding = check_integer(padding, "padding", ge=0)
     size = seg.shape[-2:] if isinstance(seg, torch.Tensor) else ()
     labels, _ = _labels(seg, codes, size, num_regions, "codes")
-    if padding < 0 or size[0] + 2 * padding < k or size[1] + 2 * padding < k:
+    if size[0] + 2 * padding < k or size[1] + 2 * padding < k:
         raise ValueError(f"padding {padding} with kernel {k} does not fit a seg of spatial size "
                          f"{tuple(size)}")
     impl = _backends.resolve("region_conv2d", impl, codes.device, _IMPLS)

@@ -68,12 +68,12 @@ def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_siz
         raise ValueError(f"seg must be (N, H, W) labels or an (N, R, H, W) one-hot map, got "
                          f"shape {tuple(seg.shape)}")
     labels, num_regions = _labels(seg, seg, seg.shape[-2:], num_regions, "itself")
-    kernel_size = check_integer(kernel_size, "kernel_size")
-    padding = check_integer(padding, "padding")
+    kernel_size = check_integer(kernel_size, "kernel_size", ge=1)
+    padding = check_integer(padding, "padding", ge=0)
     h, w = labels.shape[1:]
-    if kernel_size < 1 or padding < 0 or min(h, w) + 2 * padding + 1 < kernel_size:
-        raise ValueError(f"kernel_size {kernel_size} (>= 1) with padding {padding} (>= 0) does "
-                         f"not fit a seg of spatial size {(h, w)}")
+    if min(h, w) + 2 * padding + 1 < kernel_size:
+        raise ValueError(f"kernel_size {kernel_size} with padding {padding} does not fit a seg of "
+                         f"spatial size {(h, w)}")
     impl = _backends.resolve("region_classes", impl, labels.device, _IMPLS)
     if impl == "ref":
         return ref.region_classes(labels, num_regions, kernel_size, padding)
