@@ -395,7 +395,7 @@ def test_nn_layers():
     torch.testing.assert_close(codes, ref.region_avg_pool(feat, labels, 4))
     torch.testing.assert_close(bcast(codes, labels), ref.region_broadcast(codes, labels))
     assert "num_regions=4" in repr(pool)
-    with pytest.raises(ValueError, match="num_regions must be None or an integer >= 0, got -1"):
+    with pytest.raises(ValueError, match="num_regions must be an integer >= 0, got -1"):
         hrops.nn.RegionAvgPool(-1)
 
 
