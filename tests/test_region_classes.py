@@ -81,6 +81,8 @@ def test_bad_input():
         hrops.region_classes(labels, 3, kernel_size=8, padding=0)
     with pytest.raises(ValueError, match="padding must be an integer >= 0, got -1"):
         hrops.region_classes(labels, 3, padding=-1)
+    with pytest.raises(ValueError, match=r"kernel_size must be an integer in \[1, 255\], got 46341"):
+        hrops.region_classes(labels, 3, kernel_size=46341, padding=23170)
     with pytest.raises(ValueError, match=r"\(N, H, W\) labels"):
         hrops.region_classes(labels[0], 3)
 

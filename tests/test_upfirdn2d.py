@@ -245,11 +245,13 @@ def test_compile_fullgraph():
 @pytest.mark.parametrize("kwargs,expected", [
     (dict(up=np.int64(2), down=(np.int32(1), torch.tensor(2)), pad=[np.int64(2), 1]),
      dict(up=2, down=(1, 2), pad=(2, 1))),
-    (dict(up=True), r"up must be an integer or a pair \(x, y\) of integers >= 1, got True"),
+    (dict(up=True), r"up must be an integer or a pair \(x, y\) of integers in \[1, 1048576\], "
+                    r"got True"),
     (dict(down=2.0), "down must be an integer or a pair .*, got 2.0"),
     (dict(up=(1, 2, 3)), r"up must be .*, got \(1, 2, 3\)"),
-    (dict(down=(2, 0)), r"down must be .* >= 1, got \(2, 0\)"),
-    (dict(pad=(1, 2, 3)), r"pad must be \(p0, p1\) or \(x0, x1, y0, y1\) of integers, got"),
+    (dict(down=(2, 0)), r"down must be .* in \[1, 1048576\], got \(2, 0\)"),
+    (dict(pad=(1, 2, 3)), r"pad must be \(p0, p1\) or \(x0, x1, y0, y1\) of integers in "
+                          r"\[-1048576, 1048576\], got"),
     (dict(pad=(1, 1.0)), r"pad must be .*, got \(1, 1.0\)"),
     (dict(pad=(False, 1)), r"pad must be .*, got \(False, 1\)"),
     (dict(pad=1), "pad must be .*, got 1"),
@@ -272,11 +274,19 @@ def test_errors():
         hrops.upfirdn2d(x[0], k)
     with pytest.raises(ValueError, match=r"kernel must be a 2-D"):
         hrops.upfirdn2d(x, k[0])
-    with pytest.raises(ValueError, match="up must be an integer or a pair .* >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"up must be an integer or a pair .* in \[1, 1048576\], got 0"):
         hrops.upfirdn2d(x, k, up=0)
     with pytest.raises(ValueError, match="smaller than the kernel"):
         hrops.upfirdn2d(torch.randn(1, 1, 2, 2), k, pad=(0, 0))
+    # Bounded: the CPU kernel's row buffers grow with factors and pads.
+    assert hrops.upfirdn2d(x, k, down=2 ** 20).shape == (1, 2, 1, 1)
+    with pytest.raises(ValueError, match=r"down must be .* in \[1, 1048576\], got 1048577"):
+        hrops.upfirdn2d(x, k, down=2 ** 20 + 1)
+    with pytest.raises(ValueError, match=r"pad must be .* in \[-1048576, 1048576\]"):
+        hrops.upfirdn2d(x, k, pad=(2 ** 31, -2 ** 31))
     if hrops.build_info()["cpu_kernels"]:
+        with pytest.raises(RuntimeError, match=r"up, down and \|pad\| must be at most 2\*\*20"):
+            torch.ops.hrops_C.upfirdn2d(x, k, 1, 1, 1, 1, 2 ** 31, -2 ** 31, 0, 0)
         with pytest.raises(RuntimeError, match="up and down factors must be >= 1"):
             torch.ops.hrops_C.upfirdn2d(x, k, 0, 1, 1, 1, 0, 0, 0, 0)
         with pytest.raises(RuntimeError, match=r"kernel must be a 2-D"):

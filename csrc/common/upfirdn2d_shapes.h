@@ -1,6 +1,9 @@
 // Host-only argument checks and geometry of the upfirdn2d kernels (CPU and
 // CUDA glue).
 #pragma once
+#include <algorithm>
+#include <cstdlib>
+
 #include "common/tensor_checks.h"
 #include "common/upfirdn2d.h"
 
@@ -21,6 +24,14 @@ inline UpFirDn2dGeom upfirdn2d_geometry(const at::Tensor& x, const at::Tensor& k
               ", ", down_y, ")");
   TORCH_CHECK(kernel.size(0) >= 1 && kernel.size(1) >= 1, "kernel must not be empty, got ",
               kernel.sizes());
+  // hrops.upfirdn2d's bound: the CPU row buffers grow with factors and pads.
+  constexpr int64_t kLimit = int64_t(1) << 20;
+  TORCH_CHECK(std::max({up_x, up_y, down_x, down_y}) <= kLimit &&
+                  std::max({std::abs(pad_x0), std::abs(pad_x1), std::abs(pad_y0),
+                            std::abs(pad_y1)}) <= kLimit,
+              "up, down and |pad| must be at most 2**20, got up (", up_x, ", ", up_y,
+              "), down (", down_x, ", ", down_y, "), pad (", pad_x0, ", ", pad_x1, ", ", pad_y0,
+              ", ", pad_y1, ")");
   UpFirDn2dGeom g;
   g.in_h = x.size(2);
   g.in_w = x.size(3);

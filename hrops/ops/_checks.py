@@ -99,20 +99,20 @@ def check_integer(value, name, *, ge=None, le=None):
     return result
 
 
-def check_integers(value, name, doc, *, lengths=(2,), scalar=False, ge=None):
+def check_integers(value, name, doc, *, lengths=(2,), scalar=False, ge=None, le=None):
     """value as a tuple of ints: a sequence of one of `lengths` integers
-    (`doc` says what, e.g. "a pair (H, W)"), each >= ge if given, or with
-    scalar=True also one integer, repeated lengths[0] times. Integers are as
-    check_integer takes them."""
+    (`doc` says what, e.g. "a pair (H, W)"), each within ge <= v <= le if
+    given, or with scalar=True also one integer, repeated lengths[0] times.
+    Integers are as check_integer takes them."""
     if isinstance(value, Sequence):
         items = tuple(value)
     else:
         items = (value,) * lengths[0] if scalar else ()
     result = tuple(_as_integer(v) for v in items)
     if (len(result) not in lengths or any(v is None for v in result)
-            or not all(_in_range(v, ge=ge) for v in result)):
+            or not all(_in_range(v, ge=ge, le=le) for v in result)):
         raise ValueError(f"{name} must be {'an integer or ' if scalar else ''}{doc} of integers"
-                         f"{_range_doc(ge=ge)}, got {_describe(value)}")
+                         f"{_range_doc(ge=ge, le=le)}, got {_describe(value)}")
     return result
 
 

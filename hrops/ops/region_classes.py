@@ -68,7 +68,8 @@ def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_siz
         raise ValueError(f"seg must be (N, H, W) labels or an (N, R, H, W) one-hot map, got "
                          f"shape {tuple(seg.shape)}")
     labels, num_regions = _labels(seg, seg, seg.shape[-2:], num_regions, "itself")
-    kernel_size = check_integer(kernel_size, "kernel_size", ge=1)
+    # bounded: every output pixel's signature holds kernel_size**2 labels
+    kernel_size = check_integer(kernel_size, "kernel_size", ge=1, le=255)
     padding = check_integer(padding, "padding", ge=0)
     h, w = labels.shape[1:]
     if min(h, w) + 2 * padding + 1 < kernel_size:

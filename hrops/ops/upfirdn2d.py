@@ -58,13 +58,19 @@ _upfirdn2d = kernel_op("upfirdn2d", fake=_fake, backward=_backward, setup=_setup
                        autocast="lower_precision")
 
 
+# Factors and pads beyond any filter's use: the CPU kernel's row buffers
+# grow with them (a pad or factor of 2**31 took minutes and gigabytes).
+_LIMIT = 2 ** 20
+
+
 def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *,
               impl: str | None = None) -> torch.Tensor:
     """Upsample (zero insertion), FIR-filter (convolution with `kernel`) and
     downsample, rosinality's signature.
 
-    x (N, C, H, W); kernel (kh, kw); up, down: int or (x, y); pad: (p0, p1)
-    for both dimensions or (x0, x1, y0, y1), negative values crop. Returns
+    x (N, C, H, W); kernel (kh, kw); up, down: int or (x, y) in [1, 2**20];
+    pad: (p0, p1) for both dimensions or (x0, x1, y0, y1), in [-2**20, 2**20],
+    negative values crop. Returns
     (N, C, (H * up_y + y0 + y1 - kh) // down_y + 1, (likewise for W)).
     Gradients of every order for x; the kernel gets none. The kernels skip
     padding and inserted zeros rather than multiply them: a NaN or inf
@@ -78,9 +84,10 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *
                          f"{x.device}")
     if kernel.numel() == 0:
         raise ValueError("kernel must not be empty")
-    up_x, up_y = check_integers(up, "up", "a pair (x, y)", scalar=True, ge=1)
-    down_x, down_y = check_integers(down, "down", "a pair (x, y)", scalar=True, ge=1)
-    pad = check_integers(pad, "pad", "(p0, p1) or (x0, x1, y0, y1)", lengths=(2, 4))
+    up_x, up_y = check_integers(up, "up", "a pair (x, y)", scalar=True, ge=1, le=_LIMIT)
+    down_x, down_y = check_integers(down, "down", "a pair (x, y)", scalar=True, ge=1, le=_LIMIT)
+    pad = check_integers(pad, "pad", "(p0, p1) or (x0, x1, y0, y1)", lengths=(2, 4),
+                         ge=-_LIMIT, le=_LIMIT)
     pad_x0, pad_x1, pad_y0, pad_y1 = pad * 2 if len(pad) == 2 else pad
     kh, kw = kernel.shape
     if (x.shape[2] * up_y + pad_y0 + pad_y1 < kh or x.shape[3] * up_x + pad_x0 + pad_x1 < kw):
