@@ -213,6 +213,14 @@ def test_gradients_match_ref(impl, device):
         torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("impl,device", [("ref", "cpu")] + IMPLS)
+def test_the_kernel_gets_no_gradient(impl, device):
+    """As documented and as rosinality's op: whichever impl runs."""
+    k = _blur().float().to(device).requires_grad_()
+    x = torch.randn(1, 2, 6, 6, device=device)
+    assert not hrops.upfirdn2d(x, k, 2, 1, (2, 1), impl=impl).requires_grad
+
+
 @pytest.mark.parametrize("impl,device", IMPLS)
 def test_opcheck(impl, device):
     op = torch.ops.hrops.upfirdn2d.default

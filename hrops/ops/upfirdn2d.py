@@ -84,6 +84,7 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), *
                          f"{x.device}")
     if kernel.numel() == 0:
         raise ValueError("kernel must not be empty")
+    kernel = kernel.detach()  # a fixed filter, whichever impl runs (rosinality's op too)
     up_x, up_y = check_integers(up, "up", "a pair (x, y)", scalar=True, ge=1, le=_LIMIT)
     down_x, down_y = check_integers(down, "down", "a pair (x, y)", scalar=True, ge=1, le=_LIMIT)
     pad = check_integers(pad, "pad", "(p0, p1) or (x0, x1, y0, y1)", lengths=(2, 4),
