@@ -52,14 +52,17 @@ def _describe(value):
     return repr(value)
 
 
-_RELATIONS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
-
-
-def _in_range(value, **bounds):
+def _in_range(value, ge=None, gt=None, le=None, lt=None):
+    # (plain comparisons: these checks run on every op call, and a small
+    # layer's whole kernel can take a few microseconds)
+    if type(value) in (int, float):
+        return ((ge is None or value >= ge) and (gt is None or value > gt)
+                and (le is None or value <= le) and (lt is None or value < lt))
     # guard_or_true: a size that torch.compile traces (a SymInt) passes
     # unless it is known to be out of range.
-    return all(guard_or_true(_RELATIONS[rel](value, bound))
-               for rel, bound in bounds.items() if bound is not None)
+    checks = ((ge, operator.ge), (gt, operator.gt), (le, operator.le), (lt, operator.lt))
+    return all(bound is None or guard_or_true(relation(value, bound))
+               for bound, relation in checks)
 
 
 def _range_doc(ge=None, gt=None, le=None, lt=None):
@@ -76,6 +79,8 @@ def _as_integer(value):
     """value as an int (a SymInt, a size that torch.compile traces, as it
     is), or None if it is no integer. A bool is none: True as a count or a
     size is a mistake far more often than 1."""
+    if type(value) is int:
+        return value
     if isinstance(value, (bool, np.bool_)) or (
             isinstance(value, torch.Tensor) and (value.dim() != 0 or value.dtype == torch.bool)):
         return None
@@ -104,16 +109,21 @@ def check_integers(value, name, doc, *, lengths=(2,), scalar=False, ge=None, le=
     (`doc` says what, e.g. "a pair (H, W)"), each within ge <= v <= le if
     given, or with scalar=True also one integer, repeated lengths[0] times.
     Integers are as check_integer takes them."""
-    if isinstance(value, Sequence):
+    if isinstance(value, (tuple, list)) or isinstance(value, Sequence):
         items = tuple(value)
     else:
         items = (value,) * lengths[0] if scalar else ()
-    result = tuple(_as_integer(v) for v in items)
-    if (len(result) not in lengths or any(v is None for v in result)
-            or not all(_in_range(v, ge=ge, le=le) for v in result)):
-        raise ValueError(f"{name} must be {'an integer or ' if scalar else ''}{doc} of integers"
-                         f"{_range_doc(ge=ge, le=le)}, got {_describe(value)}")
-    return result
+    if len(items) in lengths:
+        result = []
+        for item in items:
+            v = _as_integer(item)
+            if v is None or not _in_range(v, ge=ge, le=le):
+                break
+            result.append(v)
+        else:
+            return tuple(result)
+    raise ValueError(f"{name} must be {'an integer or ' if scalar else ''}{doc} of integers"
+                     f"{_range_doc(ge=ge, le=le)}, got {_describe(value)}")
 
 
 def check_choice(value, name, choices):
@@ -150,14 +160,17 @@ def check_real(value, name, *, ge=None, gt=None, lt=None, finite=False):
     its value, not the tensor: its gradient would be lost silently. Under
     torch.compile pass Python numbers (a traced tensor has no value to
     check)."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.requires_grad:
-        raise ValueError(f"{name} must be a real number; got a tensor that requires grad, but "
-                         f"{name} gets no gradient: pass a float or a detached tensor")
-    number = isinstance(value, (numbers.Real, torch.SymFloat)) and not isinstance(value, bool)
-    if isinstance(value, torch.Tensor):
-        number = value.dim() == 0 and value.dtype != torch.bool and not value.is_complex()
-    # float() specializes a SymFloat that torch.compile traces: the ops take floats.
-    result = float(value) if number else math.nan
+    if type(value) in (float, int):
+        result = float(value)
+    else:
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and value.requires_grad:
+            raise ValueError(f"{name} must be a real number; got a tensor that requires grad, "
+                             f"but {name} gets no gradient: pass a float or a detached tensor")
+        number = isinstance(value, (numbers.Real, torch.SymFloat)) and not isinstance(value, bool)
+        if isinstance(value, torch.Tensor):
+            number = value.dim() == 0 and value.dtype != torch.bool and not value.is_complex()
+        # float() specializes a SymFloat that torch.compile traces: the ops take floats.
+        result = float(value) if number else math.nan
     if (math.isnan(result) or (finite and math.isinf(result))
             or not _in_range(result, ge=ge, gt=gt, lt=lt)):
         raise ValueError(f"{name} must be a {'finite ' if finite else ''}real number"
