@@ -5,7 +5,10 @@ the S2FGAN decoder."""
 import pytest
 import torch
 
+import hrops
+import hrops.nn as hnn
 from hrops import _backends
+from hrops.compat.stylegan2 import FusedLeakyReLU
 from pipeline_models import MODELS, mobilestylegan_synthesis, s2fgan_decoder
 
 pytestmark = [pytest.mark.compile,
@@ -61,3 +64,29 @@ def test_compiled_training_step_equals_eager(build):
     torch.testing.assert_close(got_loss, want_loss, rtol=1e-4, atol=1e-6)
     for got, want in zip(got_params, want_params):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _patchmatch_defaults(a, b, o):
+    return hrops.patchmatch_step(a, b, o)[0]
+
+
+@pytest.mark.parametrize("case", ["fused_leaky_relu", "styled_dwconv", "modulated_conv2d",
+                                  "patchmatch_step"])
+def test_real_arguments_trace_with_dynamic_shapes(case):
+    """dynamic=True traces float defaults and attributes (slopes, eps,
+    temperature) as SymFloats: the argument checks must not break the graph."""
+    torch.manual_seed(0)
+    fn, inputs = {
+        "fused_leaky_relu": lambda: (FusedLeakyReLU(3), (torch.randn(2, 3, 4, 4),)),
+        "styled_dwconv": lambda: (hnn.StyledConv2d(4, 6, 8, 3, conv_module=hnn.ModulatedDWConv2d),
+                                  (torch.randn(2, 4, 8, 8), torch.randn(2, 8),
+                                   torch.randn(2, 1, 8, 8))),
+        "modulated_conv2d": lambda: (hrops.modulated_conv2d, (torch.randn(2, 4, 8, 8),
+                                                              torch.randn(5, 4, 3, 3),
+                                                              torch.randn(2, 4))),
+        "patchmatch_step": lambda: (_patchmatch_defaults, (
+            torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6),
+            torch.randint(0, 6, (1, 2, 3, 6, 6)).float())),
+    }[case]()
+    got = torch.compile(fn, fullgraph=True, backend="aot_eager", dynamic=True)(*inputs)
+    torch.testing.assert_close(got, fn(*inputs))

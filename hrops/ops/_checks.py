@@ -109,7 +109,7 @@ def check_integers(value, name, doc, *, lengths=(2,), scalar=False, ge=None, le=
     (`doc` says what, e.g. "a pair (H, W)"), each within ge <= v <= le if
     given, or with scalar=True also one integer, repeated lengths[0] times.
     Integers are as check_integer takes them."""
-    if isinstance(value, (tuple, list)) or isinstance(value, Sequence):
+    if isinstance(value, Sequence):
         items = tuple(value)
     else:
         items = (value,) * lengths[0] if scalar else ()
@@ -158,8 +158,9 @@ def check_real(value, name, *, ge=None, gt=None, lt=None, finite=False):
     check_integer does: True as a slope or a scale is a mistake rather than
     1.0. A 0-d tensor that requires grad is rejected because the ops take
     its value, not the tensor: its gradient would be lost silently. Under
-    torch.compile pass Python numbers (a traced tensor has no value to
-    check)."""
+    torch.compile a float may arrive as a SymFloat (dynamic=True): it passes
+    unless known to be out of range. Pass Python numbers there (a traced
+    tensor has no value to check)."""
     if type(value) in (float, int):
         result = float(value)
     else:
@@ -169,9 +170,10 @@ def check_real(value, name, *, ge=None, gt=None, lt=None, finite=False):
         number = isinstance(value, (numbers.Real, torch.SymFloat)) and not isinstance(value, bool)
         if isinstance(value, torch.Tensor):
             number = value.dim() == 0 and value.dtype != torch.bool and not value.is_complex()
-        # float() specializes a SymFloat that torch.compile traces: the ops take floats.
         result = float(value) if number else math.nan
-    if (math.isnan(result) or (finite and math.isinf(result))
+    # comparisons, not math.isnan / math.isinf: those break a graph on a SymFloat
+    if (not guard_or_true(result == result)
+            or (finite and not guard_or_true(abs(result) < math.inf))
             or not _in_range(result, ge=ge, gt=gt, lt=lt)):
         raise ValueError(f"{name} must be a {'finite ' if finite else ''}real number"
                          f"{_range_doc(ge=ge, gt=gt, lt=lt)}, got {_describe(value)}")
