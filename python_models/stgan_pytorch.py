@@ -52,15 +52,14 @@ class ConvGRUCell(hrops.nn.STU):
             missing = [k for k in expected if k not in own and k not in optional]
             wrong = [k for k in expected if k in own and own[k].shape != expected[k].shape]
             unexpected_keys.extend(prefix + k for k in own if k not in expected)
-            if missing or wrong:
-                missing_keys.extend(prefix + k for k in missing)
-                error_msgs.extend(f"size mismatch for {prefix}{k}: copying a param with shape "
-                                  f"{own[k].shape} from checkpoint, the shape in current model "
-                                  f"is {expected[k].shape}." for k in wrong)
-                converted = current  # the submodules then load what they hold, no errors of theirs
-            else:
-                converted = stu_state_from_bluestyle97({k: v for k, v in own.items()
-                                                        if k in expected})
+            missing_keys.extend(prefix + k for k in missing)
+            error_msgs.extend(f"size mismatch for {prefix}{k}: copying a param with shape "
+                              f"{own[k].shape} from checkpoint, the shape in current model is "
+                              f"{expected[k].shape}." for k in wrong)
+            # What is missing or misshapen keeps the cell's value (as load_state_dict
+            # keeps a module's), so the fused tensors load the rest and report nothing.
+            given = {k: own[k] for k in expected if k in own and k not in wrong}
+            converted = stu_state_from_bluestyle97({**expected, **given})
             state_dict.update({prefix + k: v for k, v in converted.items()})
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
