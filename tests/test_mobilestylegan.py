@@ -286,6 +286,8 @@ def test_kxk_modulated_conv_refuses_an_empty_map():
     (lambda: hnn.IDWTUpsample(-4, STYLE), "channels_in must be an integer >= 1"),
     (lambda: hnn.StyledConv2d(4, 0, STYLE, 3), "channels_out must be an integer >= 1"),
     (lambda: hnn.ConstantInput(0), "channel must be an integer >= 1"),
+    (lambda: hnn.ModulatedDWConv2d(4, 4, STYLE, 3, demodulate="no"),
+     r"demodulate must be a bool \(True or False\), got 'no'"),
 ])
 def test_constructors_refuse_bad_sizes(make, msg):
     with pytest.raises(ValueError, match=msg):

@@ -6,8 +6,7 @@ from ..ops._checks import check_integer
 def check_counts(**counts):
     """Each keyword (a channel count, size, ...) must be an integer >= 1."""
     for name, value in counts.items():
-        if check_integer(value, name) < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value}")
+        check_integer(value, name, ge=1)
 
 
 def check_odd_kernel(kernel_size):

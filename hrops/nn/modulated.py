@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._checks import check_same_device_dtype, check_tensor
+from ..ops._checks import check_bool, check_same_device_dtype, check_tensor
 from ..ops.modulated_dwconv import modulated_dwconv2d
 from ..ops.modulated_idwt import modulated_idwt_upsample
 from ._checks import check_counts
@@ -60,7 +60,7 @@ class _Demodulated(nn.Module):
     _fold_target = ""
 
     def _init_demodulation(self, channels_in, kernel_size, demodulate):
-        self.demodulate = demodulate
+        self.demodulate = check_bool(demodulate, "demodulate")
         if demodulate:
             self.register_buffer("style_inv", torch.randn(1, 1, channels_in, 1, 1))
         self.scale = 1.0 / math.sqrt(channels_in * kernel_size ** 2)

@@ -82,7 +82,7 @@ def _check_cell_inputs(cell, enc, state, attr):
     if enc.dim() != 4 or enc.shape[1] != in_dim:
         raise ValueError(f"{name}: enc must have shape (N, {in_dim}, H, W), got {tuple(enc.shape)}")
     n, _, h, w = enc.shape
-    if h == 0 or w == 0:  # (ATen's transposed conv cannot upsample an empty state)
+    if h < 2 or w < 2:  # (a state of H/2 x W/2 pixels; ATen cannot upsample an empty one)
         raise ValueError(f"{name}: enc must have H >= 2 and W >= 2, got {tuple(enc.shape)}")
     if attr.dim() != 2 or attr.shape[0] != n:
         raise ValueError(f"{name}: attr must have shape (N, A) = ({n}, A), got {tuple(attr.shape)}")

@@ -52,7 +52,7 @@ def region_classes(seg: torch.Tensor, num_regions: int | None = None, kernel_siz
                    padding: int = 1, *, impl: str | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixels grouped by the labels under the k*k taps of a stride-1
-    convolution with zero padding.
+    convolution with zero padding (kernel_size in [1, 255]).
 
     seg: (N, H, W) integer labels (ids in [0, R), -1 for no region) or SEAN's
     one-hot (N, R, H, W). Returns int64 (classes, signatures):
