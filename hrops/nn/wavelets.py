@@ -49,8 +49,10 @@ class _HaarModule(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name, taps in _haar_taps(self._prefix).items():  # (as rounded to the loaded dtype)
             loaded = state_dict.get(prefix + name)
-            if loaded is not None and (loaded.shape != taps.shape or
-                                       not torch.allclose(loaded.float().cpu(), taps.to(loaded.dtype).float(), atol=1e-6)):
+            if loaded is not None and (
+                    loaded.shape != taps.shape or
+                    not torch.allclose(loaded.float().cpu(), taps.to(loaded.dtype).float(),
+                                       atol=1e-6)):
                 raise ValueError(f"{prefix}{name}: hrops' {type(self).__name__} implements the "
                                  f"Haar wavelet only; the checkpoint holds other filter taps "
                                  f"{loaded.flatten().tolist()}")

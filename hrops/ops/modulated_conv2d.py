@@ -45,6 +45,9 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
     if weight.shape[1] != cin or weight.shape[2] != weight.shape[3]:
         raise ValueError(f"weight must have shape (Cout, Cin, k, k) with Cin = {cin}, got "
                          f"{tuple(weight.shape)}")
+    up, down = check_choice(up, "up", (1, 2)), check_choice(down, "down", (1, 2))
+    if up == 2 and down == 2:
+        raise ValueError("up and down must not both be 2")
     if cin == 0 or weight.shape[0] == 0:  # ATen convolutions cannot take or make 0 channels
         raise ValueError(f"modulated_conv2d needs Cin >= 1 and Cout >= 1, got weight of shape "
                          f"{tuple(weight.shape)}")
@@ -59,9 +62,6 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=1, down=1, blur_kerne
                              f"{k}x{k} kernel, got {tuple(x.shape)}")
     if tuple(style.shape) != (n, cin):
         raise ValueError(f"style must have shape (N, Cin) = {(n, cin)}, got {tuple(style.shape)}")
-    up, down = check_choice(up, "up", (1, 2)), check_choice(down, "down", (1, 2))
-    if up == 2 and down == 2:
-        raise ValueError("up and down must not both be 2")
     demodulate = check_bool(demodulate, "demodulate")
     eps = check_real(eps, "eps", gt=0, finite=True)
     if _backends.resolve("modulated_conv2d", impl, x.device, ("ref", "cpu", "cuda")) == "ref":

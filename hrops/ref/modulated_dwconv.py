@@ -15,14 +15,14 @@ def modulated_dwconv2d(x, modulation, weight_dw, weight_pw, demod=None, padding=
     """x (N, Cin, H, W), modulation (N, Cin), weight_dw (Cin, 1, k, k),
     weight_pw (Cout, Cin, 1, 1), demod (Cout,) or None."""
     y = x * modulation[:, :, None, None]
-    if x.shape[1] > 0 and weight_pw.shape[0] > 0:
-        y = F.conv2d(F.conv2d(y, weight_dw, padding=padding, groups=x.shape[1]), weight_pw)
-    else:  # ATen cannot: groups=0 is an error, and a 1x1 conv2d of 0 channels gives 0, not Cout
-        if x.shape[1] > 0:
-            y = F.conv2d(y, weight_dw, padding=padding, groups=x.shape[1])
-        else:
-            y = y.new_zeros(*x.shape[:2], *[s + 2 * padding - weight_dw.shape[-1] + 1
-                                             for s in x.shape[2:]])
+    if x.shape[1] > 0:
+        y = F.conv2d(y, weight_dw, padding=padding, groups=x.shape[1])
+    else:  # groups=0 is an error to ATen: no channels convolve to none
+        y = y.new_zeros(*x.shape[:2], *[s + 2 * padding - weight_dw.shape[-1] + 1
+                                         for s in x.shape[2:]])
+    if y.shape[1] > 0 and weight_pw.shape[0] > 0:
+        y = F.conv2d(y, weight_pw)
+    else:  # ATen's 1x1 conv2d gives 0 channels for 0 inputs and rejects Cout = 0
         y = torch.einsum("nihw,oi->nohw", y, weight_pw[:, :, 0, 0])
     return y if demod is None else y * demod.view(1, -1, 1, 1)
 
